@@ -1,0 +1,28 @@
+/* bqueue: a bounded blocking FIFO of pointers, many producers and many consumers.
+ * The capacity is fixed at creation; a full queue blocks producers (back-pressure).
+ * One mutex per queue, held only to move a pointer: never during work. */
+#ifndef VHPREP_COMMON_BQUEUE_H
+#define VHPREP_COMMON_BQUEUE_H
+
+#include <stddef.h>
+
+struct bqueue;
+
+/* Returns a queue of capacity cap (>= 1), or NULL on allocation failure. */
+struct bqueue *bqueue_new(size_t cap);
+/* Frees q; q may be NULL. The queue must be empty or its items owned elsewhere. */
+void bqueue_free(struct bqueue *q);
+/* Appends p (non-NULL), blocking while full. Returns 0, or -1 if the queue is closed
+ * (then the caller still owns p). Any thread. */
+int bqueue_push(struct bqueue *q, void *p);
+/* Removes the oldest pointer, blocking while empty. Returns NULL once the queue is
+ * closed and empty. Any thread. */
+void *bqueue_pop(struct bqueue *q);
+/* Like bqueue_pop but never blocks: NULL when empty. */
+void *bqueue_trypop(struct bqueue *q);
+/* Closes q: later pushes fail, pops drain what is left then return NULL. Idempotent. */
+void bqueue_close(struct bqueue *q);
+/* Returns the number of queued pointers (a snapshot). */
+size_t bqueue_len(struct bqueue *q);
+
+#endif

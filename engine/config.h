@@ -1,0 +1,70 @@
+/* config: everything a run is asked to do, parsed from the command line (options.c)
+ * and the environment, validated in one place. Read-only once the run starts. */
+#ifndef VHPREP_ENGINE_CONFIG_H
+#define VHPREP_ENGINE_CONFIG_H
+
+#include <stdint.h>
+
+#include "common/vherr.h"
+#include "io/metadata.h"
+#include "kernels/kernel.h"
+
+/* A growable list of borrowed strings (they point into argv or the environment). */
+struct strlist {
+	const char **v;
+	int n;
+};
+
+struct config {
+	const char *source;       /* the SOURCE argument */
+	struct kernel_params kernel;
+	/* select */
+	struct strlist includes, excludes;
+	uint64_t min_size, max_size; /* max_size UINT64_MAX: no bound */
+	uint64_t limit;           /* 0: no limit */
+	double sample;            /* keep this fraction, 1.0: all */
+	uint64_t seed;            /* sample hash seed */
+	uint32_t shard_index, shard_count; /* shard_count 1: no sharding */
+	const char *files_from;
+	/* write */
+	const char *outputs;      /* resolved by config_finish */
+	const char *prefix;
+	int live_upload, overwrite;
+	/* record */
+	struct strlist datasets, aliases, tags;
+	const char *dataset_from, *packaging;
+	/* run */
+	int threads, io_depth, walkers;
+	uint64_t read_budget;
+	uint64_t max_errors;
+	int quiet;
+	double metrics_interval;  /* seconds, 0: no metrics lines */
+	int progress;             /* -1 auto (stderr is a TTY), 0 off, 1 on */
+};
+
+/* Fills cfg with the defaults (before options). */
+void config_defaults(struct config *cfg);
+/* Frees what cfg allocated (its lists); the strings are borrowed. cfg may be NULL. */
+void config_release(struct config *cfg);
+/* Appends s to l. Returns 0, or -1 when memory runs out. */
+int strlist_add(struct strlist *l, const char *s);
+
+/* Resolves what depends on the environment (outputs dir, thread count) and checks the
+ * whole config. Returns 0, or -VHERR_USAGE with err's message saying what is wrong. */
+int config_finish(struct config *cfg, struct vherr *err);
+/* Fills b with the dataset binding that cfg asks for (pointers into cfg). */
+void config_binding(const struct config *cfg, struct metadata_binding *b);
+
+/* Parsers for option values. Each returns 0 and sets its output, or -1. */
+/* "1048576", "512k", "256M", "1.5G", "2T" (powers of 1024). */
+int config_parse_size(const char *s, uint64_t *out);
+/* "224" (224x224) or "224x160" (width x height), 1..65535 each. */
+int config_parse_resize(const char *s, int *w, int *h);
+/* "I/N" with 0 <= I < N. */
+int config_parse_shard(const char *s, uint32_t *index, uint32_t *count);
+/* A decimal in (0, 1]. */
+int config_parse_fraction(const char *s, double *out);
+/* An integer in [min, max]. */
+int config_parse_long(const char *s, long min, long max, long *out);
+
+#endif

@@ -1,0 +1,396 @@
+#include "engine/options.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	OPT_RESIZE = 256, OPT_MODE, OPT_GRAY, OPT_BLUR, OPT_SHARPEN, OPT_NO_AUTOROTATE,
+	OPT_FORMAT, OPT_QUALITY, OPT_MAX_PIXELS, OPT_FAIL_ON, OPT_KERNEL, OPT_INCLUDE,
+	OPT_EXCLUDE, OPT_MIN_SIZE, OPT_MAX_SIZE, OPT_LIMIT, OPT_SAMPLE, OPT_SEED, OPT_SHARD,
+	OPT_FILES_FROM, OPT_PREFIX, OPT_LIVE_UPLOAD, OPT_OVERWRITE, OPT_DATASET,
+	OPT_DATASET_FROM, OPT_DATASET_ALIAS, OPT_PACKAGING, OPT_TAG, OPT_IO_DEPTH,
+	OPT_WALKERS, OPT_READ_BUDGET, OPT_MAX_ERRORS, OPT_METRICS, OPT_PROGRESS,
+	OPT_NO_PROGRESS,
+};
+
+static const struct option long_options[] = {
+	{"resize", required_argument, NULL, OPT_RESIZE},
+	{"resize-mode", required_argument, NULL, OPT_MODE},
+	{"gray", no_argument, NULL, OPT_GRAY},
+	{"grey", no_argument, NULL, OPT_GRAY},
+	{"blur", required_argument, NULL, OPT_BLUR},
+	{"sharpen", no_argument, NULL, OPT_SHARPEN},
+	{"no-autorotate", no_argument, NULL, OPT_NO_AUTOROTATE},
+	{"format", required_argument, NULL, OPT_FORMAT},
+	{"quality", required_argument, NULL, OPT_QUALITY},
+	{"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
+	{"fail-on", required_argument, NULL, OPT_FAIL_ON},
+	{"kernel", required_argument, NULL, OPT_KERNEL},
+	{"background", required_argument, NULL, 'B'},
+	{"include", required_argument, NULL, OPT_INCLUDE},
+	{"exclude", required_argument, NULL, OPT_EXCLUDE},
+	{"min-size", required_argument, NULL, OPT_MIN_SIZE},
+	{"max-size", required_argument, NULL, OPT_MAX_SIZE},
+	{"limit", required_argument, NULL, OPT_LIMIT},
+	{"sample", required_argument, NULL, OPT_SAMPLE},
+	{"seed", required_argument, NULL, OPT_SEED},
+	{"shard", required_argument, NULL, OPT_SHARD},
+	{"files-from", required_argument, NULL, OPT_FILES_FROM},
+	{"outputs", required_argument, NULL, 'o'},
+	{"prefix", required_argument, NULL, OPT_PREFIX},
+	{"live-upload", no_argument, NULL, OPT_LIVE_UPLOAD},
+	{"overwrite", no_argument, NULL, OPT_OVERWRITE},
+	{"dataset", required_argument, NULL, OPT_DATASET},
+	{"dataset-from", required_argument, NULL, OPT_DATASET_FROM},
+	{"dataset-alias", required_argument, NULL, OPT_DATASET_ALIAS},
+	{"packaging", required_argument, NULL, OPT_PACKAGING},
+	{"tag", required_argument, NULL, OPT_TAG},
+	{"threads", required_argument, NULL, 'j'},
+	{"io-depth", required_argument, NULL, OPT_IO_DEPTH},
+	{"walkers", required_argument, NULL, OPT_WALKERS},
+	{"read-budget", required_argument, NULL, OPT_READ_BUDGET},
+	{"max-errors", required_argument, NULL, OPT_MAX_ERRORS},
+	{"metrics-interval", required_argument, NULL, OPT_METRICS},
+	{"progress", no_argument, NULL, OPT_PROGRESS},
+	{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+	{"quiet", no_argument, NULL, 'q'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
+};
+
+void options_usage(FILE *out)
+{
+	fputs(
+"Usage: vhprep [OPTIONS] SOURCE\n"
+"\n"
+"Preprocess the images under SOURCE (a directory or a kernel NFS mount such as\n"
+"/mnt/raw-images) into the Valohai outputs dir, and bind every output to a dataset\n"
+"version in valohai.metadata.jsonl. The source is only read, never written.\n"
+"\n"
+"Transform:\n"
+"  --resize N|WxH          resize to N x N or W x H (default: no resize, re-encode only)\n"
+"  --resize-mode MODE      stretch (default; exactly WxH, like PIL img.resize((W, H))),\n"
+"                          fit (inside WxH, aspect kept), short (cover WxH, aspect kept:\n"
+"                          --resize N makes the short side N), crop (cover, then\n"
+"                          centre-crop to WxH), pad (fit, then pad to WxH)\n"
+"  --gray                  single-band grey output\n"
+"  --blur SIGMA            gaussian blur after resizing\n"
+"  --sharpen               sharpen after resizing\n"
+"  --no-autorotate         do not apply the EXIF orientation (default: applied)\n"
+"  --format FMT            keep (default: jpeg->jpg, png->png, webp->webp, others->png),\n"
+"                          jpg, png or webp\n"
+"  --quality Q             JPEG/WebP quality 1-100 (default 90)\n"
+"  --max-pixels N          refuse images of more pixels, read from the header before\n"
+"                          decoding (default 100000000)\n"
+"  --fail-on LEVEL         none, truncated (default), error or warning: how damaged\n"
+"                          an input may be before it is a failure\n"
+"  --kernel K              auto (default) or vips\n"
+"  --background R,G,B      pad and alpha-flattening colour (default 0,0,0)\n"
+"\n"
+"Select (a file is processed when every given filter keeps it):\n"
+"  --include GLOB          keep matching files (repeatable; a pattern without '/'\n"
+"                          matches the base name, one with '/' the relative path)\n"
+"  --exclude GLOB          drop matching files (repeatable, same matching)\n"
+"  --min-size SIZE         drop files smaller than SIZE (bytes; k, M, G suffixes)\n"
+"  --max-size SIZE         drop files larger than SIZE\n"
+"  --limit N               stop after N selected files (the first found: use --sample\n"
+"                          for a subset that reruns reproduce)\n"
+"  --sample FRACTION       keep this fraction, chosen by a hash of the relative path:\n"
+"                          a rerun picks the same files (--seed N varies the choice)\n"
+"  --shard I/N             keep the files whose path hash mod N is I: N machines split\n"
+"                          one job without overlap\n"
+"  --files-from FILE       read relative paths from FILE ('-': stdin) instead of\n"
+"                          walking SOURCE\n"
+"\n"
+"Write and record:\n"
+"  -o, --outputs DIR       outputs dir (default: $VH_OUTPUTS_DIR, else /valohai/outputs\n"
+"                          if it exists, else ./outputs)\n"
+"  --prefix DIR            sub-directory of outputs for the images (default\n"
+"                          processed_images)\n"
+"  --live-upload           make each finished file read-only, so Valohai uploads it now\n"
+"  --overwrite             reuse an outputs dir that holds an earlier run's records\n"
+"  --dataset URI           bind every output to dataset://NAME/VERSION (repeatable)\n"
+"  --dataset-from URI      the version the new one starts from\n"
+"  --dataset-alias ALIAS   a targeting alias for the version (repeatable)\n"
+"  --packaging P           the version's packaging (JSON or a word, passed through)\n"
+"  --tag TAG               a valohai.tags entry on every output (repeatable)\n"
+"\n"
+"Run:\n"
+"  -j, --threads N         image worker threads (default: all cores)\n"
+"  --io-depth N            opens+reads in flight (default 64): on a network mount each\n"
+"                          one is a round trip, and only many in flight hide it\n"
+"  --walkers N             directories listed at once (default 16)\n"
+"  --read-budget SIZE      bytes read ahead of the workers at most (default 256M)\n"
+"  --max-errors N          failures allowed before the exit code says so (default 0)\n"
+"  --metrics-interval S    seconds between JSON metrics lines on stdout (default 5;\n"
+"                          0: none)\n"
+"  --progress, --no-progress  force the stderr progress line on or off (default: on\n"
+"                          when stderr is a terminal)\n"
+"  -q, --quiet             no progress, warnings or summary on stderr\n"
+"  -h, --help              this text\n"
+"  -V, --version           the version\n"
+"\n"
+"The outputs dir receives: PREFIX/<relative tree>, valohai.metadata.jsonl (one line per\n"
+"output, with provenance), processing_metadata.csv, vhprep-errors.jsonl (one line per\n"
+"failed input) and vhprep-summary.json.\n"
+"\n"
+"Exit codes:\n"
+"  0    every selected file was processed (or failures <= --max-errors)\n"
+"  1    a fatal runtime error (outputs not writable, disk full)\n"
+"  2    usage error, or the source cannot be read\n"
+"  3    more failures than --max-errors (see vhprep-errors.jsonl)\n"
+"  130  interrupted by SIGINT, 143 by SIGTERM (finished outputs and records kept)\n",
+	      out);
+}
+
+static int bad(struct vherr *err, const char *opt, const char *value, const char *want)
+{
+	return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE, "invalid %s '%s': expected %s", opt,
+			 value, want);
+}
+
+static int parse_background(const char *s, uint8_t rgb[3])
+{
+	unsigned r, g, b;
+	char extra;
+
+	if (sscanf(s, "%u,%u,%u%c", &r, &g, &b, &extra) != 3 || r > 255 || g > 255 || b > 255)
+		return -1;
+	rgb[0] = (uint8_t)r;
+	rgb[1] = (uint8_t)g;
+	rgb[2] = (uint8_t)b;
+	return 0;
+}
+
+/* The transform options. Returns 1 if opt is not one of them. */
+static int parse_transform(int opt, const char *v, struct config *cfg, struct vherr *err)
+{
+	struct kernel_params *k = &cfg->kernel;
+	long n;
+
+	switch (opt) {
+	case OPT_RESIZE:
+		return config_parse_resize(v, &k->resize_w, &k->resize_h)
+			       ? bad(err, "--resize", v, "N or WxH, 1-65535")
+			       : 0;
+	case OPT_MODE:
+		return geometry_mode_parse(v, &k->mode)
+			       ? bad(err, "--resize-mode", v, "stretch|fit|short|crop|pad")
+			       : 0;
+	case OPT_GRAY:
+		k->gray = 1;
+		return 0;
+	case OPT_BLUR: {
+		char *end;
+		k->blur_sigma = strtod(v, &end);
+		return *end || end == v || !(k->blur_sigma > 0 && k->blur_sigma <= 100)
+			       ? bad(err, "--blur", v, "a sigma in (0, 100]")
+			       : 0;
+	}
+	case OPT_SHARPEN:
+		k->sharpen = 1;
+		return 0;
+	case OPT_NO_AUTOROTATE:
+		k->autorotate = 0;
+		return 0;
+	case OPT_FORMAT:
+		return kernel_format_parse(v, &k->format)
+			       ? bad(err, "--format", v, "keep|jpg|png|webp")
+			       : 0;
+	case OPT_QUALITY:
+		if (config_parse_long(v, 1, 100, &n))
+			return bad(err, "--quality", v, "1-100");
+		k->quality = (int)n;
+		return 0;
+	case OPT_MAX_PIXELS:
+		return config_parse_size(v, &k->max_pixels) || k->max_pixels == 0
+			       ? bad(err, "--max-pixels", v, "a positive count")
+			       : 0;
+	case OPT_FAIL_ON:
+		return kernel_fail_on_parse(v, &k->fail_on)
+			       ? bad(err, "--fail-on", v, "none|truncated|error|warning")
+			       : 0;
+	case OPT_KERNEL:
+		if (strcmp(v, "auto") == 0)
+			k->choice = KERNEL_AUTO;
+		else if (strcmp(v, "vips") == 0 || strcmp(v, "libvips") == 0)
+			k->choice = KERNEL_VIPS;
+		else
+			return bad(err, "--kernel", v, "auto|vips");
+		return 0;
+	case 'B':
+		return parse_background(v, k->background) ? bad(err, "--background", v, "R,G,B")
+							   : 0;
+	}
+	return 1;
+}
+
+static int add(struct strlist *l, const char *v, struct vherr *err)
+{
+	return strlist_add(l, v) ? vherr_set(err, VHERR_NOMEM, VHSTAGE_NONE, NULL) : 0;
+}
+
+/* The select options. Returns 1 if opt is not one of them. */
+static int parse_select(int opt, const char *v, struct config *cfg, struct vherr *err)
+{
+	long n;
+
+	switch (opt) {
+	case OPT_INCLUDE:
+		return add(&cfg->includes, v, err);
+	case OPT_EXCLUDE:
+		return add(&cfg->excludes, v, err);
+	case OPT_MIN_SIZE:
+		return config_parse_size(v, &cfg->min_size) ? bad(err, "--min-size", v, "a size")
+							     : 0;
+	case OPT_MAX_SIZE:
+		return config_parse_size(v, &cfg->max_size) ? bad(err, "--max-size", v, "a size")
+							     : 0;
+	case OPT_LIMIT:
+		if (config_parse_long(v, 1, LONG_MAX, &n))
+			return bad(err, "--limit", v, "a positive count");
+		cfg->limit = (uint64_t)n;
+		return 0;
+	case OPT_SAMPLE:
+		return config_parse_fraction(v, &cfg->sample)
+			       ? bad(err, "--sample", v, "a fraction in (0, 1]")
+			       : 0;
+	case OPT_SEED:
+		if (config_parse_long(v, 0, LONG_MAX, &n))
+			return bad(err, "--seed", v, "a non-negative integer");
+		cfg->seed = (uint64_t)n;
+		return 0;
+	case OPT_SHARD:
+		return config_parse_shard(v, &cfg->shard_index, &cfg->shard_count)
+			       ? bad(err, "--shard", v, "I/N with 0 <= I < N")
+			       : 0;
+	case OPT_FILES_FROM:
+		cfg->files_from = v;
+		return 0;
+	}
+	return 1;
+}
+
+/* The write and record options. Returns 1 if opt is not one of them. */
+static int parse_output(int opt, const char *v, struct config *cfg, struct vherr *err)
+{
+	switch (opt) {
+	case 'o':
+		cfg->outputs = v;
+		return 0;
+	case OPT_PREFIX:
+		cfg->prefix = v;
+		return 0;
+	case OPT_LIVE_UPLOAD:
+		cfg->live_upload = 1;
+		return 0;
+	case OPT_OVERWRITE:
+		cfg->overwrite = 1;
+		return 0;
+	case OPT_DATASET:
+		return add(&cfg->datasets, v, err);
+	case OPT_DATASET_FROM:
+		cfg->dataset_from = v;
+		return 0;
+	case OPT_DATASET_ALIAS:
+		return add(&cfg->aliases, v, err);
+	case OPT_PACKAGING:
+		cfg->packaging = v;
+		return 0;
+	case OPT_TAG:
+		return add(&cfg->tags, v, err);
+	}
+	return 1;
+}
+
+static int parse_count(const char *opt, const char *v, long max, int *out, struct vherr *err)
+{
+	long n;
+
+	if (config_parse_long(v, 1, max, &n))
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "invalid %s '%s': expected 1-%ld", opt, v, max);
+	*out = (int)n;
+	return 0;
+}
+
+/* The run options. Returns 1 if opt is not one of them. */
+static int parse_run(int opt, const char *v, struct config *cfg, struct vherr *err)
+{
+	long n;
+	char *end;
+
+	switch (opt) {
+	case 'j':
+		return parse_count("--threads", v, 1024, &cfg->threads, err);
+	case OPT_IO_DEPTH:
+		return parse_count("--io-depth", v, 4096, &cfg->io_depth, err);
+	case OPT_WALKERS:
+		return parse_count("--walkers", v, 1024, &cfg->walkers, err);
+	case OPT_READ_BUDGET:
+		return config_parse_size(v, &cfg->read_budget) || cfg->read_budget < 1024
+			       ? bad(err, "--read-budget", v, "a size of at least 1k")
+			       : 0;
+	case OPT_MAX_ERRORS:
+		if (config_parse_long(v, 0, LONG_MAX, &n))
+			return bad(err, "--max-errors", v, "a count");
+		cfg->max_errors = (uint64_t)n;
+		return 0;
+	case OPT_METRICS:
+		cfg->metrics_interval = strtod(v, &end);
+		return *end || end == v || cfg->metrics_interval < 0
+			       ? bad(err, "--metrics-interval", v, "seconds >= 0")
+			       : 0;
+	case OPT_PROGRESS:
+		cfg->progress = 1;
+		return 0;
+	case OPT_NO_PROGRESS:
+		cfg->progress = 0;
+		return 0;
+	case 'q':
+		cfg->quiet = 1;
+		return 0;
+	}
+	return 1;
+}
+
+int options_parse(int argc, char **argv, struct config *cfg, FILE *out, struct vherr *err)
+{
+	int opt, rc;
+
+	optind = 0; /* full reinitialisation: options_parse may run more than once */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "o:j:qhV", long_options, NULL)) != -1) {
+		if (opt == 'h') {
+			options_usage(out);
+			return OPTIONS_EXIT;
+		}
+		if (opt == 'V') {
+			fprintf(out, "vhprep %s\n", VHPREP_VERSION);
+			return OPTIONS_EXIT;
+		}
+		if (opt == '?' || opt == ':')
+			return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+					 "unknown option or missing value: '%s' (try --help)",
+					 argv[optind - 1]);
+		rc = parse_transform(opt, optarg, cfg, err);
+		if (rc == 1)
+			rc = parse_select(opt, optarg, cfg, err);
+		if (rc == 1)
+			rc = parse_output(opt, optarg, cfg, err);
+		if (rc == 1)
+			rc = parse_run(opt, optarg, cfg, err);
+		if (rc != 0)
+			return rc < 0 ? rc : vherr_set(err, VHERR_INTERNAL, VHSTAGE_NONE,
+						       "unhandled option");
+	}
+	if (optind < argc)
+		cfg->source = argv[optind++];
+	if (optind < argc)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "one SOURCE only: unexpected '%s'", argv[optind]);
+	return OPTIONS_RUN;
+}

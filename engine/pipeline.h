@@ -1,0 +1,47 @@
+/* pipeline: the run's data path. A walk thread enumerates the source and submits reads
+ * (io_depth in flight, bounded by the byte budget); read completions queue the files for
+ * the OpenMP workers, which transform, write, and record each one.
+ *
+ *   walk ──emit──► select ──submit──► source reads ──done──► ready queue ──► workers
+ *
+ * Back-pressure: the ready queue and the budget block the readers, and a full read queue
+ * blocks the walk, so memory stays bounded however large the tree. */
+#ifndef VHPREP_ENGINE_PIPELINE_H
+#define VHPREP_ENGINE_PIPELINE_H
+
+#include "common/budget.h"
+#include "engine/config.h"
+#include "engine/stats.h"
+#include "io/dirsink.h"
+#include "io/metadata.h"
+#include "io/report.h"
+#include "io/source.h"
+
+/* What a run drives; everything borrowed, and must outlive the pipeline. */
+struct pipeline_env {
+	const struct config *cfg;
+	struct source *source;
+	struct budget *budget;  /* the same budget the source's reads take from */
+	struct dirsink *sink;
+	struct metadata *metadata;
+	struct report *report;
+	struct stats *stats;
+};
+
+struct pipeline;
+
+/* Returns a pipeline over env, or NULL when memory runs out. */
+struct pipeline *pipeline_new(const struct pipeline_env *env);
+/* Runs to the end (or until cancelled): returns 0, or a negative code with fatal set
+ * when the run had to stop (the root could not be walked, outputs not writable, disk
+ * full). Per-file failures are recorded, not returned. Call once, from the main thread. */
+int pipeline_run(struct pipeline *p, struct vherr *fatal);
+/* Stops the run: no new files start; files being transformed finish and are recorded,
+ * the rest are dropped. Thread-safe and idempotent. */
+void pipeline_cancel(struct pipeline *p);
+/* Whether pipeline_run has returned. Thread-safe. */
+int pipeline_finished(struct pipeline *p);
+/* Frees p; p may be NULL. */
+void pipeline_free(struct pipeline *p);
+
+#endif

@@ -1,0 +1,105 @@
+#include "engine/stats.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+double stats_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void stats_init(struct stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->start = stats_now();
+	pthread_mutex_init(&s->examples_lock, NULL);
+}
+
+void stats_release(struct stats *s)
+{
+	for (int r = 0; r < VHERR__COUNT; r++)
+		for (int i = 0; i < STATS_EXAMPLES; i++)
+			VH_FREE(s->examples[r][i]);
+	pthread_mutex_destroy(&s->examples_lock);
+}
+
+void stats_fail(struct stats *s, int code, const char *path)
+{
+	int r = code < 0 ? -code : code;
+
+	if (r >= VHERR__COUNT)
+		r = VHERR_INTERNAL;
+	atomic_fetch_add_explicit(&s->failed, 1, memory_order_relaxed);
+	if (atomic_fetch_add(&s->by_reason[r], 1) >= STATS_EXAMPLES)
+		return;
+	pthread_mutex_lock(&s->examples_lock);
+	for (int i = 0; i < STATS_EXAMPLES; i++)
+		if (!s->examples[r][i]) {
+			s->examples[r][i] = strdup(path);
+			break;
+		}
+	pthread_mutex_unlock(&s->examples_lock);
+}
+
+uint64_t stats_finished(struct stats *s)
+{
+	return atomic_load(&s->processed) + atomic_load(&s->failed) +
+	       atomic_load(&s->skipped_size) + atomic_load(&s->cancelled) +
+	       atomic_load(&s->over_limit);
+}
+
+double stats_elapsed(const struct stats *s)
+{
+	return stats_now() - s->start;
+}
+
+json_t *stats_failures_json(struct stats *s)
+{
+	json_t *all = json_object();
+
+	pthread_mutex_lock(&s->examples_lock);
+	for (int r = 0; all && r < VHERR__COUNT; r++) {
+		uint64_t n = atomic_load(&s->by_reason[r]);
+		json_t *ex;
+
+		if (!n)
+			continue;
+		ex = json_array();
+		for (int i = 0; ex && i < STATS_EXAMPLES && s->examples[r][i]; i++)
+			json_array_append_new(ex, json_string(s->examples[r][i]));
+		json_object_set_new(all, vherr_reason(r),
+				    json_pack("{s:I, s:o}", "count", (json_int_t)n, "examples",
+					      ex ? ex : json_array()));
+	}
+	pthread_mutex_unlock(&s->examples_lock);
+	return all;
+}
+
+uint64_t stats_peak_rss(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (uint64_t)ru.ru_maxrss * 1024;
+}
+
+uint64_t stats_current_rss(void)
+{
+	FILE *f = fopen("/proc/self/statm", "re");
+	unsigned long size = 0, resident = 0;
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}

@@ -1,0 +1,286 @@
+#include "io/posixwalk.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A directory waiting to be listed; relpath "" is the root. */
+struct walkdir {
+	struct walkdir *next;
+	char relpath[];
+};
+
+struct walk {
+	int rootfd;                  /* set at creation */
+	atomic_int *stop;            /* set at creation; any thread may raise it */
+	source_emit_fn emit;         /* set at creation */
+	void *ctx;                   /* set at creation */
+	void (*on_error)(void *, const char *, const struct vherr *);
+	struct posixwalk_stats *stats; /* set at creation, atomics */
+	pthread_mutex_t lock;
+	pthread_cond_t changed;      /* signalled on push and when a listing ends */
+	struct walkdir *stack;       /* under lock: LIFO keeps the pending set small */
+	int active;                  /* under lock: directories being listed */
+	int failed;                  /* under lock: root unlistable or out of memory */
+	struct vherr err;            /* under lock: the failure, when failed */
+};
+
+static struct walkdir *walkdir_new(const char *parent, const char *name)
+{
+	size_t plen = strlen(parent), nlen = strlen(name);
+	struct walkdir *d = malloc(sizeof(*d) + plen + nlen + 2);
+
+	if (!d)
+		return NULL;
+	if (plen) {
+		memcpy(d->relpath, parent, plen);
+		d->relpath[plen] = '/';
+		memcpy(d->relpath + plen + 1, name, nlen + 1);
+	} else {
+		memcpy(d->relpath, name, nlen + 1);
+	}
+	d->next = NULL;
+	return d;
+}
+
+static void walk_push(struct walk *w, struct walkdir *d)
+{
+	pthread_mutex_lock(&w->lock);
+	d->next = w->stack;
+	w->stack = d;
+	pthread_cond_signal(&w->changed);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void walk_fail(struct walk *w, const struct vherr *err)
+{
+	pthread_mutex_lock(&w->lock);
+	if (!w->failed) {
+		w->failed = 1;
+		w->err = *err;
+	}
+	pthread_mutex_unlock(&w->lock);
+	atomic_store(w->stop, 1);
+}
+
+static void walk_report(struct walk *w, const char *relpath, const struct vherr *err)
+{
+	if (relpath[0] == '\0')
+		walk_fail(w, err);
+	else if (w->on_error)
+		w->on_error(w->ctx, relpath, err);
+}
+
+/* Joins parent and name into buf; returns buf, or NULL if it does not fit. */
+static char *join(char *buf, size_t size, const char *parent, const char *name)
+{
+	int n = parent[0] ? snprintf(buf, size, "%s/%s", parent, name)
+			  : snprintf(buf, size, "%s", name);
+
+	return n < 0 || (size_t)n >= size ? NULL : buf;
+}
+
+static void emit_file(struct walk *w, const char *relpath)
+{
+	if (w->emit(w->ctx, relpath) == SOURCE_STOP)
+		atomic_store(w->stop, 1);
+}
+
+/* Resolves a DT_LNK or DT_UNKNOWN entry to the type that decides what we do with it. */
+static unsigned char resolve_type(int dfd, const char *name, unsigned char type)
+{
+	struct stat st;
+	int flags = type == DT_LNK ? 0 : AT_SYMLINK_NOFOLLOW;
+
+	if (fstatat(dfd, name, &st, flags) != 0)
+		return DT_UNKNOWN;
+	if (S_ISREG(st.st_mode))
+		return DT_REG;
+	if (S_ISDIR(st.st_mode))
+		return type == DT_LNK ? DT_LNK : DT_DIR;
+	return DT_UNKNOWN;
+}
+
+static void visit_entry(struct walk *w, int dfd, const char *dirrel,
+			const struct dirent *de)
+{
+	char path[PATH_MAX];
+	unsigned char type = de->d_type;
+	struct walkdir *d;
+	struct vherr err;
+
+	if (type == DT_LNK || type == DT_UNKNOWN)
+		type = resolve_type(dfd, de->d_name, type);
+	if (!join(path, sizeof(path), dirrel, de->d_name)) {
+		vherr_set(&err, VHERR_BAD_NAME, VHSTAGE_WALK, "path too long");
+		walk_report(w, dirrel, &err);
+		return;
+	}
+	switch (type) {
+	case DT_REG:
+		emit_file(w, path);
+		break;
+	case DT_DIR:
+		d = walkdir_new(dirrel, de->d_name);
+		if (!d) {
+			vherr_set(&err, VHERR_NOMEM, VHSTAGE_WALK, NULL);
+			walk_fail(w, &err);
+			return;
+		}
+		walk_push(w, d);
+		break;
+	case DT_LNK:
+		atomic_fetch_add(&w->stats->skipped_links, 1);
+		break;
+	default:
+		atomic_fetch_add(&w->stats->skipped_other, 1);
+	}
+}
+
+static void list_dir(struct walk *w, const char *relpath)
+{
+	const char *open_path = relpath[0] ? relpath : ".";
+	struct vherr err;
+	struct dirent *de;
+	DIR *dir;
+	int fd;
+
+	fd = openat(w->rootfd, open_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || !(dir = fdopendir(fd))) {
+		vherr_errno(&err, errno, VHSTAGE_WALK, "cannot list '%s'", open_path);
+		if (fd >= 0)
+			close(fd);
+		walk_report(w, relpath, &err);
+		return;
+	}
+	atomic_fetch_add(&w->stats->dirs, 1);
+	for (errno = 0; !atomic_load(w->stop) && (de = readdir(dir)); errno = 0) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		visit_entry(w, dirfd(dir), relpath, de);
+	}
+	if (errno) {
+		vherr_errno(&err, errno, VHSTAGE_WALK, "cannot list '%s'", open_path);
+		walk_report(w, relpath, &err);
+	}
+	closedir(dir);
+}
+
+/* Takes the next directory, or NULL when the walk is over (stopped, or nothing left
+ * and nobody listing). */
+static struct walkdir *walk_take(struct walk *w)
+{
+	struct walkdir *d = NULL;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->stack && w->active > 0 && !atomic_load(w->stop))
+		pthread_cond_wait(&w->changed, &w->lock);
+	if (w->stack && !atomic_load(w->stop)) {
+		d = w->stack;
+		w->stack = d->next;
+		w->active++;
+	} else {
+		pthread_cond_broadcast(&w->changed);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return d;
+}
+
+static void walk_done(struct walk *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->active--;
+	if (w->active == 0)
+		pthread_cond_broadcast(&w->changed);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void *walker_main(void *arg)
+{
+	struct walk *w = arg;
+	struct walkdir *d;
+
+	while ((d = walk_take(w))) {
+		list_dir(w, d->relpath);
+		free(d);
+		walk_done(w);
+	}
+	return NULL;
+}
+
+/* Wakes walkers blocked in walk_take when *stop is raised from outside. */
+static void *stop_watch(void *arg)
+{
+	struct walk *w = arg;
+	struct timespec tick = {0, 50 * 1000 * 1000};
+	int over = 0;
+
+	while (!over) {
+		nanosleep(&tick, NULL);
+		pthread_mutex_lock(&w->lock);
+		over = w->active == 0 && !w->stack;
+		if (atomic_load(w->stop))
+			pthread_cond_broadcast(&w->changed);
+		pthread_mutex_unlock(&w->lock);
+		over = over || atomic_load(w->stop);
+	}
+	return NULL;
+}
+
+static void free_stack(struct walkdir *d)
+{
+	while (d) {
+		struct walkdir *next = d->next;
+		free(d);
+		d = next;
+	}
+}
+
+int posixwalk_run(int rootfd, int nwalkers, atomic_int *stop, source_emit_fn emit,
+		  void *ctx,
+		  void (*on_error)(void *ctx, const char *relpath, const struct vherr *err),
+		  struct posixwalk_stats *stats, struct vherr *err)
+{
+	struct posixwalk_stats local_stats = {0};
+	struct walk w = {.rootfd = rootfd, .stop = stop, .emit = emit, .ctx = ctx,
+			 .on_error = on_error, .stats = stats ? stats : &local_stats};
+	pthread_t *threads, watcher;
+	int started = 0, rc = 0;
+
+	if (nwalkers < 1)
+		nwalkers = 1;
+	threads = calloc((size_t)nwalkers, sizeof(*threads));
+	w.stack = walkdir_new("", "");
+	if (!threads || !w.stack) {
+		free(threads);
+		free(w.stack);
+		return vherr_set(err, VHERR_NOMEM, VHSTAGE_WALK, NULL);
+	}
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.changed, NULL);
+	for (; started < nwalkers; started++)
+		if (pthread_create(&threads[started], NULL, walker_main, &w) != 0)
+			break;
+	if (started == 0)
+		walker_main(&w);
+	if (pthread_create(&watcher, NULL, stop_watch, &w) == 0)
+		pthread_join(watcher, NULL);
+	for (int i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	if (w.failed) {
+		if (err)
+			*err = w.err;
+		rc = -(int)w.err.code;
+	}
+	free_stack(w.stack);
+	pthread_mutex_destroy(&w.lock);
+	pthread_cond_destroy(&w.changed);
+	free(threads);
+	return rc;
+}

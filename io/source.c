@@ -1,0 +1,181 @@
+/* source: the dispatch table and the posix source (a directory or kernel mount, walked
+ * by posixwalk or listed by filelist, read by iopool). */
+#include "io/source.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/filelist.h"
+#include "io/iopool.h"
+#include "io/posixwalk.h"
+
+struct source_ops {
+	int (*walk)(struct source *s, source_emit_fn emit, void *ctx,
+		    void (*on_error)(void *, const char *, const struct vherr *),
+		    struct vherr *err);
+	int (*submit)(struct source *s, struct source_read *req);
+	void (*cancel)(struct source *s);
+	void (*release)(struct source *s);
+};
+
+struct source {
+	const struct source_ops *ops; /* set at creation */
+	struct source_opts opts;      /* set at creation */
+	char *root;                   /* set at creation */
+	atomic_int stop;
+	/* posix */
+	int rootfd;                   /* set at creation */
+	struct iopool *pool;          /* set at creation */
+};
+
+static int posix_walk(struct source *s, source_emit_fn emit, void *ctx,
+		      void (*on_error)(void *, const char *, const struct vherr *),
+		      struct vherr *err)
+{
+	if (s->opts.files_from)
+		return filelist_run(s->opts.files_from, &s->stop, emit, ctx, on_error, err);
+	return posixwalk_run(s->rootfd, s->opts.walkers, &s->stop, emit, ctx, on_error, NULL,
+			     err);
+}
+
+static int posix_submit(struct source *s, struct source_read *req)
+{
+	return iopool_submit(s->pool, req);
+}
+
+static void posix_cancel(struct source *s)
+{
+	iopool_stop(s->pool);
+}
+
+static void posix_release(struct source *s)
+{
+	iopool_free(s->pool);
+	if (s->rootfd >= 0)
+		close(s->rootfd);
+}
+
+static const struct source_ops posix_ops = {
+	.walk = posix_walk,
+	.submit = posix_submit,
+	.cancel = posix_cancel,
+	.release = posix_release,
+};
+
+/* Warns when path is not a mount point: the user may have mistyped the mount path,
+ * or the volume may not be mounted (then the step reads an empty local directory). */
+static void warn_unless_mount(const char *path, int fd, int quiet)
+{
+	struct stat self, parent;
+	int pfd = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int is_mount;
+
+	if (pfd < 0)
+		return;
+	is_mount = fstat(fd, &self) == 0 && fstat(pfd, &parent) == 0 &&
+		   (self.st_dev != parent.st_dev || self.st_ino == parent.st_ino);
+	close(pfd);
+	if (!is_mount && !quiet)
+		fprintf(stderr,
+			"vhprep: warning: '%s' is not a mount point; reading it as a local "
+			"directory\n",
+			path);
+}
+
+static char *normalise_root(const char *spec)
+{
+	char *root = strdup(spec);
+	size_t n;
+
+	if (!root)
+		return NULL;
+	n = strlen(root);
+	while (n > 1 && root[n - 1] == '/')
+		root[--n] = '\0';
+	return root;
+}
+
+int source_open(const char *spec, const struct source_opts *opts, struct source **out,
+		struct vherr *err)
+{
+	struct source *s = calloc(1, sizeof(*s));
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return vherr_set(err, VHERR_NOMEM, VHSTAGE_WALK, NULL);
+	s->ops = &posix_ops;
+	s->opts = *opts;
+	s->rootfd = -1;
+	s->root = normalise_root(spec);
+	if (!s->root) {
+		rc = vherr_set(err, VHERR_NOMEM, VHSTAGE_WALK, NULL);
+		goto fail;
+	}
+	s->rootfd = open(s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->rootfd < 0) {
+		rc = vherr_errno(err, errno, VHSTAGE_WALK, "cannot open source '%s'", s->root);
+		goto fail;
+	}
+	warn_unless_mount(s->root, s->rootfd, opts->quiet);
+	s->pool = iopool_new(s->rootfd, opts->io_depth, opts->budget);
+	if (!s->pool) {
+		rc = vherr_set(err, VHERR_NOMEM, VHSTAGE_READ, "cannot start I/O threads");
+		goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	source_free(s);
+	return rc;
+}
+
+int source_walk(struct source *s, source_emit_fn emit, void *ctx,
+		void (*on_error)(void *ctx, const char *relpath, const struct vherr *err),
+		struct vherr *err)
+{
+	return s->ops->walk(s, emit, ctx, on_error, err);
+}
+
+int source_read_submit(struct source *s, struct source_read *req)
+{
+	return s->ops->submit(s, req);
+}
+
+void source_stop(struct source *s)
+{
+	atomic_store(&s->stop, 1);
+}
+
+void source_cancel(struct source *s)
+{
+	atomic_store(&s->stop, 1);
+	s->ops->cancel(s);
+}
+
+const char *source_root(const struct source *s)
+{
+	return s->root;
+}
+
+char *source_location(const struct source *s, const char *relpath, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%s", strcmp(s->root, "/") == 0 ? "" : s->root, relpath);
+	return buf;
+}
+
+void source_free(struct source *s)
+{
+	if (!s)
+		return;
+	if (s->ops)
+		s->ops->release(s);
+	free(s->root);
+	free(s);
+}

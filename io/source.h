@@ -1,0 +1,87 @@
+/* source: where files come from. A source enumerates relative paths (walk) and reads
+ * whole files (read) with many operations in flight; the pipeline does not know which
+ * kind of source it drives (posix directory or mount, a files-from list; nfs:// later).
+ *
+ * Threads: walk() calls emit from several walker threads at once; read() completions
+ * run on the source's I/O threads. Exactly one completion per accepted read. */
+#ifndef VHPREP_IO_SOURCE_H
+#define VHPREP_IO_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/budget.h"
+#include "common/vherr.h"
+
+/* What emit returns: go on, or stop the whole walk (limit reached, cancelled). */
+enum source_next { SOURCE_CONTINUE = 0, SOURCE_STOP = 1 };
+
+/* Called once per regular file found; relpath is borrowed for the call ('/'-separated,
+ * relative to the source root, no leading "./"). Must be thread-safe. */
+typedef enum source_next (*source_emit_fn)(void *ctx, const char *relpath);
+
+/* Outcome of a read, in source_read.status. */
+enum source_status {
+	SOURCE_READ_OK,      /* data/len/size/mtime_ns are set */
+	SOURCE_READ_SKIPPED, /* outside the size bounds: not an error, nothing read */
+	SOURCE_READ_FAILED,  /* err says why (stage READ) */
+};
+
+/* One read request. The caller owns it and everything in it until done() runs; from
+ * done() on, data (malloc'd, may be NULL when len is 0) belongs to the caller too. */
+struct source_read {
+	/* set by the caller before source_read_submit */
+	const char *relpath;  /* must live until done() */
+	uint64_t min_size;    /* skip files smaller than this */
+	uint64_t max_size;    /* skip files larger than this; UINT64_MAX: no bound */
+	void (*done)(struct source_read *req); /* the one completion, on an I/O thread */
+	void *user;
+	/* set by the source before done() */
+	enum source_status status;
+	uint8_t *data;
+	uint64_t len;         /* bytes read into data */
+	uint64_t size;        /* size from stat */
+	int64_t mtime_ns;     /* modification time, ns since the epoch */
+	uint64_t charged;     /* bytes taken from the budget for this read (caller releases) */
+	struct vherr err;
+};
+
+/* Options common to every kind of source; set once at creation. */
+struct source_opts {
+	int walkers;           /* directories listed at once */
+	int io_depth;          /* opens+reads in flight */
+	struct budget *budget; /* borrowed; must outlive the source */
+	const char *files_from; /* NULL, or a file of relative paths to read instead of walking */
+	int quiet;             /* no warnings on stderr */
+};
+
+struct source;
+
+/* Opens spec (a directory path or mount point) as a source. Checks that the root exists
+ * and is a directory (else -VHERR_NOENT / -VHERR_NOTDIR with err set: a usage error),
+ * warns on stderr when it is not a mount point. On success *out is owned by the caller. */
+int source_open(const char *spec, const struct source_opts *opts, struct source **out,
+		struct vherr *err);
+/* Walks the tree (or the files-from list), calling emit for each regular file, and
+ * returns when done or stopped: 0, or a negative code with err set if the root itself
+ * could not be listed. Errors on sub-directories are reported through on_error. Call once. */
+int source_walk(struct source *s, source_emit_fn emit, void *ctx,
+		void (*on_error)(void *ctx, const char *relpath, const struct vherr *err),
+		struct vherr *err);
+/* Submits req; blocks while io_depth requests are already queued (back-pressure).
+ * Returns 0 when req->done will run exactly once, or a negative code (source stopped)
+ * when it will not. Thread-safe. */
+int source_read_submit(struct source *s, struct source_read *req);
+/* Asks the walk to stop soon; reads already submitted go on. Thread-safe. */
+void source_stop(struct source *s);
+/* Stops the walk and makes pending and later reads complete as cancelled (and wakes
+ * readers waiting on the budget). Thread-safe. */
+void source_cancel(struct source *s);
+/* Returns the root as given by the user, normalised (no trailing '/'); lives with s. */
+const char *source_root(const struct source *s);
+/* Writes "root/relpath" (the location recorded as provenance) into buf; returns buf. */
+char *source_location(const struct source *s, const char *relpath, char *buf, size_t size);
+/* Waits for the I/O threads and frees s; s may be NULL. No read may be pending. */
+void source_free(struct source *s);
+
+#endif

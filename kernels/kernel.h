@@ -1,0 +1,76 @@
+/* kernel: one image in (encoded bytes), one image out (encoded bytes).
+ *
+ * One struct kernel per worker thread: kernel_run is not thread-safe on one kernel,
+ * and needs no lock across kernels. The process must have called kernel_global_init
+ * once (from main) before any kernel_new. */
+#ifndef VHPREP_KERNELS_KERNEL_H
+#define VHPREP_KERNELS_KERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/vherr.h"
+#include "kernels/geometry.h"
+
+enum kernel_format { KFMT_KEEP, KFMT_JPEG, KFMT_PNG, KFMT_WEBP };
+enum kernel_fail_on { KFAIL_NONE, KFAIL_TRUNCATED, KFAIL_ERROR, KFAIL_WARNING };
+enum kernel_choice { KERNEL_AUTO, KERNEL_VIPS, KERNEL_JPEGFAST };
+
+/* What to do to every image. Set once at start, read-only afterwards (shared by threads). */
+struct kernel_params {
+	int resize_w, resize_h; /* 0,0: no resize */
+	enum geometry_mode mode;
+	int gray;               /* output single-band grey */
+	double blur_sigma;      /* 0: none */
+	int sharpen;
+	int autorotate;         /* apply EXIF orientation (default 1) */
+	enum kernel_format format;
+	int quality;            /* 1..100 for jpeg/webp */
+	uint64_t max_pixels;    /* refuse images with more pixels (from the header) */
+	enum kernel_fail_on fail_on;
+	enum kernel_choice choice;
+	uint8_t background[3];  /* pad colour and alpha flattening colour (sRGB) */
+};
+
+/* The result of one kernel_run. data is owned by the result: kernel_result_release frees it. */
+struct kernel_result {
+	uint8_t *data;
+	size_t len;
+	int in_w, in_h;       /* the source's pixel size as stored (before orientation) */
+	int out_w, out_h;
+	enum kernel_format format; /* the format written (never KFMT_KEEP) */
+	const char *kernel;   /* "libvips" or "jpeg-fast"; static string */
+};
+
+/* Initialises process-wide state (libvips: concurrency 1, cache off). Call once from main
+ * before threads start. argv0 may be NULL. Returns 0 or a negative code with err filled. */
+int kernel_global_init(const char *argv0, struct vherr *err);
+/* Releases process-wide state; call once at exit, after every kernel_free. */
+void kernel_global_shutdown(void);
+
+/* Returns a kernel for one thread; params must outlive it. NULL on allocation failure. */
+struct kernel *kernel_new(const struct kernel_params *params);
+/* Frees k; k may be NULL. Call from the thread that used it. */
+void kernel_free(struct kernel *k);
+
+/* Transforms in[0..len) into *res. Returns 0, or a negative code with err filled
+ * (stage DECODE/TRANSFORM/ENCODE, message without the path), and res left empty.
+ * in is borrowed for the call only. */
+int kernel_run(struct kernel *k, const uint8_t *in, size_t len,
+	       struct kernel_result *res, struct vherr *err);
+/* Frees res->data and zeroes res; safe on an empty result. */
+void kernel_result_release(struct kernel_result *res);
+
+/* Returns the file extension (no dot) for a concrete format: "jpg", "png", "webp". */
+const char *kernel_format_ext(enum kernel_format fmt);
+/* Parses "jpg|jpeg|png|webp|keep"; 0 ok, -1 unknown. */
+int kernel_format_parse(const char *s, enum kernel_format *fmt);
+/* Parses "none|truncated|error|warning"; 0 ok, -1 unknown. */
+int kernel_fail_on_parse(const char *s, enum kernel_fail_on *f);
+#define KERNEL_OP_MAX 48
+/* Writes the operation chain that params asks for, in the order applied, one step per
+ * row: "autorotate", "resize:224x224:stretch", "gray", "blur:1.5", "sharpen",
+ * "format:jpg:q90" (format:keep:q90 for keep). Returns the number of rows (<= max). */
+int kernel_describe(const struct kernel_params *params, char ops[][KERNEL_OP_MAX], int max);
+
+#endif
