@@ -66,7 +66,7 @@ static void print_metrics(struct progress *pr)
 
 	if (!m)
 		return;
-	json_dumpf(m, pr->metrics_out, JSON_COMPACT);
+	json_dumpf(m, pr->metrics_out, JSON_COMPACT | JSON_REAL_PRECISION(6));
 	fputc('\n', pr->metrics_out);
 	fflush(pr->metrics_out);
 	json_decref(m);

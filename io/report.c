@@ -109,7 +109,7 @@ int report_write_summary(int dirfd, json_t *summary, struct vherr *err)
 
 	if (fd < 0)
 		return vherr_errno(err, errno, VHSTAGE_RECORD, "cannot write '%s'", tmp);
-	if (json_dumpfd(summary, fd, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 ||
+	if (json_dumpfd(summary, fd, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(6)) != 0 ||
 	    write(fd, "\n", 1) != 1)
 		rc = vherr_errno(err, errno ? errno : EIO, VHSTAGE_RECORD, "cannot write '%s'",
 				 tmp);

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages vhprep needs to build, test and benchmark.
+# Idempotent and quick when everything is there: apt runs only for missing packages.
+set -euo pipefail
+
+packages=(
+	build-essential cmake pkg-config
+	libvips-dev libvips-tools        # the general image kernel (8.14)
+	zlib1g-dev                       # mkimages deflates its bomb PNG by hand
+	bc                               # benchmark arithmetic
+	libturbojpeg0-dev                # the JPEG fast path
+	libjansson-dev                   # JSON records
+	libxxhash-dev                    # sample/shard hashing
+	libssl-dev                       # SHA-256 provenance checksums
+	libcriterion-dev                 # unit tests
+	libfuse3-dev fuse3               # bench/latencyfs, the emulated NFS mount
+	python3-pil                      # the Python peer the benchmarks compare against
+	hyperfine time                   # benchmark timing
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing+=("$p")
+done
+if ((${#missing[@]})); then
+	echo "install-deps: installing ${missing[*]}" >&2
+	if [ "$(id -u)" -ne 0 ]; then
+		SUDO=sudo
+	else
+		SUDO=
+	fi
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null
+fi
