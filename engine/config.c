@@ -239,6 +239,12 @@ int config_finish(struct config *cfg, struct vherr *err)
 					 "--dataset '%s' is not of the form "
 					 "dataset://NAME/VERSION",
 					 cfg->datasets.v[i]);
+	if (cfg->files_from && strcmp(cfg->files_from, "-") != 0 &&
+	    access(cfg->files_from, R_OK) != 0) {
+		vherr_errno(err, errno, VHSTAGE_NONE, "cannot read --files-from '%s'",
+			    cfg->files_from);
+		return -VHERR_USAGE;
+	}
 	if (path_inside(cfg->outputs, cfg->source))
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
 				 "outputs dir '%s' is inside the source '%s': vhprep never "

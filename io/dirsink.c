@@ -15,6 +15,7 @@ struct dirsink {
 	int dirfd;           /* set at creation */
 	int live_upload;     /* set at creation */
 	int overwrite;       /* set at creation */
+	long pid;            /* set at creation: temporary names carry it */
 	atomic_ulong serial; /* temporary-name counter */
 };
 
@@ -79,6 +80,7 @@ int dirsink_open(const char *outputs_dir, int live_upload, int overwrite,
 	}
 	s->live_upload = live_upload;
 	s->overwrite = overwrite;
+	s->pid = (long)getpid();
 	*out = s;
 	return 0;
 }
@@ -110,7 +112,7 @@ static int temp_name(struct dirsink *s, const char *relout, char *buf, size_t si
 	int dirlen = slash ? (int)(slash - relout + 1) : 0;
 	const char *base = slash ? slash + 1 : relout;
 	int n = snprintf(buf, size, "%.*s.%s.vhprep-tmp.%ld.%lu", dirlen, relout, base,
-			 (long)getpid(), atomic_fetch_add(&s->serial, 1));
+			 s->pid, atomic_fetch_add(&s->serial, 1));
 
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
