@@ -37,7 +37,7 @@ int budget_acquire(struct budget *b, uint64_t n)
 	int rc = 0;
 
 	pthread_mutex_lock(&b->lock);
-	while (!b->cancelled && b->used > 0 && b->used + n > b->cap)
+	while (!b->cancelled && b->used > 0 && (b->used > b->cap || n > b->cap - b->used))
 		pthread_cond_wait(&b->freed, &b->lock);
 	if (b->cancelled)
 		rc = -1;

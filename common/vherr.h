@@ -79,7 +79,7 @@ int vherr_set(struct vherr *err, enum vherr_code code, enum vhstage stage,
 	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Like vherr_set with a va_list. */
 int vherr_vset(struct vherr *err, enum vherr_code code, enum vhstage stage,
-	       const char *fmt, va_list ap);
+	       const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 /* Maps an errno value to the closest code (ENOENT → NOENT, ENOSPC → NOSPC, ...). */
 enum vherr_code vherr_from_errno(int errnum);
 /* Fills err from errno value errnum: message "what: strerror"; returns -code. */

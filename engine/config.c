@@ -172,7 +172,11 @@ static int path_inside(const char *path, const char *dir)
 	while (!realpath(probe, real)) {
 		char *slash = strrchr(probe, '/');
 
-		if (!slash || slash == probe) {
+		if (slash == probe) { /* "/name": its parent is the root */
+			probe[1] = '\0';
+			continue;
+		}
+		if (!slash) {
 			if (!getcwd(real, sizeof(real)))
 				return 0;
 			break;
@@ -234,17 +238,12 @@ int config_finish(struct config *cfg, struct vherr *err)
 				 "--dataset-alias, --dataset-from and --packaging need --dataset");
 	for (int i = 0; i < cfg->datasets.n; i++)
 		if (strncmp(cfg->datasets.v[i], "dataset://", 10) != 0 ||
-		    !strchr(cfg->datasets.v[i] + 10, '/'))
+		    cfg->datasets.v[i][10] == '/' || !strchr(cfg->datasets.v[i] + 10, '/') ||
+		    strchr(cfg->datasets.v[i] + 10, '/')[1] == '\0')
 			return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
 					 "--dataset '%s' is not of the form "
 					 "dataset://NAME/VERSION",
 					 cfg->datasets.v[i]);
-	if (cfg->files_from && strcmp(cfg->files_from, "-") != 0 &&
-	    access(cfg->files_from, R_OK) != 0) {
-		vherr_errno(err, errno, VHSTAGE_NONE, "cannot read --files-from '%s'",
-			    cfg->files_from);
-		return -VHERR_USAGE;
-	}
 	if (path_inside(cfg->outputs, cfg->source))
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
 				 "outputs dir '%s' is inside the source '%s': vhprep never "

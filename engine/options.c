@@ -341,7 +341,7 @@ static int parse_run(int opt, const char *v, struct config *cfg, struct vherr *e
 		return 0;
 	case OPT_METRICS:
 		cfg->metrics_interval = strtod(v, &end);
-		return *end || end == v || cfg->metrics_interval < 0
+		return *end || end == v || !(cfg->metrics_interval >= 0)
 			       ? bad(err, "--metrics-interval", v, "seconds >= 0")
 			       : 0;
 	case OPT_PROGRESS:
@@ -372,6 +372,10 @@ int options_parse(int argc, char **argv, struct config *cfg, FILE *out, struct v
 			fprintf(out, "vhprep %s\n", VHPREP_VERSION);
 			return OPTIONS_EXIT;
 		}
+		if ((opt == '?' || opt == ':') && optopt > 0 && optopt < 128)
+			return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+					 "unknown option or missing value: '-%c' (try --help)",
+					 optopt);
 		if (opt == '?' || opt == ':')
 			return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
 					 "unknown option or missing value: '%s' (try --help)",

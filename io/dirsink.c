@@ -110,8 +110,7 @@ static int temp_name(struct dirsink *s, const char *relout, char *buf, size_t si
 {
 	const char *slash = strrchr(relout, '/');
 	int dirlen = slash ? (int)(slash - relout + 1) : 0;
-	const char *base = slash ? slash + 1 : relout;
-	int n = snprintf(buf, size, "%.*s.%s.vhprep-tmp.%ld.%lu", dirlen, relout, base,
+	int n = snprintf(buf, size, "%.*s.vhprep-tmp.%ld.%lu", dirlen, relout,
 			 s->pid, atomic_fetch_add(&s->serial, 1));
 
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;

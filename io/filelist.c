@@ -5,11 +5,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Whether path is a relative path with at least one name and no ".." part. */
+static int relpath_ok(const char *path)
+{
+	int names = 0;
+
+	if (path[0] == '/')
+		return 0;
+	for (const char *p = path; *p;) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return 0;
+		names += n > 0 && !(n == 1 && p[0] == '.');
+		p += n + (p[n] == '/');
+	}
+	return names > 0;
+}
+
 int filelist_clean_relpath(char *path)
 {
 	char *out = path, *p = path;
 
-	if (path[0] == '/')
+	if (!relpath_ok(path))
 		return -1;
 	while (*p) {
 		char *end = strchr(p, '/');

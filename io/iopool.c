@@ -95,7 +95,7 @@ void iopool_read_one(int rootfd, struct budget *budget, struct source_read *req)
 	req->len = req->size = req->charged = 0;
 	req->mtime_ns = 0;
 	vherr_clear(&req->err);
-	fd = openat(rootfd, req->relpath, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = openat(rootfd, req->relpath, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		fail(req, errno, "open");
 		if (req->err.code == VHERR_NOENT)

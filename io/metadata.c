@@ -40,15 +40,17 @@ static json_t *dataset_versions(const struct metadata_binding *b)
 
 	for (int i = 0; list && i < b->ndatasets; i++) {
 		json_t *v = json_pack("{s:s}", "uri", b->datasets[i]);
+		int bad = !v;
 
-		if (v && b->naliases)
-			json_object_set_new(v, "targeting_aliases",
-					    string_array(b->aliases, b->naliases));
-		if (v && b->from)
-			json_object_set_new(v, "from", json_string(b->from));
-		if (v && b->packaging)
-			json_object_set_new(v, "packaging", packaging_value(b->packaging));
-		if (!v || json_array_append_new(list, v) != 0) {
+		if (!bad && b->naliases)
+			bad = json_object_set_new(v, "targeting_aliases",
+						  string_array(b->aliases, b->naliases)) != 0;
+		if (!bad && b->from)
+			bad = json_object_set_new(v, "from", json_string(b->from)) != 0;
+		if (!bad && b->packaging)
+			bad = json_object_set_new(v, "packaging", packaging_value(b->packaging)) != 0;
+		if (bad || json_array_append_new(list, v) != 0) {
+			json_decref(v);
 			json_decref(list);
 			return NULL;
 		}
@@ -58,13 +60,16 @@ static json_t *dataset_versions(const struct metadata_binding *b)
 
 static void format_mtime(int64_t ns, char *buf, size_t size)
 {
-	time_t sec = (time_t)(ns / 1000000000);
+	int64_t frac = ns % 1000000000;
+	time_t sec = (time_t)(ns / 1000000000 - (frac < 0));
 	struct tm tm;
 	char base[32];
 
+	frac += frac < 0 ? 1000000000 : 0;
+
 	gmtime_r(&sec, &tm);
 	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, size, "%s.%09lldZ", base, (long long)(ns % 1000000000));
+	snprintf(buf, size, "%s.%09lldZ", base, (long long)frac);
 }
 
 static json_t *provenance(const struct metadata_provenance *p)

@@ -96,15 +96,23 @@ static void emit_file(struct walk *w, const char *relpath)
 static unsigned char resolve_type(int dfd, const char *name, unsigned char type)
 {
 	struct stat st;
-	int flags = type == DT_LNK ? 0 : AT_SYMLINK_NOFOLLOW;
 
-	if (fstatat(dfd, name, &st, flags) != 0)
+	if (type == DT_UNKNOWN) {
+		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			return DT_UNKNOWN;
+		if (S_ISREG(st.st_mode))
+			return DT_REG;
+		if (S_ISDIR(st.st_mode))
+			return DT_DIR;
+		if (!S_ISLNK(st.st_mode))
+			return DT_UNKNOWN;
+	}
+	/* a symlink: what it points to decides */
+	if (fstatat(dfd, name, &st, 0) != 0)
 		return DT_UNKNOWN;
 	if (S_ISREG(st.st_mode))
 		return DT_REG;
-	if (S_ISDIR(st.st_mode))
-		return type == DT_LNK ? DT_LNK : DT_DIR;
-	return DT_UNKNOWN;
+	return S_ISDIR(st.st_mode) ? DT_LNK : DT_UNKNOWN;
 }
 
 static void visit_entry(struct walk *w, int dfd, const char *dirrel,

@@ -49,7 +49,7 @@ int report_csv_field(const char *field, char *buf, size_t size)
 		return -1;
 	buf[o++] = '"';
 	for (const char *p = field; *p; p++) {
-		if (o + 3 >= size)
+		if (o + (*p == '"' ? 2 : 1) + 2 > size) /* this char, closing quote, NUL */
 			return -1;
 		if (*p == '"')
 			buf[o++] = '"';
