@@ -144,8 +144,14 @@ static int publish(struct dirsink *s, const char *tmp, const char *relout)
 	} else if (renameat2(s->dirfd, tmp, s->dirfd, relout, RENAME_NOREPLACE) != 0) {
 		return -errno;
 	}
-	if (s->live_upload && fchmodat(s->dirfd, relout, 0444, 0) != 0)
-		return -errno;
+	/* read-only only after the rename: Valohai uploads a file the moment it turns
+	 * read-only, and must never see the temporary name */
+	if (s->live_upload && fchmodat(s->dirfd, relout, 0444, 0) != 0) {
+		int rc = -errno;
+
+		unlinkat(s->dirfd, relout, 0);
+		return rc;
+	}
 	return 0;
 }
 
