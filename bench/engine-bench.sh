@@ -44,11 +44,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ ! -f "$data/.complete" ]; then
+if [ ! -f "$data.complete" ]; then
 	rm -rf "$data"
 	"$mkimages" --preset photos --count "$count" --width 500 --height 375 --quality 90 \
 		--out "$data" >&2
-	touch "$data/.complete"
+	touch "$data.complete"
 fi
 nfiles=$(find "$data" -name '*.jpg' | wc -l)
 
