@@ -1,0 +1,638 @@
+/* vipskernel: one encoded file in, one encoded file out, through libvips 8.14.
+ *
+ * The path of one file (vipskernel_run):
+ *   open_header   header only (sequential, fail_on): size, orientation, ICC, loader
+ *   check_pixels  width * height > max_pixels → TOO_LARGE before any pixel decode
+ *   plan          geometry_plan on the oriented size
+ *   load_scaled   vips_thumbnail_buffer, size=FORCE to the exact scaled size:
+ *                 shrink-on-load, EXIF rotation, CMYK/ICC → sRGB, 16 → 8 bit
+ *   finish        crop window, sRGB, flatten alpha (JPEG), pad, grey, blur, sharpen
+ *   encode        jpeg/png/webp save to a buffer, metadata stripped; the lazy
+ *                 pipeline decodes the pixels here
+ * One struct vjob owns every image made for the file; vjob_release unrefs them all.
+ *
+ * libvips 8.14.1 behaviours this file relies on (checked by experiment and in
+ * tests/kernels/test_vipskernel.c):
+ * - vips_thumbnail_buffer ignores its own "fail_on" argument (only the file variant
+ *   passes it to the loader), so fail_on goes in "option_string" instead. Without it
+ *   a truncated JPEG or PNG comes out grey-padded with no error.
+ * - With fail_on=truncated the error surfaces when the pixels are read, that is in
+ *   the save call (or inside the thumbnail call when it rotates, which renders to
+ *   memory first): "VipsJpeg: Premature end of input file", "vipspng: libpng read
+ *   error". A JPEG that lacks only its EOI marker still decodes fully and passes.
+ *   libjpeg's "Corrupt JPEG data" is a warning: it fails only with fail_on=warning.
+ * - thumbnail's non-linear path converts CMYK (with or without a profile) to sRGB by
+ *   itself, but ignores an embedded RGB profile (a Display P3 JPEG comes out
+ *   too saturated) unless export_profile is set; and with export_profile set on an
+ *   untagged sRGB input it round-trips through XYZ and shifts colours. So the
+ *   profiles are passed only when the header carries an ICC profile.
+ * - Loader warnings and non-fatal errors land in the process-wide error buffer even
+ *   when the call succeeds; every run clears it at the end.
+ *
+ * Measured (shared 2-vCPU AMD EPYC VM, load 3-5 from parallel builds, one thread,
+ * libvips 8.14.1): a 500x375 q90 photo-like JPEG (25 kB) → 224x224 stretch → JPEG
+ * q90 through kernel_run costs 7-9 ms of CPU per image (best wall 7.1 ms); png out
+ * ~14 ms, webp out ~15 ms (their encoders). Parts, measured alone: header open
+ * 0.2 ms (done three times: ours, then thumbnail's two), full decode ~3 ms (a 2.2x
+ * shrink is too small for JPEG shrink-on-load, which leaves 2x for the resize),
+ * lanczos3 reduce 3-5 ms, jpeg save 0.7 ms. perf: ~25% of the time is GLib/GObject
+ * (building and tearing down the operation graph), ~12% libjpeg. A 6000x4000 JPEG
+ * → 224x224 takes ~20 ms thanks to shrink-on-load. */
+#include "kernels/vipskernel.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <vips/vips.h>
+
+#include "kernels/geometry.h"
+
+/* libjpeg's JPEG_MAX_DIMENSION and libwebp's WEBP_MAX_DIMENSION. */
+#define JPEG_MAX_SIDE 65500
+#define WEBP_MAX_SIDE 16383
+
+/* PNG: zlib level 3 with adaptive row filters. On a synthetic photo-like 224x224
+ * image libvips 8.14's default (level 6, no row filter) wrote 86 kB in 4.5 ms;
+ * adaptive filters with level 6 (PIL's default) 30 kB in 15 ms, level 3 35 kB in
+ * 5.8 ms, level 1 41 kB in 4 ms. Level 3 is the last of zlib's fast (greedy) levels:
+ * a third of the time of level 6 for 17% more bytes. */
+#define PNG_COMPRESSION 3
+
+#define VJOB_MAX_IMAGES 16
+
+/* One per worker thread. libvips needs no per-thread state of ours yet; the struct
+ * is the place for it (and for counters) without changing the interface. */
+struct vipskernel {
+	const struct kernel_params *params; /* set at creation, shared read-only */
+};
+
+/* Everything made for one file; lives for one vipskernel_run. */
+struct vjob {
+	const struct kernel_params *p;
+	const uint8_t *in;
+	size_t len;
+	VipsImage *images[VJOB_MAX_IMAGES]; /* owned; unref'd by vjob_release */
+	int n_images;
+	VipsImage *cur; /* newest stage, borrowed from images[] */
+	int in_w, in_h; /* as stored */
+	int swap;	/* orientation 5-8 and autorotate: width and height swap */
+	int has_icc;
+	int in_bands;
+	VipsInterpretation in_interp;
+	enum kernel_format out_fmt;
+	struct geometry geo;
+};
+
+static void vjob_release(struct vjob *j)
+{
+	for (int i = 0; i < j->n_images; i++)
+		VIPS_UNREF(j->images[i]);
+	j->n_images = 0;
+	j->cur = NULL;
+}
+
+/* Takes ownership of im and makes it the current stage. */
+static void vjob_push(struct vjob *j, VipsImage *im)
+{
+	g_assert(j->n_images < VJOB_MAX_IMAGES);
+	j->images[j->n_images++] = im;
+	j->cur = im;
+}
+
+/* ---- errors ---------------------------------------------------------------- */
+
+/* Copies the first line of libvips' error text into line and clears the text.
+ * The text is process-wide and shared by every thread, so copy it right after the
+ * failing call; under concurrency it may occasionally hold another file's line or
+ * nothing: the code and stage, which are ours, are what count. */
+static void take_vips_error(char *line, size_t size)
+{
+	char *all = vips_error_buffer_copy();
+	const char *p = all ? all : "";
+	size_t n;
+
+	vips_error_clear();
+	while (*p == '\n' || *p == ' ')
+		p++;
+	n = strcspn(p, "\n");
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\r'))
+		n--;
+	if (n >= size)
+		n = size - 1;
+	memcpy(line, p, n);
+	line[n] = '\0';
+	g_free(all);
+}
+
+static int has_word(const char *msg, const char *const *words)
+{
+	for (; *words; words++)
+		if (strcasestr(msg, *words))
+			return 1;
+	return 0;
+}
+
+/* Returns whether p[0..n) contains needle[0..m) in its last `window` bytes. */
+static int tail_has(const uint8_t *p, size_t n, const void *needle, size_t m, size_t window)
+{
+	size_t start = n > window ? n - window : 0;
+
+	return n >= m && memmem(p + start, n - start, needle, m) != NULL;
+}
+
+/* Whether the bytes end before their format's end marker (checked only after a
+ * decode failure, so a false positive merely relabels an error). */
+static int data_looks_truncated(const uint8_t *in, size_t len)
+{
+	static const uint8_t png_sig[] = {0x89, 'P', 'N', 'G'};
+	static const uint8_t jpeg_eoi[] = {0xff, 0xd9};
+
+	if (len >= 4 && memcmp(in, png_sig, 4) == 0)
+		return !tail_has(in, len, "IEND", 4, 64);
+	if (len >= 3 && in[0] == 0xff && in[1] == 0xd8 && in[2] == 0xff)
+		return !tail_has(in, len, jpeg_eoi, 2, 64);
+	if (len >= 12 && memcmp(in, "RIFF", 4) == 0 && memcmp(in + 8, "WEBP", 4) == 0) {
+		uint32_t riff = (uint32_t)in[4] | (uint32_t)in[5] << 8 | (uint32_t)in[6] << 16 |
+				(uint32_t)in[7] << 24;
+		return (uint64_t)riff + 8 > len;
+	}
+	if (len >= 6 && memcmp(in, "GIF8", 4) == 0)
+		return in[len - 1] != 0x3b;
+	return 0;
+}
+
+/* The code for a failure to decode the input, from the libvips message and the
+ * bytes themselves. */
+static enum vherr_code decode_code(const char *msg, const uint8_t *in, size_t len)
+{
+	static const char *const nomem[] = {"out of memory", "cannot allocate", NULL};
+	static const char *const truncated[] = {
+	    "premature end", "truncated",   "not enough data", "unexpected end",
+	    "end of file",   "end of data", "end of stream",   NULL};
+
+	if (has_word(msg, nomem))
+		return VHERR_NOMEM;
+	if (strcasestr(msg, "corrupt"))
+		return VHERR_CORRUPT;
+	if (has_word(msg, truncated) || data_looks_truncated(in, len))
+		return VHERR_TRUNCATED;
+	return VHERR_CORRUPT;
+}
+
+/* Fails the job with a decode error classified from libvips' message. */
+static int fail_decode(struct vjob *j, struct vherr *err)
+{
+	char line[VHERR_MSG_MAX / 2];
+
+	take_vips_error(line, sizeof(line));
+	return vherr_set(err, decode_code(line, j->in, j->len), VHSTAGE_DECODE,
+			 "cannot decode image%s%s", *line ? ": " : "", line);
+}
+
+/* Fails the job with code at stage; what says what could not be done. */
+static int fail_vips(struct vherr *err, enum vherr_code code, enum vhstage stage,
+		     const char *what)
+{
+	char line[VHERR_MSG_MAX / 2];
+
+	take_vips_error(line, sizeof(line));
+	return vherr_set(err, code, stage, "%s%s%s", what, *line ? ": " : "", line);
+}
+
+/* ---- header ---------------------------------------------------------------- */
+
+static const char *fail_on_name(enum kernel_fail_on f)
+{
+	switch (f) {
+	case KFAIL_NONE:
+		return "none";
+	case KFAIL_ERROR:
+		return "error";
+	case KFAIL_WARNING:
+		return "warning";
+	case KFAIL_TRUNCATED:
+	default:
+		return "truncated";
+	}
+}
+
+static VipsFailOn fail_on_vips(enum kernel_fail_on f)
+{
+	switch (f) {
+	case KFAIL_NONE:
+		return VIPS_FAIL_ON_NONE;
+	case KFAIL_ERROR:
+		return VIPS_FAIL_ON_ERROR;
+	case KFAIL_WARNING:
+		return VIPS_FAIL_ON_WARNING;
+	case KFAIL_TRUNCATED:
+	default:
+		return VIPS_FAIL_ON_TRUNCATED;
+	}
+}
+
+/* The format "keep" writes for the loader that read the input. */
+static enum kernel_format keep_format(VipsImage *hdr)
+{
+	const char *loader = NULL;
+
+	if (vips_image_get_typeof(hdr, VIPS_META_LOADER) &&
+	    vips_image_get_string(hdr, VIPS_META_LOADER, &loader) == 0 && loader) {
+		if (vips_isprefix("jpegload", loader))
+			return KFMT_JPEG;
+		if (vips_isprefix("webpload", loader))
+			return KFMT_WEBP;
+	}
+	return KFMT_PNG; /* png, and every other format */
+}
+
+/* Opens the header only: no pixel is decoded. */
+static int open_header(struct vjob *j, struct vherr *err)
+{
+	VipsImage *hdr =
+	    vips_image_new_from_buffer(j->in, j->len, "", "access", VIPS_ACCESS_SEQUENTIAL,
+				       "fail_on", fail_on_vips(j->p->fail_on), NULL);
+
+	if (!hdr) {
+		char line[VHERR_MSG_MAX / 2];
+
+		take_vips_error(line, sizeof(line));
+		if (!vips_foreign_find_load_buffer(j->in, j->len)) {
+			vips_error_clear();
+			return vherr_set(err, VHERR_NOT_IMAGE, VHSTAGE_DECODE, NULL);
+		}
+		return vherr_set(err, decode_code(line, j->in, j->len), VHSTAGE_DECODE,
+				 "cannot read image header%s%s", *line ? ": " : "", line);
+	}
+	j->in_w = hdr->Xsize;
+	j->in_h = hdr->Ysize;
+	j->swap = j->p->autorotate && vips_image_get_orientation_swap(hdr);
+	j->has_icc = vips_image_get_typeof(hdr, VIPS_META_ICC_NAME) != 0;
+	j->in_bands = hdr->Bands;
+	j->in_interp = hdr->Type;
+	j->out_fmt = j->p->format == KFMT_KEEP ? keep_format(hdr) : j->p->format;
+	g_object_unref(hdr); /* frees the decoder state before the real load */
+	return 0;
+}
+
+static int check_pixels(const struct vjob *j, struct vherr *err)
+{
+	uint64_t px = (uint64_t)j->in_w * (uint64_t)j->in_h;
+
+	if (j->p->max_pixels && px > j->p->max_pixels)
+		return vherr_set(err, VHERR_TOO_LARGE, VHSTAGE_DECODE,
+				 "image is %dx%d (%llu pixels), over the limit of %llu",
+				 j->in_w, j->in_h, (unsigned long long)px,
+				 (unsigned long long)j->p->max_pixels);
+	return 0;
+}
+
+/* Plans the geometry on the oriented size; no resize keeps that size. */
+static int plan(struct vjob *j, struct vherr *err)
+{
+	const struct kernel_params *p = j->p;
+	int ow = j->swap ? j->in_h : j->in_w;
+	int oh = j->swap ? j->in_w : j->in_h;
+	uint64_t scaled;
+
+	if (p->resize_w <= 0 || p->resize_h <= 0) {
+		if (geometry_plan(GEOMETRY_STRETCH, ow, oh, ow, oh, &j->geo))
+			return vherr_set(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
+					 "image is %dx%d, over %d pixels per side", ow, oh,
+					 GEOMETRY_MAX_SIDE);
+		return 0;
+	}
+	if (geometry_plan(p->mode, ow, oh, p->resize_w, p->resize_h, &j->geo))
+		return vherr_set(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
+				 "cannot %s %dx%d to %dx%d: a side would exceed %d",
+				 geometry_mode_name(p->mode), ow, oh, p->resize_w, p->resize_h,
+				 GEOMETRY_MAX_SIDE);
+	/* A very long thin image covering a square target scales to a huge
+	 * intermediate; it obeys the same pixel limit as the input. */
+	scaled = (uint64_t)j->geo.scaled_w * (uint64_t)j->geo.scaled_h;
+	if (p->max_pixels && scaled > p->max_pixels)
+		return vherr_set(err, VHERR_TOO_LARGE, VHSTAGE_TRANSFORM,
+				 "scaling %dx%d to %dx%d (%s) exceeds the pixel limit of %llu",
+				 ow, oh, j->geo.scaled_w, j->geo.scaled_h,
+				 geometry_mode_name(p->mode),
+				 (unsigned long long)p->max_pixels);
+	return 0;
+}
+
+/* ---- load and scale -------------------------------------------------------- */
+
+/* Decodes with shrink-on-load to exactly geo.scaled_w x geo.scaled_h (oriented),
+ * in sRGB or B_W, 8 bit (16-bit inputs are converted by thumbnail's colourspace
+ * step). With no resize the size is the input's, and libvips' resize is identity. */
+static int load_scaled(struct vjob *j, struct vherr *err)
+{
+	char opts[32];
+	VipsImage *out = NULL;
+	int rc;
+	void *buf = (void *)j->in; /* libvips wraps it read-only, no copy */
+
+	snprintf(opts, sizeof(opts), "fail_on=%s", fail_on_name(j->p->fail_on));
+	if (j->has_icc && j->in_bands >= 3)
+		rc = vips_thumbnail_buffer(
+		    buf, j->len, &out, j->geo.scaled_w, "height", j->geo.scaled_h, "size",
+		    VIPS_SIZE_FORCE, "no_rotate", !j->p->autorotate, "option_string", opts,
+		    "import_profile",
+		    j->in_interp == VIPS_INTERPRETATION_CMYK ? "cmyk" : "srgb",
+		    "export_profile", "srgb", NULL);
+	else
+		rc =
+		    vips_thumbnail_buffer(buf, j->len, &out, j->geo.scaled_w, "height",
+					  j->geo.scaled_h, "size", VIPS_SIZE_FORCE, "no_rotate",
+					  !j->p->autorotate, "option_string", opts, NULL);
+	if (rc)
+		return fail_decode(j, err);
+	vjob_push(j, out);
+	if (out->Xsize != j->geo.scaled_w || out->Ysize != j->geo.scaled_h)
+		return vherr_set(err, VHERR_INTERNAL, VHSTAGE_TRANSFORM,
+				 "thumbnail made %dx%d, planned %dx%d", out->Xsize, out->Ysize,
+				 j->geo.scaled_w, j->geo.scaled_h);
+	return 0;
+}
+
+/* ---- finishing steps, each on j->cur --------------------------------------- */
+
+static int crop(struct vjob *j, struct vherr *err)
+{
+	VipsImage *out = NULL;
+
+	if (vips_extract_area(j->cur, &out, j->geo.crop_x, j->geo.crop_y, j->geo.out_w,
+			      j->geo.out_h, NULL))
+		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot crop");
+	vjob_push(j, out);
+	return 0;
+}
+
+/* To sRGB 8 bit, with at most one extra (alpha) band. */
+static int to_srgb(struct vjob *j, struct vherr *err)
+{
+	VipsImage *out = NULL;
+
+	if (j->cur->Type != VIPS_INTERPRETATION_sRGB || j->cur->Bands < 3 ||
+	    j->cur->BandFmt != VIPS_FORMAT_UCHAR) {
+		if (vips_colourspace(j->cur, &out, VIPS_INTERPRETATION_sRGB, NULL))
+			return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
+					 "cannot convert to sRGB");
+		vjob_push(j, out);
+	}
+	if (j->cur->BandFmt != VIPS_FORMAT_UCHAR) {
+		if (vips_cast_uchar(j->cur, &out, NULL))
+			return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
+					 "cannot convert to 8 bit");
+		vjob_push(j, out);
+	}
+	if (j->cur->Bands > 4) {
+		if (vips_extract_band(j->cur, &out, 0, "n", 4, NULL))
+			return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
+					 "cannot drop extra bands");
+		vjob_push(j, out);
+	}
+	return 0;
+}
+
+/* n values of the background colour (3: RGB, 4: RGB and opaque alpha). */
+static VipsArrayDouble *background(const struct kernel_params *p, int n)
+{
+	double v[4] = {p->background[0], p->background[1], p->background[2], 255};
+
+	return vips_array_double_new(v, n);
+}
+
+static int flatten(struct vjob *j, struct vherr *err)
+{
+	VipsArrayDouble *bg = background(j->p, 3);
+	VipsImage *out = NULL;
+	int rc = vips_flatten(j->cur, &out, "background", bg, NULL);
+
+	vips_area_unref(VIPS_AREA(bg));
+	if (rc)
+		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
+				 "cannot flatten alpha");
+	vjob_push(j, out);
+	return 0;
+}
+
+static int pad(struct vjob *j, struct vherr *err)
+{
+	VipsArrayDouble *bg = background(j->p, j->cur->Bands == 4 ? 4 : 3);
+	VipsImage *out = NULL;
+	int rc =
+	    vips_embed(j->cur, &out, j->geo.pad_x, j->geo.pad_y, j->geo.out_w, j->geo.out_h,
+		       "extend", VIPS_EXTEND_BACKGROUND, "background", bg, NULL);
+
+	vips_area_unref(VIPS_AREA(bg));
+	if (rc)
+		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot pad");
+	vjob_push(j, out);
+	return 0;
+}
+
+static int gray(struct vjob *j, struct vherr *err)
+{
+	VipsImage *out = NULL;
+
+	if (vips_colourspace(j->cur, &out, VIPS_INTERPRETATION_B_W, NULL))
+		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
+				 "cannot convert to grey");
+	vjob_push(j, out);
+	return 0;
+}
+
+static int blur(struct vjob *j, struct vherr *err)
+{
+	VipsImage *out = NULL;
+
+	if (vips_gaussblur(j->cur, &out, j->p->blur_sigma, NULL))
+		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot blur");
+	vjob_push(j, out);
+	return 0;
+}
+
+static int sharpen(struct vjob *j, struct vherr *err)
+{
+	VipsImage *out = NULL;
+
+	if (vips_sharpen(j->cur, &out, NULL))
+		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot sharpen");
+	vjob_push(j, out);
+	return 0;
+}
+
+/* Everything after the scale, in the order kernel_describe lists it. Flatten and
+ * pad run in sRGB so the background colour is exact; grey comes after them. */
+static int finish(struct vjob *j, struct vherr *err)
+{
+	const struct kernel_params *p = j->p;
+	int rc = 0;
+
+	if (p->resize_w > 0 && p->resize_h > 0 && p->mode == GEOMETRY_CROP)
+		rc = crop(j, err);
+	if (!rc)
+		rc = to_srgb(j, err);
+	if (!rc && j->out_fmt == KFMT_JPEG && vips_image_hasalpha(j->cur))
+		rc = flatten(j, err);
+	if (!rc && p->resize_w > 0 && p->resize_h > 0 && p->mode == GEOMETRY_PAD)
+		rc = pad(j, err);
+	if (!rc && p->gray)
+		rc = gray(j, err);
+	if (!rc && p->blur_sigma > 0)
+		rc = blur(j, err);
+	if (!rc && p->sharpen)
+		rc = sharpen(j, err);
+	return rc;
+}
+
+/* ---- encode ---------------------------------------------------------------- */
+
+/* A failed save: pixels are decoded lazily during the save, so unless libvips'
+ * message names the saver, the input is the likelier cause. */
+static int fail_save(struct vjob *j, struct vherr *err)
+{
+	static const char *const saver[] = {"save", "vips2", "encode", NULL};
+	char line[VHERR_MSG_MAX / 2];
+
+	take_vips_error(line, sizeof(line));
+	if (has_word(line, saver))
+		return vherr_set(err, VHERR_ENCODE, VHSTAGE_ENCODE, "cannot encode image: %s",
+				 line);
+	return vherr_set(err, decode_code(line, j->in, j->len), VHSTAGE_DECODE,
+			 "cannot decode image%s%s", *line ? ": " : "", line);
+}
+
+/* Decodes the whole pipeline into memory. Used before webpsave: libvips 8.14's
+ * webpsave leaks its copy of the pipeline (every image and loader behind it) when
+ * the pixels fail during the save (fixed upstream in 8.15.4, libvips#4107), and it
+ * holds a whole-frame RGB(A) buffer anyway, so rendering first costs little. */
+static int render(struct vjob *j, struct vherr *err)
+{
+	VipsImage *mem = vips_image_copy_memory(j->cur);
+
+	if (!mem)
+		return fail_save(j, err);
+	vjob_push(j, mem);
+	return 0;
+}
+
+static int check_encodable(const struct vjob *j, struct vherr *err)
+{
+	int w = j->cur->Xsize, h = j->cur->Ysize;
+	int max = j->out_fmt == KFMT_JPEG   ? JPEG_MAX_SIDE
+		  : j->out_fmt == KFMT_WEBP ? WEBP_MAX_SIDE
+					    : INT32_MAX;
+
+	if (w > max || h > max)
+		return vherr_set(err, VHERR_ENCODE, VHSTAGE_ENCODE,
+				 "image is %dx%d, over the %s limit of %d pixels per side", w,
+				 h, j->out_fmt == KFMT_JPEG ? "JPEG" : "WebP", max);
+	return 0;
+}
+
+static int encode(struct vjob *j, struct kernel_result *res, struct vherr *err)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	int q = j->p->quality < 1 ? 90 : j->p->quality > 100 ? 100 : j->p->quality;
+	int rc = check_encodable(j, err);
+
+	if (rc)
+		return rc;
+	if (j->out_fmt == KFMT_WEBP) {
+		rc = render(j, err);
+		if (rc)
+			return rc;
+	}
+	if (j->out_fmt == KFMT_JPEG)
+		rc = vips_jpegsave_buffer(j->cur, &buf, &len, "Q", q, "optimize_coding", FALSE,
+					  "strip", TRUE, NULL);
+	else if (j->out_fmt == KFMT_WEBP)
+		rc = vips_webpsave_buffer(j->cur, &buf, &len, "Q", q, "strip", TRUE, NULL);
+	else
+		rc = vips_pngsave_buffer(j->cur, &buf, &len, "compression", PNG_COMPRESSION,
+					 "filter", VIPS_FOREIGN_PNG_FILTER_ALL, "strip", TRUE,
+					 NULL);
+	if (rc) {
+		g_free(buf);
+		return fail_save(j, err);
+	}
+	res->data = buf;
+	res->len = len;
+	res->in_w = j->in_w;
+	res->in_h = j->in_h;
+	res->out_w = j->cur->Xsize;
+	res->out_h = j->cur->Ysize;
+	res->format = j->out_fmt;
+	res->kernel = "libvips";
+	return 0;
+}
+
+/* ---- interface ------------------------------------------------------------- */
+
+static void drop_log(const gchar *domain, GLogLevelFlags level, const gchar *message,
+		     gpointer data)
+{
+	(void)domain;
+	(void)level;
+	(void)message;
+	(void)data;
+}
+
+int vipskernel_global_init(const char *argv0, struct vherr *err)
+{
+	if (VIPS_INIT(argv0 ? argv0 : "vhprep"))
+		return fail_vips(err, VHERR_INTERNAL, VHSTAGE_NONE,
+				 "cannot initialise libvips");
+	vips_concurrency_set(1);
+	vips_cache_set_max(0);
+	vips_cache_set_max_mem(0);
+	vips_cache_set_max_files(0);
+	if (!getenv("VHPREP_VIPS_WARNINGS"))
+		g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING, drop_log, NULL);
+	return 0;
+}
+
+void vipskernel_global_shutdown(void)
+{
+	vips_shutdown();
+}
+
+struct vipskernel *vipskernel_new(const struct kernel_params *params)
+{
+	struct vipskernel *vk = calloc(1, sizeof(*vk));
+
+	if (vk)
+		vk->params = params;
+	return vk;
+}
+
+void vipskernel_free(struct vipskernel *vk)
+{
+	free(vk);
+}
+
+int vipskernel_run(struct vipskernel *vk, const uint8_t *in, size_t len,
+		   struct kernel_result *res, struct vherr *err)
+{
+	struct vjob j = {.p = vk->params, .in = in, .len = len};
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if (len == 0)
+		return vherr_set(err, VHERR_EMPTY, VHSTAGE_DECODE, NULL);
+	rc = open_header(&j, err);
+	if (!rc)
+		rc = check_pixels(&j, err);
+	if (!rc)
+		rc = plan(&j, err);
+	if (!rc)
+		rc = load_scaled(&j, err);
+	if (!rc)
+		rc = finish(&j, err);
+	if (!rc)
+		rc = encode(&j, res, err);
+	vjob_release(&j);
+	vips_error_clear(); /* warnings of a successful decode land there too */
+	return rc;
+}
