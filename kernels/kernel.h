@@ -5,7 +5,8 @@
  * once (from main) before any kernel_new.
  *
  * The output is always 8-bit sRGB with 3 bands (grey inputs too), or 1 band with
- * gray; an alpha band is kept for png/webp and flattened onto background for jpeg.
+ * gray (alpha flattened onto background); an alpha band is kept for png/webp colour
+ * output and flattened onto background for jpeg.
  * EXIF orientation is applied (autorotate) and all metadata is stripped. */
 #ifndef VHPREP_KERNELS_KERNEL_H
 #define VHPREP_KERNELS_KERNEL_H

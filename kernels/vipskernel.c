@@ -472,7 +472,8 @@ static int finish(struct vjob *j, struct vherr *err)
 		rc = crop(j, err);
 	if (!rc)
 		rc = to_srgb(j, err);
-	if (!rc && j->out_fmt == KFMT_JPEG && vips_image_hasalpha(j->cur))
+	/* JPEG has no alpha, and --gray promises one band */
+	if (!rc && (j->out_fmt == KFMT_JPEG || p->gray) && vips_image_hasalpha(j->cur))
 		rc = flatten(j, err);
 	if (!rc && p->resize_w > 0 && p->resize_h > 0 && p->mode == GEOMETRY_PAD)
 		rc = pad(j, err);
@@ -495,7 +496,10 @@ static int fail_save(struct vjob *j, struct vherr *err)
 	char line[VHERR_MSG_MAX / 2];
 
 	take_vips_error(line, sizeof(line));
-	if (has_word(line, saver))
+	/* "vips2png: unable to write to target" is also what a decode failure upstream
+	 * looks like from the saver, and libvips' message buffer is shared by every
+	 * thread: a file that looks cut short is a truncated input, whatever it says */
+	if (has_word(line, saver) && !data_looks_truncated(j->in, j->len))
 		return vherr_set(err, VHERR_ENCODE, VHSTAGE_ENCODE, "cannot encode image: %s",
 				 line);
 	return vherr_set(err, decode_code(line, j->in, j->len), VHSTAGE_DECODE,
