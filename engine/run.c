@@ -282,6 +282,12 @@ int run_main(int argc, char **argv)
 	int code = RUN_EXIT_USAGE, rc;
 
 	memset(&r, 0, sizeof(r));
+	/* first: from here on SIGINT/SIGTERM wait for the monitor thread, which turns
+	 * them into a clean stop with records and a summary */
+	sigemptyset(&r.signals);
+	sigaddset(&r.signals, SIGINT);
+	sigaddset(&r.signals, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &r.signals, NULL);
 	r.started = time(NULL);
 	config_defaults(&r.cfg);
 	rc = options_parse(argc, argv, &r.cfg, stdout, &err);
@@ -291,10 +297,6 @@ int run_main(int argc, char **argv)
 	}
 	if (rc < 0 || config_finish(&r.cfg, &err) < 0)
 		goto fail;
-	sigemptyset(&r.signals);
-	sigaddset(&r.signals, SIGINT);
-	sigaddset(&r.signals, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &r.signals, NULL);
 	json_object_seed(0);
 	if (open_all(&r, &code, &err) < 0)
 		goto fail;

@@ -488,20 +488,16 @@ static int finish(struct vjob *j, struct vherr *err)
 
 /* ---- encode ---------------------------------------------------------------- */
 
-/* A failed save: pixels are decoded lazily during the save, so unless libvips'
- * message names the saver, the input is the likelier cause. */
+/* A failed save. Pixels are decoded lazily, during the save; the encoders write to
+ * memory and their size limits are checked up front (check_encodable), so a failed
+ * save is the input failing to decode. libvips' message cannot tell us more: its
+ * buffer is shared by every thread, and from the saver's side an upstream failure
+ * reads "vips2png: unable to write to target". */
 static int fail_save(struct vjob *j, struct vherr *err)
 {
-	static const char *const saver[] = {"save", "vips2", "encode", NULL};
 	char line[VHERR_MSG_MAX / 2];
 
 	take_vips_error(line, sizeof(line));
-	/* "vips2png: unable to write to target" is also what a decode failure upstream
-	 * looks like from the saver, and libvips' message buffer is shared by every
-	 * thread: a file that looks cut short is a truncated input, whatever it says */
-	if (has_word(line, saver) && !data_looks_truncated(j->in, j->len))
-		return vherr_set(err, VHERR_ENCODE, VHSTAGE_ENCODE, "cannot encode image: %s",
-				 line);
 	return vherr_set(err, decode_code(line, j->in, j->len), VHSTAGE_DECODE,
 			 "cannot decode image%s%s", *line ? ": " : "", line);
 }

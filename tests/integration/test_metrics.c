@@ -1,0 +1,129 @@
+/* Execution metrics and stream discipline: every stdout line is one JSON object (Valohai
+ * reads them as metrics), stderr carries no progress line when it is not a terminal, and
+ * --quiet / --metrics-interval 0 silence their streams. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+TestSuite(metrics, .init = itest_setup, .fini = itest_teardown, .timeout = 120);
+
+#define NFILES 150
+
+static char *make_source(void)
+{
+	char *src = itest_path("src");
+	size_t len;
+	void *jpg = itest_encode_image("jpg", 640, 480, 3, 2, 0, &len);
+
+	for (int i = 0; i < NFILES; i++) {
+		char *p = itest_fmt("%s/d%d/f%03d.jpg", src, i % 5, i);
+
+		itest_write_file(p, jpg, len);
+		free(p);
+	}
+	free(jpg);
+	return src;
+}
+
+static const char *const metric_keys[] = {
+    "files_found", "files_selected", "files_processed", "files_failed",	 "files_per_s",
+    "mb_per_s",	   "elapsed_s",	     "rss_mb",		"walk_complete", "mb_read"};
+
+Test(metrics, stdout_is_json_lines_and_stderr_has_no_progress)
+{
+	char *src = make_source();
+	char *out = itest_path("out");
+	struct itest_proc p;
+	json_int_t last_processed = -1;
+	json_t *o = NULL;
+	int nlines = 0;
+
+	itest_vhprep(&p, "--threads", "1", "--resize", "224", "--metrics-interval", "0.2", "-o",
+		     out, src, NULL);
+	itest_assert_exit(&p, 0);
+	cr_assert(p.out_len > 0 && p.out[p.out_len - 1] == '\n',
+		  "stdout is empty or does not end with a newline: '%s'", p.out);
+	for (char *line = p.out, *nl; *line; line = nl + 1) {
+		json_error_t jerr;
+
+		nl = strchr(line, '\n');
+		*nl = '\0';
+		nlines++;
+		json_decref(o);
+		o = json_loads(line, 0, &jerr);
+		cr_assert_not_null(o, "stdout line %d is not JSON (%s): %s", nlines, jerr.text,
+				   line);
+		cr_assert(json_is_object(o), "stdout line %d is not one object: %s", nlines,
+			  line);
+		for (size_t k = 0; k < sizeof(metric_keys) / sizeof(metric_keys[0]); k++)
+			cr_expect_not_null(json_object_get(o, metric_keys[k]),
+					   "stdout line %d lacks \"%s\": %s", nlines,
+					   metric_keys[k], line);
+		{
+			json_t *v = json_object_get(o, "files_processed");
+			json_int_t n = json_integer_value(v);
+
+			cr_expect(json_is_integer(v), "files_processed is not an integer");
+			cr_expect_geq(n, last_processed,
+				      "files_processed went down: %lld after %lld",
+				      (long long)n, (long long)last_processed);
+			last_processed = n;
+		}
+		{
+			json_t *v = json_object_get(o, "files_per_s");
+
+			cr_expect(json_is_number(v) && json_number_value(v) >= 0);
+		}
+	}
+	cr_assert_geq(nlines, 1);
+	/* the last line is the final state */
+	cr_expect_eq(json_integer_value(json_object_get(o, "files_processed")), NFILES);
+	cr_expect_eq(json_integer_value(json_object_get(o, "files_found")), NFILES);
+	cr_expect_eq(json_integer_value(json_object_get(o, "files_failed")), 0);
+	cr_expect(json_is_true(json_object_get(o, "walk_complete")));
+	json_decref(o);
+	/* stderr is not a terminal: no progress line, no terminal control */
+	cr_expect(!strchr(p.err, '\r'), "stderr holds a carriage return (a progress line): %s",
+		  p.err);
+	cr_expect(!strstr(p.err, "\033["), "stderr holds terminal escapes: %s", p.err);
+	cr_expect(!strstr(p.err, "ETA"), "stderr holds a progress line: %s", p.err);
+	cr_expect(strstr(p.err, "150 processed"), "stderr has no summary line: %s", p.err);
+	itest_proc_release(&p);
+	free(out);
+	free(src);
+}
+
+Test(metrics, quiet_and_no_metrics)
+{
+	char *src = make_source();
+	char *out = itest_path("out");
+	struct itest_proc p;
+
+	itest_vhprep(&p, "-q", "--metrics-interval", "0", "--resize", "32", "-o", out, src,
+		     NULL);
+	itest_assert_exit(&p, 0);
+	cr_expect_eq(p.out_len, 0, "--metrics-interval 0: stdout holds '%s'", p.out);
+	cr_expect_eq(p.err_len, 0, "--quiet: stderr holds '%s'", p.err);
+	itest_proc_release(&p);
+	free(out);
+	free(src);
+}
+
+Test(metrics, no_progress_line_even_when_forced_off)
+{
+	char *src = make_source();
+	char *out = itest_path("out");
+	struct itest_proc p;
+
+	itest_vhprep(&p, "--no-progress", "--metrics-interval", "0", "--resize", "32",
+		     "--threads", "1", "-o", out, src, NULL);
+	itest_assert_exit(&p, 0);
+	cr_expect(!strchr(p.err, '\r'), "--no-progress: stderr holds a progress line: %s",
+		  p.err);
+	cr_expect_eq(p.out_len, 0, "stdout holds '%s'", p.out);
+	itest_proc_release(&p);
+	free(out);
+	free(src);
+}
