@@ -8,7 +8,8 @@ packages=(
 	libvips-dev libvips-tools        # the general image kernel (8.14)
 	zlib1g-dev                       # mkimages deflates its bomb PNG by hand
 	bc                               # benchmark arithmetic
-	libturbojpeg0-dev                # the JPEG fast path
+	libturbojpeg0-dev                # the JPEG fast path: decode/encode YCbCr planes
+	libswscale-dev                   # the JPEG fast path: plane resampling
 	libjansson-dev                   # JSON records
 	libxxhash-dev                    # sample/shard hashing
 	libssl-dev                       # SHA-256 provenance checksums

@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/jpegfast.h"
 #include "kernels/vipskernel.h"
 
 struct kernel {
 	const struct kernel_params *params; /* set at creation, shared read-only */
 	enum kernel_choice choice;	    /* set at creation */
 	struct vipskernel *vips;	    /* worker-only; always present */
+	struct jpegfast *fast;		    /* worker-only; always present */
 };
 
 int kernel_global_init(const char *argv0, struct vherr *err)
@@ -38,7 +40,8 @@ struct kernel *kernel_new(const struct kernel_params *params)
 	k->params = params;
 	k->choice = params->choice;
 	k->vips = vipskernel_new(params);
-	if (!k->vips) {
+	k->fast = jpegfast_new(params);
+	if (!k->vips || !k->fast) {
 		kernel_free(k);
 		return NULL;
 	}
@@ -50,17 +53,17 @@ void kernel_free(struct kernel *k)
 	if (!k)
 		return;
 	vipskernel_free(k->vips);
+	jpegfast_free(k->fast);
 	free(k);
 }
 
-/* The path for one image. KERNEL_AUTO will send plain JPEG → JPEG work without
- * filters to KERNEL_JPEGFAST once it exists; until then everything is libvips. */
+/* The path for one image: plain JPEG → JPEG work without filters goes to jpeg-fast
+ * (jpegfast_accepts), everything else to libvips; --kernel forces one. */
 static enum kernel_choice kernel_pick(const struct kernel *k, const uint8_t *in, size_t len)
 {
-	(void)k;
-	(void)in;
-	(void)len;
-	return KERNEL_VIPS;
+	if (k->choice == KERNEL_VIPS || k->choice == KERNEL_JPEGFAST)
+		return k->choice;
+	return jpegfast_accepts(k->params, in, len) ? KERNEL_JPEGFAST : KERNEL_VIPS;
 }
 
 int kernel_run(struct kernel *k, const uint8_t *in, size_t len, struct kernel_result *res,
@@ -71,6 +74,8 @@ int kernel_run(struct kernel *k, const uint8_t *in, size_t len, struct kernel_re
 		return vherr_set(err, VHERR_INTERNAL, VHSTAGE_DECODE,
 				 "kernel_run: NULL input of %zu bytes", len);
 	switch (kernel_pick(k, in, len)) {
+	case KERNEL_JPEGFAST:
+		return jpegfast_run(k->fast, in, len, res, err);
 	case KERNEL_VIPS:
 	default:
 		return vipskernel_run(k->vips, in, len, res, err);

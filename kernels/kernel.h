@@ -35,7 +35,8 @@ struct kernel_params {
 				any decode), and crop/short plans whose scaled image
 				would have more; 0: no limit */
 	enum kernel_fail_on fail_on;
-	enum kernel_choice choice; /* for now every choice runs libvips */
+	enum kernel_choice choice; /* AUTO: jpeg-fast where it gives the same picture
+				      (jpegfast_accepts), else libvips */
 	uint8_t background[3];	   /* pad colour (opaque, also on png/webp with alpha) and
 				      alpha flattening colour for jpeg (sRGB) */
 };

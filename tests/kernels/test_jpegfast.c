@@ -44,14 +44,14 @@ TestSuite(jpegfast, .init = setup, .fini = teardown);
 static struct kernel_params defaults(void)
 {
 	struct kernel_params p = {
-		.mode = GEOMETRY_STRETCH,
-		.autorotate = 1,
-		.format = KFMT_KEEP,
-		.quality = 90,
-		.max_pixels = 100000000,
-		.fail_on = KFAIL_TRUNCATED,
-		.choice = KERNEL_AUTO,
-		.background = {255, 255, 255},
+	    .mode = GEOMETRY_STRETCH,
+	    .autorotate = 1,
+	    .format = KFMT_KEEP,
+	    .quality = 90,
+	    .max_pixels = 100000000,
+	    .fail_on = KFAIL_TRUNCATED,
+	    .choice = KERNEL_AUTO,
+	    .background = {255, 255, 255},
 	};
 	return p;
 }
@@ -85,8 +85,9 @@ static uint8_t clamp8(double v)
 	return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v + 0.5);
 }
 
-/* A w x h RGB image, photo-like for codecs and scalers: smooth colour fields, a few
- * hard-edged boxes, a hatched patch, thin dark strokes (text-like) and film grain. */
+/* A w x h RGB image, photo-like for codecs and scalers (like vhprep-mkimages' photos):
+ * smooth colour fields, hard-edged boxes, a hatched patch (period 3), thin dark strokes
+ * (text-like) and film grain (sigma 5). */
 static uint8_t *photo_rgb(int w, int h, uint32_t seed)
 {
 	uint8_t *rgb = malloc((size_t)w * h * 3);
@@ -99,20 +100,25 @@ static uint8_t *photo_rgb(int w, int h, uint32_t seed)
 			double r = 120 + 80 * sin(x * fx * 1.3 + seed) * cos(y * fy * 0.7);
 			double g = 110 + 70 * cos(x * fx * 0.6 - y * fy * 1.1 + seed * 0.3);
 			double b = 90 + 120.0 * y / h;
-			int box = (x / (w / 5 + 1) + y / (h / 4 + 1)) % 3 == 0 && x % (w / 5 + 1) > 3;
-			int hatch = x > w / 2 && y > h / 2 && ((x + y) / 2) % 3 == 0;
-			int stroke = (y % 23 == 11 && x % 37 < 25) || (x % 41 == 7 && y % 29 < 17);
-			double grain = (double)(rng_next(&s) % 41) - 20;
+			int box =
+			    (x / (w / 5 + 1) + y / (h / 4 + 1)) % 3 == 0 && x % (w / 5 + 1) > 3;
+			int hatch = x > w / 2 && x < w / 2 + w / 5 + 2 && y > h / 2 &&
+				    y < h / 2 + h / 5 + 2 && (x + y) % 3 == 0;
+			int stroke =
+			    (y % 23 == 11 && x % 37 < 25) || (x % 41 == 7 && y % 29 < 17);
+			double grain = 0;
 			uint8_t *px = rgb + ((size_t)y * w + x) * 3;
 
+			for (int k = 0; k < 4; k++) /* about gaussian, sigma 5 */
+				grain += ((double)(rng_next(&s) % 1001) - 500) / 500 * 4.3;
 			if (box) {
-				r = 230 - r / 4;
-				g = 40 + g / 5;
+				r = 210 - r / 4;
+				g = 60 + g / 4;
 			}
 			if (hatch)
-				r = g = b = 30;
+				r = g = b = 50;
 			if (stroke)
-				r = g = b = 15;
+				r = g = b = 40;
 			px[0] = clamp8(r + grain);
 			px[1] = clamp8(g + grain * 0.8);
 			px[2] = clamp8(b + grain * 1.1);
@@ -152,8 +158,8 @@ static struct buf photo_jpeg(int w, int h, int samp, int q)
 
 static VipsImage *vips_of_rgb(const uint8_t *rgb, int w, int h)
 {
-	VipsImage *im = vips_image_new_from_memory_copy(rgb, (size_t)w * h * 3, w, h, 3,
-							VIPS_FORMAT_UCHAR);
+	VipsImage *im =
+	    vips_image_new_from_memory_copy(rgb, (size_t)w * h * 3, w, h, 3, VIPS_FORMAT_UCHAR);
 
 	cr_assert_not_null(im);
 	im->Type = VIPS_INTERPRETATION_sRGB;
@@ -215,15 +221,15 @@ static size_t exif_payload(uint8_t *out, int little, int type, uint32_t value)
 	uint8_t *t = out + 6;
 	int size = type == 3 || type == 8 ? 2 : 4;
 
-#define PUT16(p, v)                                                                      \
-	do {                                                                             \
-		(p)[little ? 0 : 1] = (uint8_t)(v);                                      \
-		(p)[little ? 1 : 0] = (uint8_t)((v) >> 8);                               \
+#define PUT16(p, v)                                                                            \
+	do {                                                                                   \
+		(p)[little ? 0 : 1] = (uint8_t)(v);                                            \
+		(p)[little ? 1 : 0] = (uint8_t)((v) >> 8);                                     \
 	} while (0)
-#define PUT32(p, v)                                                                      \
-	do {                                                                             \
-		for (int k_ = 0; k_ < 4; k_++)                                           \
-			(p)[little ? k_ : 3 - k_] = (uint8_t)((v) >> (8 * k_));          \
+#define PUT32(p, v)                                                                            \
+	do {                                                                                   \
+		for (int k_ = 0; k_ < 4; k_++)                                                 \
+			(p)[little ? k_ : 3 - k_] = (uint8_t)((v) >> (8 * k_));                \
 	} while (0)
 	memcpy(out, head, 6);
 	t[0] = t[1] = little ? 'I' : 'M';
@@ -482,31 +488,38 @@ Test(jpegfast, refuses_what_libvips_must_do)
 
 /* Checks one successful run: sizes as planned, the output a JPEG of that size in
  * the expected subsampling. */
-static void check_run(const struct kernel_params *p, const struct kernel_result *res,
-		      int in_w, int in_h, const char *what)
+static void check_run_oriented(const struct kernel_params *p, const struct kernel_result *res,
+			       int in_w, int in_h, int stored_w, int stored_h, const char *what)
 {
 	struct geometry g;
 	int w = 0, h = 0, ss, want_ss;
 
 	if (p->resize_w > 0)
-		cr_assert_eq(geometry_plan(p->mode, in_w, in_h, p->resize_w, p->resize_h, &g), 0);
+		cr_assert_eq(geometry_plan(p->mode, in_w, in_h, p->resize_w, p->resize_h, &g),
+			     0);
 	else
 		geometry_plan(GEOMETRY_STRETCH, in_w, in_h, in_w, in_h, &g);
 	cr_assert(res->out_w == g.out_w && res->out_h == g.out_h, "%s: got %dx%d want %dx%d",
 		  what, res->out_w, res->out_h, g.out_w, g.out_h);
-	cr_assert(res->in_w == in_w && res->in_h == in_h, "%s: in %dx%d", what, res->in_w,
-		  res->in_h);
+	cr_assert(res->in_w == stored_w && res->in_h == stored_h, "%s: in %dx%d", what,
+		  res->in_w, res->in_h);
 	ss = jpeg_subsamp(res, &w, &h);
 	want_ss = p->gray ? TJSAMP_GRAY : p->quality >= 90 ? TJSAMP_444 : TJSAMP_420;
 	cr_assert(w == g.out_w && h == g.out_h, "%s: JPEG is %dx%d", what, w, h);
 	cr_assert_eq(ss, want_ss, "%s: subsampling %d, want %d", what, ss, want_ss);
 }
 
+static void check_run(const struct kernel_params *p, const struct kernel_result *res, int in_w,
+		      int in_h, const char *what)
+{
+	check_run_oriented(p, res, in_w, in_h, in_w, in_h, what);
+}
+
 Test(jpegfast, every_mode_sweep_exact_dims)
 {
-	static const int sizes[][2] = {{1, 1},	   {2, 2},	{3, 5},	   {17, 9},
-				       {223, 97},  {97, 223},	{300, 200}, {640, 480},
-				       {37, 211},  {1000, 30},	{449, 449}};
+	static const int sizes[][2] = {{1, 1},	  {2, 2},     {3, 5},	  {17, 9},
+				       {223, 97}, {97, 223},  {300, 200}, {640, 480},
+				       {37, 211}, {1000, 30}, {449, 449}};
 	static const int targets[][2] = {{224, 224}, {100, 150}, {64, 17},
 					 {1, 1},     {333, 100}, {500, 500}};
 	static const int samps[] = {TJSAMP_444, TJSAMP_422, TJSAMP_420,
@@ -533,10 +546,11 @@ Test(jpegfast, every_mode_sweep_exact_dims)
 					p.mode = (enum geometry_mode)m;
 					p.quality = runs % 2 ? 75 : 90;
 					p.gray = runs % 5 == 3;
-					snprintf(what, sizeof(what), "%dx%d samp %d %s %dx%d q%d%s",
-						 sizes[s][0], sizes[s][1], samps[k],
-						 geometry_mode_name(p.mode), p.resize_w, p.resize_h,
-						 p.quality, p.gray ? " gray" : "");
+					snprintf(what, sizeof(what),
+						 "%dx%d samp %d %s %dx%d q%d%s", sizes[s][0],
+						 sizes[s][1], samps[k],
+						 geometry_mode_name(p.mode), p.resize_w,
+						 p.resize_h, p.quality, p.gray ? " gray" : "");
 					rc = jpegfast_run(jf, in.data, in.len, &res, &err);
 					check_result(rc, &res, &err, "jpeg-fast");
 					cr_assert_eq(rc, 0, "%s: %s", what, err.msg);
@@ -575,8 +589,8 @@ Test(jpegfast, no_resize_reencodes_same_size)
 
 Test(jpegfast, large_jpeg_dct_scaling_exact_and_close_to_libvips)
 {
-	static const int targets[][2] = {{224, 224}, {333, 100}, {17, 1001}, {250, 188},
-					 {1000, 750}};
+	static const int targets[][2] = {
+	    {224, 224}, {333, 100}, {17, 1001}, {250, 188}, {1000, 750}};
 	static const int samps[] = {TJSAMP_444, TJSAMP_422, TJSAMP_420,
 				    TJSAMP_440, TJSAMP_411, TJSAMP_GRAY};
 	uint8_t *rgb = photo_rgb(4000, 3000, 7);
@@ -620,9 +634,9 @@ Test(jpegfast, same_picture_as_libvips_for_stretch_224)
 {
 	static const struct {
 		int w, h, samp, q;
-	} cases[] = {{500, 375, TJSAMP_444, 90}, {500, 375, TJSAMP_420, 90},
-		     {640, 427, TJSAMP_420, 85}, {375, 500, TJSAMP_422, 95},
-		     {160, 120, TJSAMP_444, 90}, {1200, 900, TJSAMP_420, 80}};
+	} cases[] = {{500, 375, TJSAMP_444, 90},  {500, 375, TJSAMP_420, 90},
+		     {640, 427, TJSAMP_420, 85},  {375, 500, TJSAMP_422, 95},
+		     {1200, 900, TJSAMP_420, 80}, {300, 250, TJSAMP_444, 90}};
 	double total = 0;
 	int n = 0;
 
@@ -636,15 +650,34 @@ Test(jpegfast, same_picture_as_libvips_for_stretch_224)
 			p.resize_w = p.resize_h = 224;
 			p.quality = q;
 			d = mad_vs_vips(&p, &in);
-			cr_log_info("%dx%d samp %d → 224x224 q%d: MAD %.3f", cases[c].w,
+			cr_log_info("%dx%d samp %d -> 224x224 q%d: MAD %.3f", cases[c].w,
 				    cases[c].h, cases[c].samp, q, d);
-			cr_assert_leq(d, 3.0, "%dx%d q%d: MAD %.2f", cases[c].w, cases[c].h, q, d);
+			cr_assert_leq(d, 3.0, "%dx%d q%d: MAD %.2f", cases[c].w, cases[c].h, q,
+				      d);
 			total += d;
 			n++;
 		}
 		free_buf(&in);
 	}
 	cr_assert_leq(total / n, 3.0, "mean MAD %.2f", total / n);
+}
+
+/* Enlarging: libvips 8.14's upsizing (thumbnail → vips_resize → affine) is itself 3.2
+ * from PIL's bicubic on vhprep-mkimages photos (160x120 → 224x224), jpeg-fast 1.2 (see
+ * bench/kernel-bench.sh), so the two kernels differ more here; the bound only catches
+ * a broken picture. */
+Test(jpegfast, enlarging_stays_near_libvips)
+{
+	struct buf in = photo_jpeg(160, 120, TJSAMP_444, 90);
+	struct kernel_params p = defaults();
+	double d;
+
+	p.resize_w = p.resize_h = 224;
+	p.quality = 75;
+	d = mad_vs_vips(&p, &in);
+	cr_log_info("160x120 -> 224x224: MAD %.3f", d);
+	cr_assert_leq(d, 8.0, "MAD %.2f", d);
+	free_buf(&in);
 }
 
 Test(jpegfast, other_modes_close_to_libvips)
@@ -836,8 +869,10 @@ Test(jpegfast, exif_orientations_1_to_8_match_libvips)
 {
 	uint8_t *rgb = marked_rgb(300, 200);
 	VipsImage *im = vips_of_rgb(rgb, 300, 200);
-	static const int targets[][3] = {{0, 0, GEOMETRY_STRETCH}, {100, 100, GEOMETRY_FIT},
-					 {120, 40, GEOMETRY_STRETCH}, {90, 90, GEOMETRY_CROP},
+	static const int targets[][3] = {{0, 0, GEOMETRY_STRETCH},
+					 {100, 100, GEOMETRY_FIT},
+					 {120, 40, GEOMETRY_STRETCH},
+					 {90, 90, GEOMETRY_CROP},
 					 {90, 70, GEOMETRY_PAD}};
 
 	for (int o = 1; o <= 8; o++) {
@@ -854,8 +889,8 @@ Test(jpegfast, exif_orientations_1_to_8_match_libvips)
 			p.resize_h = targets[t][1];
 			p.mode = (enum geometry_mode)targets[t][2];
 			cr_assert_eq(run_jf(&p, &in, &res, &err), 0, "%s", err.msg);
-			check_run(&p, &res, o >= 5 ? 200 : 300, o >= 5 ? 300 : 200, "oriented");
-			cr_assert(res.in_w == 300 && res.in_h == 200, "in is the stored size");
+			check_run_oriented(&p, &res, o >= 5 ? 200 : 300, o >= 5 ? 300 : 200,
+					   300, 200, "oriented");
 			kernel_result_release(&res);
 			d = mad_vs_vips(&p, &in);
 			cr_assert_leq(d, 3.0, "orientation %d target %zu: MAD %.2f", o, t, d);
@@ -1014,7 +1049,7 @@ Test(jpegfast, fail_on_none_lets_truncated_jpeg_through)
 	free_buf(&full);
 }
 
-Test(jpegfast, missing_eoi_as_libvips)
+Test(jpegfast, missing_eoi_is_truncation_as_in_libvips)
 {
 	static const int flags[] = {0, TJFLAG_PROGRESSIVE};
 
@@ -1022,62 +1057,67 @@ Test(jpegfast, missing_eoi_as_libvips)
 		uint8_t *rgb = photo_rgb(240, 160, 5);
 		struct buf full = tj_jpeg(rgb, 240, 160, TJSAMP_420, 90, flags[f]);
 		struct buf no_eoi = {full.data, full.len - 2};
+		struct buf trailer = {malloc(full.len + 300), full.len + 300};
 		struct kernel_params p = defaults();
+		struct kernel_result res = {0};
+		struct vherr err = {0};
 
 		cr_assert(full.data[full.len - 2] == 0xff && full.data[full.len - 1] == 0xd9);
 		p.resize_w = p.resize_h = 100;
-		/* baseline: libvips stops after the last row and passes; progressive:
-		 * libvips reads to the EOI before the first row and fails */
+		/* libvips 8.14 reads ahead past the end of the scan and fails */
 		expect_same_as_vips(&p, &no_eoi, flags[f] ? "progressive" : "baseline");
-		if (!flags[f]) {
-			struct kernel_result res = {0};
-			struct vherr err = {0};
-
-			cr_assert_eq(run_jf(&p, &no_eoi, &res, &err), 0, "%s", err.msg);
-			kernel_result_release(&res);
-		} else {
-			expect_error(&p, &no_eoi, VHERR_TRUNCATED, VHSTAGE_DECODE);
-		}
+		expect_error(&p, &no_eoi, VHERR_TRUNCATED, VHSTAGE_DECODE);
+		/* bytes after the EOI (camera trailers) are no harm */
+		cr_assert_not_null(trailer.data);
+		memcpy(trailer.data, full.data, full.len);
+		memset(trailer.data + full.len, 0x5a, 300);
+		cr_assert_eq(run_jf(&p, &trailer, &res, &err), 0, "%s", err.msg);
+		kernel_result_release(&res);
+		expect_same_as_vips(&p, &trailer, "trailer");
+		free_buf(&trailer);
 		free_buf(&full);
 		free(rgb);
 	}
 }
 
-/* Overwrites bytes early in the entropy-coded data (after the SOS header). */
-static void corrupt_scan(struct buf *b)
+/* The offset of the entropy-coded data of the first scan. */
+static size_t scan_start(const struct buf *b)
 {
-	for (size_t i = 2; i + 4 < b->len; i++) {
-		if (b->data[i] == 0xff && b->data[i + 1] == 0xda) {
-			size_t at = i + 2 + ((size_t)b->data[i + 2] << 8 | b->data[i + 3]) + 200;
-
-			cr_assert_lt(at + 64, b->len);
-			for (int k = 0; k < 64; k++)
-				b->data[at + k] = (uint8_t)(0x35 + k * 7);
-			return;
-		}
-	}
+	for (size_t i = 2; i + 4 < b->len; i++)
+		if (b->data[i] == 0xff && b->data[i + 1] == 0xda)
+			return i + 2 + ((size_t)b->data[i + 2] << 8 | b->data[i + 3]);
 	cr_assert_fail("no SOS");
+	return 0;
 }
 
 Test(jpegfast, corrupt_data_warns_like_libvips)
 {
-	struct buf in = photo_jpeg(400, 300, TJSAMP_420, 90);
+	struct buf garbage = photo_jpeg(400, 300, TJSAMP_420, 90);
+	struct buf marker = copy_buf(garbage.data, garbage.len);
 	struct kernel_params p = defaults();
 	struct kernel_result res = {0};
 	struct vherr err = {0};
+	size_t at = scan_start(&garbage) + 200;
 
-	corrupt_scan(&in);
+	/* garbage in the scan: decodes silently until extra bytes before the EOI */
+	for (int k = 0; k < 64; k++)
+		garbage.data[at + k] = (uint8_t)(0x35 + k * 7);
+	/* a stray RST marker early in the scan: "Corrupt JPEG data" at once */
+	marker.data[at] = 0xff;
+	marker.data[at + 1] = 0xd3;
 	p.resize_w = p.resize_h = 100;
 	for (int f = KFAIL_NONE; f <= KFAIL_WARNING; f++) {
 		p.fail_on = (enum kernel_fail_on)f;
-		expect_same_as_vips(&p, &in, "corrupt scan");
+		expect_same_as_vips(&p, &garbage, "garbage in scan");
+		expect_same_as_vips(&p, &marker, "stray marker");
 	}
-	p.fail_on = KFAIL_TRUNCATED;
-	cr_assert_eq(run_jf(&p, &in, &res, &err), 0, "a warning passes: %s", err.msg);
+	p.fail_on = KFAIL_ERROR;
+	cr_assert_eq(run_jf(&p, &marker, &res, &err), 0, "a warning passes: %s", err.msg);
 	kernel_result_release(&res);
 	p.fail_on = KFAIL_WARNING;
-	expect_error(&p, &in, VHERR_CORRUPT, VHSTAGE_DECODE);
-	free_buf(&in);
+	expect_error(&p, &marker, VHERR_CORRUPT, VHSTAGE_DECODE);
+	free_buf(&garbage);
+	free_buf(&marker);
 }
 
 Test(jpegfast, garbage_empty_not_jpeg)
@@ -1181,7 +1221,8 @@ Test(jpegfast, one_kernel_many_sizes_deterministic)
 	p.resize_w = p.resize_h = 224;
 	p.quality = 75;
 	for (int i = 0; i < 8; i++)
-		in[i] = photo_jpeg(sizes[i][0], sizes[i][1], i % 2 ? TJSAMP_444 : TJSAMP_420, 90);
+		in[i] =
+		    photo_jpeg(sizes[i][0], sizes[i][1], i % 2 ? TJSAMP_444 : TJSAMP_420, 90);
 	for (int round = 0; round < 4; round++) {
 		for (int i = 0; i < 8; i++) {
 			struct kernel_result res = {0};
@@ -1201,7 +1242,7 @@ Test(jpegfast, one_kernel_many_sizes_deterministic)
 				continue;
 			}
 			cr_assert(res.len == first[i].len &&
-					  memcmp(res.data, first[i].data, res.len) == 0,
+				      memcmp(res.data, first[i].data, res.len) == 0,
 				  "file %d: same bytes every time", i);
 			kernel_result_release(&res);
 		}

@@ -53,7 +53,7 @@ static struct kernel_params defaults(void)
 	    .quality = 90,
 	    .max_pixels = 100000000,
 	    .fail_on = KFAIL_TRUNCATED,
-	    .choice = KERNEL_AUTO,
+	    .choice = KERNEL_VIPS, /* this file tests the libvips path */
 	    .background = {255, 255, 255},
 	};
 	return p;
