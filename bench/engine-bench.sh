@@ -32,7 +32,8 @@ for tool in "$vhprep" "$mkimages"; do
 done
 cores=$(nproc)
 work=$(mktemp -d "${TMPDIR:-/tmp}/vhprep-bench.XXXXXX")
-data=$build/bench-data/photos-$count
+per_dir=$(((count + cores - 1) / cores)) # one class folder per core: the per-core Python peer
+data=$build/bench-data/photos-$count-$per_dir
 mnt=$work/mnt
 results=$root/bench/results/engine-$(date -u +%Y%m%d).jsonl
 [ "$smoke" = 1 ] && results=$work/results.jsonl
@@ -47,7 +48,7 @@ trap cleanup EXIT
 if [ ! -f "$data.complete" ]; then
 	rm -rf "$data"
 	"$mkimages" --preset photos --count "$count" --width 500 --height 375 --quality 90 \
-		--out "$data" >&2
+		--per-dir "$per_dir" --out "$data" >&2
 	touch "$data.complete"
 fi
 nfiles=$(find "$data" -name '*.jpg' | wc -l)
@@ -92,11 +93,16 @@ vh=("$vhprep" --resize 224 --quality 75 --quiet --metrics-interval 0 --outputs @
 py=("$python" bench/peers/python_loop.py --size 224 @IN@ @OUT@)
 # vipsthumbnail writes next to -o's directory part; "!" forces the exact size like PIL's
 # resize((224, 224)); Q=75 is PIL's default JPEG quality.
+# the same loop, one process per class folder (= per core), as a user could script it
+pyp=(sh -c 'for d in "$1"/*/; do "$3" bench/peers/python_loop.py --size 224 "$d" "$2/$(basename "$d")" >/dev/null & done; wait' sh @IN@ @OUT@ "$python")
 vt=(sh -c 'find "$1" -name "*.jpg" | xargs -P "$3" -n 50 vipsthumbnail -s "224x224!" -o "$2/%s.jpg[Q=75]"' sh @IN@ @OUT@ "$cores")
 
 measure vhprep-1t "$data" "${vh[@]}" --threads 1 @IN@
 measure vhprep-2t "$data" "${vh[@]}" --threads "$cores" @IN@
+measure vhprep-vips-1t "$data" "${vh[@]}" --kernel vips --threads 1 @IN@
+measure vhprep-vips-2t "$data" "${vh[@]}" --kernel vips --threads "$cores" @IN@
 measure python-loop "$data" "${py[@]}"
+measure python-per-core "$data" "${pyp[@]}"
 measure vipsthumbnail "$data" "${vt[@]}"
 lat=0
 if mount_latency; then
@@ -117,7 +123,10 @@ cat <<MD
 |---|---:|---:|---:|
 | vhprep, 1 thread, plain dir | $(r vhprep-1t) | $(x vhprep-1t python-loop) | $(x vhprep-1t vipsthumbnail) |
 | vhprep, $cores threads, plain dir | $(r vhprep-2t) | $(x vhprep-2t python-loop) | $(x vhprep-2t vipsthumbnail) |
+| vhprep --kernel vips, 1 thread, plain dir | $(r vhprep-vips-1t) | $(x vhprep-vips-1t python-loop) | $(x vhprep-vips-1t vipsthumbnail) |
+| vhprep --kernel vips, $cores threads, plain dir | $(r vhprep-vips-2t) | $(x vhprep-vips-2t python-loop) | $(x vhprep-vips-2t vipsthumbnail) |
 | Python/PIL loop (Valohai docs), plain dir | $(r python-loop) | 1.00x | $(x python-loop vipsthumbnail) |
+| Python/PIL loop, one process per core, plain dir | $(r python-per-core) | $(x python-per-core python-loop) | $(x python-per-core vipsthumbnail) |
 | find \| xargs -P$cores vipsthumbnail, plain dir | $(r vipsthumbnail) | $(x vipsthumbnail python-loop) | 1.00x |
 MD
 if [ "$lat" = 1 ]; then
@@ -125,7 +134,7 @@ if [ "$lat" = 1 ]; then
 | vhprep, $cores threads, latencyfs ${delay_ms} ms/op | $(r vhprep-2t-mount) | $(x vhprep-2t-mount python-loop-mount) (vs loop on mount) | |
 | Python/PIL loop, latencyfs ${delay_ms} ms/op | $(r python-loop-mount) | 1.00x | |
 
-vhprep on the ${delay_ms} ms mount runs at $(x vhprep-2t-mount vhprep-2t) of its plain-directory rate.
+vhprep on the ${delay_ms} ms mount runs at $(x vhprep-2t-mount vhprep-2t) of its plain-directory rate; vhprep at $cores threads is $(x vhprep-2t python-per-core) the Python loop run as one process per core.
 MD
 fi
 echo "raw runs: $results" >&2

@@ -120,7 +120,8 @@ static int open_all(struct run *r, int *exit_code, struct vherr *err)
 	return 0;
 }
 
-/* The monitor thread: turns SIGINT/SIGTERM into a clean stop and prints progress. */
+/* The monitor thread: turns SIGINT/SIGTERM into a clean stop and prints progress;
+ * SIGUSR1 from execute() says the pipeline is over. */
 static void *monitor_main(void *arg)
 {
 	struct run *r = arg;
@@ -133,7 +134,7 @@ static void *monitor_main(void *arg)
 	while (!pipeline_finished(r->pipeline)) {
 		int sig = sigtimedwait(&r->signals, NULL, &tick);
 
-		if (sig > 0 && !atomic_exchange(&r->signal, sig)) {
+		if ((sig == SIGINT || sig == SIGTERM) && !atomic_exchange(&r->signal, sig)) {
 			say(r, "\nvhprep: %s received: finishing the files in flight",
 			    sig == SIGINT ? "SIGINT" : "SIGTERM");
 			pipeline_cancel(r->pipeline);
@@ -253,6 +254,7 @@ static int execute(struct run *r, struct vherr *err)
 		return RUN_EXIT_FATAL;
 	}
 	rc = pipeline_run(r->pipeline, err);
+	pthread_kill(monitor, SIGUSR1);
 	pthread_join(monitor, NULL);
 	if (rc < 0 && !r->cfg.quiet)
 		fprintf(stderr, "vhprep: %s\n", err->msg);
@@ -287,6 +289,7 @@ int run_main(int argc, char **argv)
 	sigemptyset(&r.signals);
 	sigaddset(&r.signals, SIGINT);
 	sigaddset(&r.signals, SIGTERM);
+	sigaddset(&r.signals, SIGUSR1); /* the pipeline's end wakes the monitor */
 	pthread_sigmask(SIG_BLOCK, &r.signals, NULL);
 	r.started = time(NULL);
 	config_defaults(&r.cfg);

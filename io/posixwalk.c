@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A directory waiting to be listed; relpath "" is the root. */
@@ -25,6 +26,7 @@ struct walk {
 	struct posixwalk_stats *stats; /* set at creation, atomics */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;      /* signalled on push and when a listing ends */
+	pthread_cond_t idle;         /* signalled when nothing is left and nobody lists */
 	struct walkdir *stack;       /* under lock: LIFO keeps the pending set small */
 	int active;                  /* under lock: directories being listed */
 	int failed;                  /* under lock: root unlistable or out of memory */
@@ -206,6 +208,8 @@ static void walk_done(struct walk *w)
 	w->active--;
 	if (w->active == 0)
 		pthread_cond_broadcast(&w->changed);
+	if (w->active == 0 && !w->stack)
+		pthread_cond_broadcast(&w->idle);
 	pthread_mutex_unlock(&w->lock);
 }
 
@@ -222,23 +226,24 @@ static void *walker_main(void *arg)
 	return NULL;
 }
 
-/* Wakes walkers blocked in walk_take when *stop is raised from outside. */
-static void *stop_watch(void *arg)
+/* Waits until the walk is over, checking every 50 ms for a stop raised from outside
+ * (which nothing signals), and wakes the walkers blocked in walk_take then. */
+static void watch(struct walk *w)
 {
-	struct walk *w = arg;
-	struct timespec tick = {0, 50 * 1000 * 1000};
-	int over = 0;
+	struct timespec deadline;
 
-	while (!over) {
-		nanosleep(&tick, NULL);
-		pthread_mutex_lock(&w->lock);
-		over = w->active == 0 && !w->stack;
-		if (atomic_load(w->stop))
-			pthread_cond_broadcast(&w->changed);
-		pthread_mutex_unlock(&w->lock);
-		over = over || atomic_load(w->stop);
+	pthread_mutex_lock(&w->lock);
+	while ((w->active > 0 || w->stack) && !atomic_load(w->stop)) {
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_nsec += 50 * 1000 * 1000;
+		if (deadline.tv_nsec >= 1000000000) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&w->idle, &w->lock, &deadline);
 	}
-	return NULL;
+	pthread_cond_broadcast(&w->changed);
+	pthread_mutex_unlock(&w->lock);
 }
 
 static void free_stack(struct walkdir *d)
@@ -258,7 +263,7 @@ int posixwalk_run(int rootfd, int nwalkers, atomic_int *stop, source_emit_fn emi
 	struct posixwalk_stats local_stats = {0};
 	struct walk w = {.rootfd = rootfd, .stop = stop, .emit = emit, .ctx = ctx,
 			 .on_error = on_error, .stats = stats ? stats : &local_stats};
-	pthread_t *threads, watcher;
+	pthread_t *threads;
 	int started = 0, rc = 0;
 
 	if (nwalkers < 1)
@@ -272,13 +277,13 @@ int posixwalk_run(int rootfd, int nwalkers, atomic_int *stop, source_emit_fn emi
 	}
 	pthread_mutex_init(&w.lock, NULL);
 	pthread_cond_init(&w.changed, NULL);
+	pthread_cond_init(&w.idle, NULL);
 	for (; started < nwalkers; started++)
 		if (pthread_create(&threads[started], NULL, walker_main, &w) != 0)
 			break;
 	if (started == 0)
 		walker_main(&w);
-	if (pthread_create(&watcher, NULL, stop_watch, &w) == 0)
-		pthread_join(watcher, NULL);
+	watch(&w);
 	for (int i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
 	if (w.failed) {
@@ -289,6 +294,7 @@ int posixwalk_run(int rootfd, int nwalkers, atomic_int *stop, source_emit_fn emi
 	free_stack(w.stack);
 	pthread_mutex_destroy(&w.lock);
 	pthread_cond_destroy(&w.changed);
+	pthread_cond_destroy(&w.idle);
 	free(threads);
 	return rc;
 }
