@@ -15,6 +15,10 @@ packages=(
 	libssl-dev                       # SHA-256 provenance checksums
 	libcriterion-dev                 # unit tests
 	libfuse3-dev fuse3               # bench/latencyfs, the emulated NFS mount
+	libnfs-dev                       # the nfs:// source (libnfs 4.0)
+	libnfs-utils                     # nfs-ls/nfs-cat: ganesha.sh readiness, benchmarks
+	nfs-ganesha nfs-ganesha-vfs      # the real NFS server of tests/integration/test_nfs.c
+	rpcbind                          # NFSv3 MOUNT goes through the portmapper
 	python3-pil                      # the Python peer the benchmarks compare against
 	hyperfine time                   # benchmark timing
 )

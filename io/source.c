@@ -1,5 +1,5 @@
-/* source: the dispatch table and the posix source (a directory or kernel mount, walked
- * by posixwalk or listed by filelist, read by iopool). */
+/* source: the dispatch table, the posix source (a directory or kernel mount, walked
+ * by posixwalk or listed by filelist, read by iopool) and the nfs:// source (nfssrc). */
 #include "io/source.h"
 
 #include <errno.h>
@@ -13,6 +13,8 @@
 
 #include "io/filelist.h"
 #include "io/iopool.h"
+#include "io/nfssrc.h"
+#include "io/nfsurl.h"
 #include "io/posixwalk.h"
 
 struct source_ops {
@@ -22,6 +24,7 @@ struct source_ops {
 	int (*submit)(struct source *s, struct source_read *req);
 	void (*cancel)(struct source *s);
 	void (*release)(struct source *s);
+	char *(*location)(const struct source *s, const char *relpath, char *buf, size_t size);
 };
 
 struct source {
@@ -32,6 +35,8 @@ struct source {
 	/* posix */
 	int rootfd;                   /* set at creation */
 	struct iopool *pool;          /* set at creation */
+	/* nfs */
+	struct nfssrc *nfs;           /* set at creation */
 };
 
 static int posix_walk(struct source *s, source_emit_fn emit, void *ctx,
@@ -61,12 +66,68 @@ static void posix_release(struct source *s)
 		close(s->rootfd);
 }
 
+static char *posix_location(const struct source *s, const char *relpath, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s/%s", strcmp(s->root, "/") == 0 ? "" : s->root, relpath);
+	return buf;
+}
+
 static const struct source_ops posix_ops = {
 	.walk = posix_walk,
 	.submit = posix_submit,
 	.cancel = posix_cancel,
 	.release = posix_release,
+	.location = posix_location,
 };
+
+static int nfsop_walk(struct source *s, source_emit_fn emit, void *ctx,
+		      void (*on_error)(void *, const char *, const struct vherr *),
+		      struct vherr *err)
+{
+	if (s->opts.files_from)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_WALK,
+				 "--files-from is not supported with an nfs:// source");
+	return nfssrc_walk(s->nfs, emit, ctx, on_error, err);
+}
+
+static int nfsop_submit(struct source *s, struct source_read *req)
+{
+	return nfssrc_submit(s->nfs, req);
+}
+
+static void nfsop_cancel(struct source *s)
+{
+	nfssrc_cancel(s->nfs);
+}
+
+static void nfsop_release(struct source *s)
+{
+	nfssrc_free(s->nfs);
+}
+
+static char *nfsop_location(const struct source *s, const char *relpath, char *buf,
+			    size_t size)
+{
+	return nfssrc_location(s->nfs, relpath, buf, size);
+}
+
+static const struct source_ops nfsops = {
+	.walk = nfsop_walk,
+	.submit = nfsop_submit,
+	.cancel = nfsop_cancel,
+	.release = nfsop_release,
+	.location = nfsop_location,
+};
+
+/* Opens an nfs:// URL as a source (no local checks: the server answers). */
+static int nfsop_open(struct source *s, const char *spec, struct vherr *err)
+{
+	s->ops = &nfsops;
+	s->root = strdup(spec);
+	if (!s->root)
+		return vherr_set(err, VHERR_NOMEM, VHSTAGE_WALK, NULL);
+	return nfssrc_open(spec, &s->opts, NULL, &s->nfs, err);
+}
 
 /* Warns when path is not a mount point: the user may have mistyped the mount path,
  * or the volume may not be mounted (then the step reads an empty local directory). */
@@ -113,6 +174,12 @@ int source_open(const char *spec, const struct source_opts *opts, struct source 
 	s->ops = &posix_ops;
 	s->opts = *opts;
 	s->rootfd = -1;
+	if (nfsurl_is_nfs(spec)) {
+		if ((rc = nfsop_open(s, spec, err)) < 0)
+			goto fail;
+		*out = s;
+		return 0;
+	}
 	s->root = normalise_root(spec);
 	if (!s->root) {
 		rc = vherr_set(err, VHERR_NOMEM, VHSTAGE_WALK, NULL);
@@ -151,6 +218,8 @@ int source_read_submit(struct source *s, struct source_read *req)
 void source_stop(struct source *s)
 {
 	atomic_store(&s->stop, 1);
+	if (s->nfs)
+		nfssrc_stop(s->nfs);
 }
 
 void source_cancel(struct source *s)
@@ -166,8 +235,7 @@ const char *source_root(const struct source *s)
 
 char *source_location(const struct source *s, const char *relpath, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s/%s", strcmp(s->root, "/") == 0 ? "" : s->root, relpath);
-	return buf;
+	return s->ops->location(s, relpath, buf, size);
 }
 
 void source_free(struct source *s)

@@ -1,0 +1,69 @@
+/* nfssrc: the nfs:// source — libnfs' async API driven by ONE event-loop thread over
+ * several nfs_contexts (one TCP connection each, like nconnect), each with many requests
+ * in flight. It implements the source operations of io/source.h (walk, read submit,
+ * cancel, free) for source.c's dispatch table.
+ *
+ * Walk: directories are work items; up to source_opts.walkers directory requests are in
+ * flight at once, spread over the connections. NFSv3 lists with raw READDIRPLUS calls
+ * (the cookie chain, one page per call; subdirectories by the handle READDIRPLUS returns,
+ * no LOOKUP), so a huge directory is never held whole: each page's file names go to the
+ * walking thread as the page arrives, and at most NFSSRC_PAGES_MAX pages wait there.
+ * NFSv4 lists a directory whole with libnfs' nfs_opendir_async (correct, slower: libnfs
+ * 4.0 maps owners through NSS).
+ * Reads: open + fstat + pread of the whole file (libnfs sends it as parallel READs of
+ * readmax bytes) + close, at most source_opts.io_depth files in flight. The byte budget
+ * is taken by a budget thread (budget_acquire blocks; the loop never does), and
+ * completions run on a completion thread (req->done may block; the loop never does).
+ *
+ * Threads: the loop, budget and completion threads belong to the source. walk runs in
+ * the caller's thread and calls emit there. submit, stop and cancel are thread-safe. */
+#ifndef VHPREP_IO_NFSSRC_H
+#define VHPREP_IO_NFSSRC_H
+
+#include <stddef.h>
+
+#include "io/source.h"
+
+/* Pages of names that may wait for the walking thread (each at most ~NFSSRC_PAGE_BYTES). */
+#define NFSSRC_PAGES_MAX 64
+/* READDIRPLUS maxcount asked for (the server may cap it). */
+#define NFSSRC_PAGE_BYTES (256 * 1024)
+
+/* Options of the nfs source beyond source_opts; set once at creation. */
+struct nfssrc_opts {
+	int connections; /* nfs_contexts (TCP connections); <= 0: 4 */
+	int timeout_ms;	 /* mount and per-RPC timeout; <= 0: 10000 */
+};
+
+struct nfssrc;
+
+/* Parses url (see io/nfsurl.h), connects and mounts every connection (in parallel,
+ * bounded by the timeout), checks that the root is a directory and starts the threads.
+ * nopts may be NULL (defaults); opts->budget is borrowed and must outlive the source.
+ * Returns 0 with *out owned by the caller (nfssrc_free), or a negative code with err set
+ * to one line: -VHERR_USAGE (bad URL), -VHERR_NET (unreachable, wrong port, timeout),
+ * -VHERR_NOENT (unknown export or path), -VHERR_ACCESS, -VHERR_NOTDIR. */
+int nfssrc_open(const char *url, const struct source_opts *opts,
+		const struct nfssrc_opts *nopts, struct nfssrc **out, struct vherr *err);
+/* Walks the tree, calling emit (in this thread) for each regular file; returns when the
+ * walk is done or stopped and no directory request is in flight: 0, or a negative code
+ * with err set if the root could not be listed. Sub-directory errors go to on_error
+ * (may be NULL). Call once; stop (nfssrc_stop or emit returning SOURCE_STOP) ends it. */
+int nfssrc_walk(struct nfssrc *s, source_emit_fn emit, void *ctx,
+		void (*on_error)(void *ctx, const char *relpath, const struct vherr *err),
+		struct vherr *err);
+/* Submits req (source_read semantics); blocks while io_depth reads are in flight.
+ * Returns 0 when req->done will run exactly once (on the completion thread), or
+ * -VHERR_CANCELLED when it will not. Thread-safe. */
+int nfssrc_submit(struct nfssrc *s, struct source_read *req);
+/* Asks the walk to stop soon; reads go on. Thread-safe. */
+void nfssrc_stop(struct nfssrc *s);
+/* Stops the walk, completes queued and in-flight reads as cancelled, cancels the budget.
+ * Thread-safe; idempotent. */
+void nfssrc_cancel(struct nfssrc *s);
+/* Writes "nfs://host[:port]/path/relpath" (no query) into buf; returns buf. */
+char *nfssrc_location(const struct nfssrc *s, const char *relpath, char *buf, size_t size);
+/* Stops the threads, unmounts and frees s; s may be NULL. No read may be pending. */
+void nfssrc_free(struct nfssrc *s);
+
+#endif

@@ -1,0 +1,465 @@
+/* The nfs:// source against a real NFS server: nfs-ganesha (VFS backend) on 127.0.0.1,
+ * started by tests/fixtures/ganesha.sh on a tree this test generates.
+ * - vhprep over NFSv3 and NFSv4 gives the same output bytes, CSV rows and metadata
+ *   (except the source location) as over the local path;
+ * - an unknown export and a wrong port end with exit 2 and one line, quickly;
+ * - the source itself (io/nfssrc, linked in): v3 and v4 walks of a nested tree list
+ *   exactly the local files; a file deleted between the walk and its read fails with
+ *   VHERR_VANISHED while the others read byte-identical.
+ *
+ * Needs root, nfs-ganesha, nfs-ganesha-vfs, rpcbind and libnfs-utils: the fixture exits
+ * 77 where it cannot run and the test is skipped. The server is stopped in .fini. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "io/nfssrc.h"
+#include "itest.h"
+
+#define NFS_PORT "20490"
+
+static int server_up;	  /* the fixture started a server this test must stop */
+static char *url3, *url4; /* the fixture's URLs for the exported directory */
+
+/* Runs ganesha.sh with verb (and dir); returns its exit code; *out and *err get its output. */
+static int fixture(const char *verb, const char *dir, char **out, char **err)
+{
+	struct itest_argv a = {0};
+	struct itest_proc p;
+	int code;
+
+	itest_argv_add(&a, "/bin/bash");
+	itest_argv_addf(&a, "%s/tests/fixtures/ganesha.sh", itest_source_dir());
+	itest_argv_add(&a, verb);
+	if (dir)
+		itest_argv_add(&a, dir);
+	itest_run(a.v, NULL, &p);
+	code = p.exit_code;
+	if (out)
+		*out = itest_fmt("%s", p.out);
+	if (err)
+		*err = itest_fmt("%s", p.err);
+	itest_proc_release(&p);
+	itest_argv_free(&a);
+	return code;
+}
+
+/* Value of the line "KEY=..." in text (malloc'd), asserted present. */
+static char *line_value(const char *text, const char *key)
+{
+	size_t klen = strlen(key);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (!strncmp(l, key, klen) && l[klen] == '=')
+			return itest_fmt("%.*s", (int)strcspn(l + klen + 1, "\n"),
+					 l + klen + 1);
+	cr_assert_fail("no %s= line in the fixture's output: %s", key, text);
+	return NULL;
+}
+
+/* Exports dir; skips the test when the fixture exits 77. */
+static void serve(const char *dir)
+{
+	char *out = NULL, *err = NULL;
+	int code = fixture("start", dir, &out, &err);
+
+	if (code == 77) {
+		char *why = itest_fmt("%s", err);
+
+		free(out);
+		free(err);
+		cr_skip("nfs-ganesha is unavailable here (fixture exit 77): %s", why);
+	}
+	server_up = 1;
+	cr_assert_eq(code, 0, "ganesha.sh start: exit %d: %s", code, err);
+	url3 = line_value(out, "NFS3_URL");
+	url4 = line_value(out, "NFS4_URL");
+	free(out);
+	free(err);
+}
+
+static void nfs_setup(void)
+{
+	itest_setup();
+	server_up = 0;
+}
+
+static void nfs_teardown(void)
+{
+	if (server_up) {
+		char *err = NULL;
+		int code = fixture("stop", NULL, NULL, &err);
+
+		if (code != 0)
+			cr_log_error("ganesha.sh stop: exit %d: %s", code, err);
+		free(err);
+		server_up = 0;
+	}
+	VH_FREE(url3);
+	VH_FREE(url4);
+	itest_teardown();
+}
+
+TestSuite(nfs, .init = nfs_setup, .fini = nfs_teardown, .timeout = 180);
+
+static const char *const names[] = {
+    "top.jpg",
+    "a/one.jpg",
+    "a/two.png",
+    "a/b/three.webp",
+    "a/b/c/four.jpg",
+    "with space/five six.jpg",
+    "caf\xc3\xa9/\xe5\x86\x99.png",
+    "many/m00.jpg",
+    "many/m01.jpg",
+    "many/m02.png",
+    "many/m03.jpg",
+};
+#define NNAMES (sizeof(names) / sizeof(names[0]))
+
+static void make_tree(const char *src)
+{
+	for (size_t i = 0; i < NNAMES; i++) {
+		char *p = itest_fmt("%s/%s", src, names[i]);
+
+		itest_make_image(p, 120 + 7 * (int)i, 90 + 3 * (int)i, 3, (unsigned)i, 0);
+		free(p);
+	}
+	{
+		char *bad = itest_fmt("%s/a/not-an-image.jpg", src);
+
+		itest_write_file(bad, "junk", 4);
+		free(bad);
+	}
+}
+
+/* The metadata lines as file -> metadata without "source". */
+static json_t *without_source(json_t *lines)
+{
+	json_t *by_file = json_object(), *line;
+	size_t i;
+
+	json_array_foreach(lines, i, line)
+	{
+		json_t *meta = json_deep_copy(json_object_get(line, "metadata"));
+
+		json_object_del(meta, "source"); /* the CSV's line has none */
+		json_object_set_new(by_file, itest_jstr(line, "file"), meta);
+	}
+	return by_file;
+}
+
+static void sorted_csv(const char *outputs, struct itest_list *rows)
+{
+	char *path = itest_fmt("%s/processing_metadata.csv", outputs);
+	struct itest_csv c;
+
+	itest_read_csv(path, &c);
+	*rows = (struct itest_list){0};
+	for (size_t i = 0; i < c.nrows; i++) {
+		struct itest_list *r = &c.rows[i];
+		char *row = itest_fmt("%s|%s|%s", r->v[0], r->n > 1 ? r->v[1] : "",
+				      r->n > 2 ? r->v[2] : "");
+
+		itest_list_add(rows, row);
+		free(row);
+	}
+	itest_list_sort(rows);
+	itest_csv_free(&c);
+	free(path);
+}
+
+/* Runs vhprep --resize 64 -o out source; asserts exit code want. */
+static void run_resize(const char *source, const char *out, int want)
+{
+	struct itest_proc p;
+
+	itest_vhprep(&p, "--resize", "64", "-o", out, source, NULL);
+	itest_assert_exit(&p, want);
+	itest_proc_release(&p);
+}
+
+static void assert_same_run(const char *out_nfs, const char *out_local, const char *what)
+{
+	char *in = itest_fmt("%s/processed_images", out_nfs);
+	char *il = itest_fmt("%s/processed_images", out_local);
+	json_t *ln = itest_check_outputs(out_nfs, "processed_images", 1);
+	json_t *ll = itest_check_outputs(out_local, "processed_images", 1);
+	json_t *mn = without_source(ln), *ml = without_source(ll);
+	struct itest_list rn, rl;
+	const char *key;
+	json_t *v;
+
+	itest_assert_trees_identical(in, il);
+	json_object_foreach(ml, key, v)
+	{
+		json_t *w = json_object_get(mn, key);
+
+		cr_expect(w && json_equal(v, w), "%s: %s metadata differs from the local run's",
+			  key, what);
+	}
+	cr_expect_eq(json_object_size(mn), json_object_size(ml), "%s: metadata lines", what);
+	sorted_csv(out_nfs, &rn);
+	sorted_csv(out_local, &rl);
+	itest_assert_lists_equal(&rn, &rl, what);
+	itest_list_free(&rn);
+	itest_list_free(&rl);
+	json_decref(mn);
+	json_decref(ml);
+	json_decref(ln);
+	json_decref(ll);
+	free(in);
+	free(il);
+}
+
+Test(nfs, v3_and_v4_outputs_equal_the_local_run)
+{
+	char *src = itest_path("src");
+	char *ol = itest_path("out-local"), *o3 = itest_path("out-v3"),
+	     *o4 = itest_path("out-v4");
+	struct itest_list files;
+
+	make_tree(src);
+	serve(src);
+	run_resize(src, ol, 3); /* 3: one input failed (not-an-image.jpg) */
+	itest_list_files(ol, &files);
+	cr_assert_geq(files.n, NNAMES, "the local run wrote %zu files", files.n);
+	itest_list_free(&files);
+	run_resize(url3, o3, 3);
+	assert_same_run(o3, ol, "NFSv3");
+	run_resize(url4, o4, 3);
+	assert_same_run(o4, ol, "NFSv4");
+	{
+		json_t *errs = itest_read_jsonl(itest_fmt("%s/vhprep-errors.jsonl", o3));
+
+		cr_expect_eq(json_array_size(errs), 1);
+		cr_expect_str_eq(itest_jstr(json_array_get(errs, 0), "reason"), "not_image");
+		cr_expect(
+		    strstr(itest_jstr(json_array_get(errs, 0), "path"), "nfs://127.0.0.1/"),
+		    "error path is not an nfs:// location");
+		json_decref(errs);
+	}
+	free(src);
+	free(ol);
+	free(o3);
+	free(o4);
+}
+
+static double elapsed_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* vhprep on url exits 2 within 10 s with one line naming url's mount. */
+static void assert_usage_failure(const char *url)
+{
+	struct itest_proc p;
+	struct timespec t0;
+	char *out = itest_path("out");
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	itest_vhprep(&p, "--resize", "64", "-o", out, url, NULL);
+	cr_expect_lt(elapsed_since(&t0), 10.0, "%s: took %.1f s", url, elapsed_since(&t0));
+	itest_assert_exit(&p, 2);
+	cr_expect(strstr(p.err, "cannot mount 'nfs://"), "%s: stderr: %s", url, p.err);
+	itest_proc_release(&p);
+	free(out);
+}
+
+Test(nfs, unknown_export_and_wrong_port_exit_2_quickly)
+{
+	char *src = itest_path("src");
+	char *bad;
+
+	make_tree(src);
+	serve(src);
+	bad = itest_fmt("nfs://127.0.0.1%s/no-such-dir", src);
+	assert_usage_failure(bad);
+	free(bad);
+	assert_usage_failure("nfs://127.0.0.1/no-such-export?version=4&nfsport=" NFS_PORT);
+	bad = itest_fmt("nfs://127.0.0.1%s?nfsport=1&mountport=2", src);
+	assert_usage_failure(bad); /* nothing listens on ports 1 and 2 */
+	free(bad);
+	assert_usage_failure("nfs://127.0.0.1:1/export?version=4");
+	free(src);
+}
+
+/* ---- the source itself ---- */
+
+struct walked {
+	pthread_mutex_t lock;
+	struct itest_list names;
+};
+
+static enum source_next collect(void *ctx, const char *relpath)
+{
+	struct walked *w = ctx;
+
+	pthread_mutex_lock(&w->lock);
+	itest_list_add(&w->names, relpath);
+	pthread_mutex_unlock(&w->lock);
+	return SOURCE_CONTINUE;
+}
+
+static void walk_url(const char *url, struct nfssrc **s, struct walked *w)
+{
+	struct source_opts o = {.walkers = 8, .io_depth = 8};
+	struct vherr err = {0};
+
+	cr_assert_eq(nfssrc_open(url, &o, NULL, s, &err), 0, "%s: %s", url, err.msg);
+	*w = (struct walked){.lock = PTHREAD_MUTEX_INITIALIZER};
+	cr_assert_eq(nfssrc_walk(*s, collect, w, NULL, &err), 0, "%s: %s", url, err.msg);
+	itest_list_sort(&w->names);
+}
+
+Test(nfs, walks_list_the_local_files)
+{
+	char *src = itest_path("src");
+	struct itest_list local;
+	struct walked w3, w4;
+	struct nfssrc *s3, *s4;
+
+	for (int d = 0; d < 30; d++)
+		for (int f = 0; f < 20; f++) {
+			char *p =
+			    itest_fmt("%s/d%02d/%s/f%02d.bin", src, d, d % 3 ? "x" : "", f);
+
+			itest_write_file(p, "", 0);
+			free(p);
+		}
+	make_tree(src);
+	serve(src);
+	itest_list_files(src, &local);
+	walk_url(url3, &s3, &w3);
+	itest_assert_lists_equal(&w3.names, &local, "NFSv3 walk vs local");
+	walk_url(url4, &s4, &w4);
+	itest_assert_lists_equal(&w4.names, &local, "NFSv4 walk vs local");
+	nfssrc_free(s3);
+	nfssrc_free(s4);
+	itest_list_free(&w3.names);
+	itest_list_free(&w4.names);
+	itest_list_free(&local);
+	free(src);
+}
+
+static enum source_next stop_after_10(void *ctx, const char *relpath)
+{
+	int *n = ctx;
+
+	(void)relpath;
+	return ++*n >= 10 ? SOURCE_STOP : SOURCE_CONTINUE;
+}
+
+Test(nfs, a_stopped_walk_returns_at_once)
+{
+	char *src = itest_path("src");
+	struct source_opts o = {.walkers = 8, .io_depth = 8};
+	struct vherr err = {0};
+	struct nfssrc *s;
+	int n = 0;
+
+	for (int d = 0; d < 40; d++)
+		for (int f = 0; f < 50; f++) {
+			char *p = itest_fmt("%s/d%02d/f%02d.bin", src, d, f);
+
+			itest_write_file(p, "", 0);
+			free(p);
+		}
+	serve(src);
+	cr_assert_eq(nfssrc_open(url3, &o, NULL, &s, &err), 0, "%s", err.msg);
+	cr_assert_eq(nfssrc_walk(s, stop_after_10, &n, NULL, &err), 0, "%s", err.msg);
+	cr_expect_eq(n, 10, "emit ran %d times after SOURCE_STOP at 10", n);
+	nfssrc_free(s);
+	free(src);
+}
+
+struct reads {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int pending;
+};
+
+static void read_done(struct source_read *req)
+{
+	struct reads *r = req->user;
+
+	pthread_mutex_lock(&r->lock);
+	r->pending--;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Reads every walked file through s; the deleted one must fail as vanished. */
+static void read_all(struct nfssrc *s, const struct walked *w, const char *src,
+		     const char *deleted, const char *what)
+{
+	struct reads r = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+	struct source_read *reqs = calloc(w->names.n, sizeof(*reqs));
+
+	for (size_t i = 0; i < w->names.n; i++) {
+		reqs[i] = (struct source_read){.relpath = w->names.v[i],
+					       .max_size = UINT64_MAX,
+					       .done = read_done,
+					       .user = &r};
+		pthread_mutex_lock(&r.lock);
+		r.pending++;
+		pthread_mutex_unlock(&r.lock);
+		cr_assert_eq(nfssrc_submit(s, &reqs[i]), 0);
+	}
+	pthread_mutex_lock(&r.lock);
+	while (r.pending)
+		pthread_cond_wait(&r.cond, &r.lock);
+	pthread_mutex_unlock(&r.lock);
+	for (size_t i = 0; i < w->names.n; i++) {
+		struct source_read *q = &reqs[i];
+
+		if (!strcmp(q->relpath, deleted)) {
+			cr_expect_eq(q->status, SOURCE_READ_FAILED, "%s: %s", what, q->relpath);
+			cr_expect_eq(q->err.code, VHERR_VANISHED, "%s: %s: [%s] %s", what,
+				     q->relpath, vherr_reason(q->err.code), q->err.msg);
+		} else {
+			char *p = itest_fmt("%s/%s", src, q->relpath);
+			size_t len;
+			char *want = itest_slurp(p, &len);
+
+			cr_expect_eq(q->status, SOURCE_READ_OK, "%s: %s: %s", what, q->relpath,
+				     q->err.msg);
+			cr_expect(q->len == len && q->size == len &&
+				      (!len || !memcmp(q->data, want, len)),
+				  "%s: %s: bytes differ", what, q->relpath);
+			free(want);
+			free(p);
+		}
+		free(q->data);
+	}
+	free(reqs);
+}
+
+Test(nfs, a_file_deleted_after_the_walk_fails_as_vanished)
+{
+	char *src = itest_path("src");
+	char *victim = itest_fmt("%s/a/one.jpg", src);
+	struct walked w3, w4;
+	struct nfssrc *s3, *s4;
+
+	make_tree(src);
+	serve(src);
+	walk_url(url3, &s3, &w3);
+	walk_url(url4, &s4, &w4);
+	cr_assert(itest_list_has(&w3.names, "a/one.jpg"));
+	cr_assert_eq(unlink(victim), 0);
+	read_all(s3, &w3, src, "a/one.jpg", "NFSv3");
+	read_all(s4, &w4, src, "a/one.jpg", "NFSv4");
+	nfssrc_free(s3);
+	nfssrc_free(s4);
+	itest_list_free(&w3.names);
+	itest_list_free(&w4.names);
+	free(victim);
+	free(src);
+}
