@@ -3,8 +3,9 @@
  * The path of one file (jpegfast_run), each step one function on a struct jfjob:
  *   read_header   our marker walk (EXIF orientation, ICC, does an EOI follow) and
  *                 tjDecompressHeader3: size, subsampling, colour space
- *   check_pixels  width * height > max_pixels → TOO_LARGE before any pixel decode
- *   plan          geometry_plan on the oriented size, as vipskernel.c does
+ *   plan          plan_image (kernels/plan.c, shared with vipskernel.c): width *
+ *                 height > max_pixels → TOO_LARGE before any pixel decode, then
+ *                 geometry_plan on the oriented size; the output's subsampling
  *   decode        tjDecompressToYUVPlanes at the DCT scale pick_dct_shift picks:
  *                 Y, Cb, Cr planes as stored (no colour conversion, no upsampling)
  *   resample      each plane to the planned size in the stored orientation
@@ -60,6 +61,7 @@
 #include <turbojpeg.h>
 
 #include "kernels/geometry.h"
+#include "kernels/plan.h"
 
 /* libjpeg's JPEG_MAX_DIMENSION. */
 #define JPEG_MAX_SIDE 65500
@@ -429,44 +431,14 @@ static int read_header(struct jfjob *j, struct vherr *err)
 	return 0;
 }
 
-static int check_pixels(const struct jfjob *j, struct vherr *err)
-{
-	uint64_t px = (uint64_t)j->in_w * (uint64_t)j->in_h;
-
-	if (j->p->max_pixels && px > j->p->max_pixels)
-		return vherr_set(err, VHERR_TOO_LARGE, VHSTAGE_DECODE,
-				 "image is %dx%d (%llu pixels), over the limit of %llu",
-				 j->in_w, j->in_h, (unsigned long long)px,
-				 (unsigned long long)j->p->max_pixels);
-	return 0;
-}
-
-/* Plans the geometry on the oriented size (no resize keeps that size), with the
- * limits and messages of vipskernel.c; then the output's subsampling. */
+/* The shared plan, the JPEG side limit, and the output's subsampling. */
 static int plan(struct jfjob *j, struct vherr *err)
 {
 	const struct kernel_params *p = j->p;
-	int ow = j->swap ? j->in_h : j->in_w;
-	int oh = j->swap ? j->in_w : j->in_h;
-	uint64_t scaled;
+	int rc = plan_image(p, j->in_w, j->in_h, j->swap, &j->geo, err);
 
-	if (p->resize_w <= 0 || p->resize_h <= 0) {
-		if (geometry_plan(GEOMETRY_STRETCH, ow, oh, ow, oh, &j->geo))
-			return vherr_set(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
-					 "image is %dx%d, too large", ow, oh);
-	} else if (geometry_plan(p->mode, ow, oh, p->resize_w, p->resize_h, &j->geo)) {
-		return vherr_set(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
-				 "cannot %s %dx%d to %dx%d: a side would exceed %d",
-				 geometry_mode_name(p->mode), ow, oh, p->resize_w, p->resize_h,
-				 GEOMETRY_MAX_SIDE);
-	}
-	scaled = (uint64_t)j->geo.scaled_w * (uint64_t)j->geo.scaled_h;
-	if (p->resize_w > 0 && p->resize_h > 0 && p->max_pixels && scaled > p->max_pixels)
-		return vherr_set(err, VHERR_TOO_LARGE, VHSTAGE_TRANSFORM,
-				 "scaling %dx%d to %dx%d (%s) exceeds the pixel limit of %llu",
-				 ow, oh, j->geo.scaled_w, j->geo.scaled_h,
-				 geometry_mode_name(p->mode),
-				 (unsigned long long)p->max_pixels);
+	if (rc)
+		return rc;
 	if (j->geo.out_w > JPEG_MAX_SIDE || j->geo.out_h > JPEG_MAX_SIDE)
 		return vherr_set(err, VHERR_ENCODE, VHSTAGE_ENCODE,
 				 "image is %dx%d, over the JPEG limit of %d pixels per side",
@@ -924,8 +896,6 @@ int jpegfast_run(struct jpegfast *jf, const uint8_t *in, size_t len, struct kern
 	if (len == 0 || !in)
 		return vherr_set(err, VHERR_EMPTY, VHSTAGE_DECODE, NULL);
 	rc = read_header(&j, err);
-	if (!rc)
-		rc = check_pixels(&j, err);
 	if (!rc)
 		rc = plan(&j, err);
 	if (!rc)

@@ -2,8 +2,8 @@
  *
  * The path of one file (vipskernel_run):
  *   open_header   header only (sequential, fail_on): size, orientation, ICC, loader
- *   check_pixels  width * height > max_pixels → TOO_LARGE before any pixel decode
- *   plan          geometry_plan on the oriented size
+ *   plan_image    width * height > max_pixels → TOO_LARGE before any pixel decode,
+ *                 then geometry_plan on the oriented size (kernels/plan.c)
  *   load_scaled   vips_thumbnail_buffer, size=FORCE to the exact scaled size:
  *                 shrink-on-load, EXIF rotation, CMYK/ICC → sRGB, 16 → 8 bit
  *   finish        crop window, sRGB, flatten alpha (JPEG), pad, grey, blur, sharpen
@@ -45,6 +45,7 @@
 #include <vips/vips.h>
 
 #include "kernels/geometry.h"
+#include "kernels/plan.h"
 
 /* libjpeg's JPEG_MAX_DIMENSION and libwebp's WEBP_MAX_DIMENSION. */
 #define JPEG_MAX_SIDE 65500
@@ -271,50 +272,6 @@ static int open_header(struct vjob *j, struct vherr *err)
 	j->in_interp = hdr->Type;
 	j->out_fmt = j->p->format == KFMT_KEEP ? keep_format(hdr) : j->p->format;
 	g_object_unref(hdr); /* frees the decoder state before the real load */
-	return 0;
-}
-
-static int check_pixels(const struct vjob *j, struct vherr *err)
-{
-	uint64_t px = (uint64_t)j->in_w * (uint64_t)j->in_h;
-
-	if (j->p->max_pixels && px > j->p->max_pixels)
-		return vherr_set(err, VHERR_TOO_LARGE, VHSTAGE_DECODE,
-				 "image is %dx%d (%llu pixels), over the limit of %llu",
-				 j->in_w, j->in_h, (unsigned long long)px,
-				 (unsigned long long)j->p->max_pixels);
-	return 0;
-}
-
-/* Plans the geometry on the oriented size; no resize keeps that size. */
-static int plan(struct vjob *j, struct vherr *err)
-{
-	const struct kernel_params *p = j->p;
-	int ow = j->swap ? j->in_h : j->in_w;
-	int oh = j->swap ? j->in_w : j->in_h;
-	uint64_t scaled;
-
-	if (p->resize_w <= 0 || p->resize_h <= 0) {
-		if (geometry_plan(GEOMETRY_STRETCH, ow, oh, ow, oh, &j->geo))
-			return vherr_set(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
-					 "image is %dx%d, over %d pixels per side", ow, oh,
-					 GEOMETRY_MAX_SIDE);
-		return 0;
-	}
-	if (geometry_plan(p->mode, ow, oh, p->resize_w, p->resize_h, &j->geo))
-		return vherr_set(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
-				 "cannot %s %dx%d to %dx%d: a side would exceed %d",
-				 geometry_mode_name(p->mode), ow, oh, p->resize_w, p->resize_h,
-				 GEOMETRY_MAX_SIDE);
-	/* A very long thin image covering a square target scales to a huge
-	 * intermediate; it obeys the same pixel limit as the input. */
-	scaled = (uint64_t)j->geo.scaled_w * (uint64_t)j->geo.scaled_h;
-	if (p->max_pixels && scaled > p->max_pixels)
-		return vherr_set(err, VHERR_TOO_LARGE, VHSTAGE_TRANSFORM,
-				 "scaling %dx%d to %dx%d (%s) exceeds the pixel limit of %llu",
-				 ow, oh, j->geo.scaled_w, j->geo.scaled_h,
-				 geometry_mode_name(p->mode),
-				 (unsigned long long)p->max_pixels);
 	return 0;
 }
 
@@ -623,9 +580,7 @@ int vipskernel_run(struct vipskernel *vk, const uint8_t *in, size_t len,
 		return vherr_set(err, VHERR_EMPTY, VHSTAGE_DECODE, NULL);
 	rc = open_header(&j, err);
 	if (!rc)
-		rc = check_pixels(&j, err);
-	if (!rc)
-		rc = plan(&j, err);
+		rc = plan_image(j.p, j.in_w, j.in_h, j.swap, &j.geo, err);
 	if (!rc)
 		rc = load_scaled(&j, err);
 	if (!rc)
