@@ -3,7 +3,7 @@
 # the peers a user would otherwise run, side by side in one run, on a plain directory and
 # on a latencyfs mount that delays every operation like a network round trip.
 #
-#   bash bench/engine-bench.sh [--count N] [--delay-ms MS] [--smoke]
+#   bash bench/engine-bench.sh [--count N] [--width W --height H] [--delay-ms MS] [--smoke]
 #
 # Prints a Markdown table of files/s and ratios, and appends the raw runs as JSON lines
 # to bench/results/engine-<date>.jsonl. Ratios, not absolute times, are the result: the
@@ -12,14 +12,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 count=2000
+width=500
+height=375
 delay_ms=2
 smoke=0
 while (($#)); do
 	case $1 in
 	--count) count=$2; shift 2 ;;
 	--delay-ms) delay_ms=$2; shift 2 ;;
+	--width) width=$2; shift 2 ;;
+	--height) height=$2; shift 2 ;;
 	--smoke) smoke=1; count=60; shift ;;
-	*) echo "usage: $0 [--count N] [--delay-ms MS] [--smoke]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--count N] [--width W --height H] [--delay-ms MS] [--smoke]" >&2; exit 2 ;;
 	esac
 done
 
@@ -33,7 +37,7 @@ done
 cores=$(nproc)
 work=$(mktemp -d "${TMPDIR:-/tmp}/vhprep-bench.XXXXXX")
 per_dir=$(((count + cores - 1) / cores)) # one class folder per core: the per-core Python peer
-data=$build/bench-data/photos-$count-$per_dir
+data=$build/bench-data/photos-$count-$per_dir-${width}x$height
 mnt=$work/mnt
 results=$root/bench/results/engine-$(date -u +%Y%m%d).jsonl
 [ "$smoke" = 1 ] && results=$work/results.jsonl
@@ -47,7 +51,7 @@ trap cleanup EXIT
 
 if [ ! -f "$data.complete" ]; then
 	rm -rf "$data"
-	"$mkimages" --preset photos --count "$count" --width 500 --height 375 --quality 90 \
+	"$mkimages" --preset photos --count "$count" --width "$width" --height "$height" --quality 90 \
 		--per-dir "$per_dir" --out "$data" >&2
 	touch "$data.complete"
 fi
@@ -117,7 +121,7 @@ fi
 r() { printf '%.1f' "${rate[$1]}"; }
 x() { printf '%.2fx' "$(echo "${rate[$1]} / ${rate[$2]}" | bc -l)"; }
 cat <<MD
-### vhprep engine: $nfiles photo-like 500x375 JPEGs -> 224x224 q75, $cores cores, $(date -u +%F)
+### vhprep engine: $nfiles photo-like ${width}x$height JPEGs -> 224x224 q75, $cores cores, $(date -u +%F)
 
 | run | files/s | vs Python loop | vs vipsthumbnail -P$cores |
 |---|---:|---:|---:|
