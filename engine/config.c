@@ -26,6 +26,8 @@ void config_defaults(struct config *cfg)
 	cfg->prefix = "processed_images";
 	cfg->io_depth = 64;
 	cfg->walkers = 16;
+	cfg->nfs_connections = 4;
+	cfg->nfs_timeout = 10.0;
 	cfg->read_budget = 256ULL << 20;
 	cfg->metrics_interval = 5.0;
 	cfg->progress = -1;

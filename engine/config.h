@@ -35,6 +35,8 @@ struct config {
 	const char *dataset_from, *packaging;
 	/* run */
 	int threads, io_depth, walkers;
+	int nfs_connections;      /* nfs:// TCP connections */
+	double nfs_timeout;       /* nfs:// mount and per-request timeout, seconds */
 	uint64_t read_budget;
 	uint64_t max_errors;
 	int quiet;

@@ -12,7 +12,7 @@ enum {
 	OPT_FILES_FROM, OPT_PREFIX, OPT_LIVE_UPLOAD, OPT_OVERWRITE, OPT_DATASET,
 	OPT_DATASET_FROM, OPT_DATASET_ALIAS, OPT_PACKAGING, OPT_TAG, OPT_IO_DEPTH,
 	OPT_WALKERS, OPT_READ_BUDGET, OPT_MAX_ERRORS, OPT_METRICS, OPT_PROGRESS,
-	OPT_NO_PROGRESS,
+	OPT_NO_PROGRESS, OPT_NFS_CONNECTIONS, OPT_NFS_TIMEOUT,
 };
 
 static const struct option long_options[] = {
@@ -50,6 +50,9 @@ static const struct option long_options[] = {
 	{"threads", required_argument, NULL, 'j'},
 	{"io-depth", required_argument, NULL, OPT_IO_DEPTH},
 	{"walkers", required_argument, NULL, OPT_WALKERS},
+	{"nfs-connections", required_argument, NULL, OPT_NFS_CONNECTIONS},
+	{"nfs-inflight", required_argument, NULL, OPT_IO_DEPTH},
+	{"nfs-timeout", required_argument, NULL, OPT_NFS_TIMEOUT},
 	{"read-budget", required_argument, NULL, OPT_READ_BUDGET},
 	{"max-errors", required_argument, NULL, OPT_MAX_ERRORS},
 	{"metrics-interval", required_argument, NULL, OPT_METRICS},
@@ -128,6 +131,10 @@ void options_usage(FILE *out)
 "  --io-depth N            opens+reads in flight (default 64): on a network mount each\n"
 "                          one is a round trip, and only many in flight hide it\n"
 "  --walkers N             directories listed at once (default 16)\n"
+"  --nfs-connections N     nfs://: TCP connections to the server, like nconnect\n"
+"                          (default 4)\n"
+"  --nfs-inflight N        nfs://: the same as --io-depth (reads in flight)\n"
+"  --nfs-timeout S         nfs://: seconds to mount and for each request (default 10)\n"
 "  --read-budget SIZE      bytes read ahead of the workers at most (default 256M)\n"
 "  --max-errors N          failures allowed before the exit code says so (default 0)\n"
 "  --metrics-interval S    seconds between JSON metrics lines on stdout (default 5;\n"
@@ -335,6 +342,13 @@ static int parse_run(int opt, const char *v, struct config *cfg, struct vherr *e
 		return parse_count("--io-depth", v, 4096, &cfg->io_depth, err);
 	case OPT_WALKERS:
 		return parse_count("--walkers", v, 1024, &cfg->walkers, err);
+	case OPT_NFS_CONNECTIONS:
+		return parse_count("--nfs-connections", v, 64, &cfg->nfs_connections, err);
+	case OPT_NFS_TIMEOUT:
+		cfg->nfs_timeout = strtod(v, &end);
+		return *end || end == v || !(cfg->nfs_timeout > 0 && cfg->nfs_timeout <= 3600)
+			       ? bad(err, "--nfs-timeout", v, "seconds in (0, 3600]")
+			       : 0;
 	case OPT_READ_BUDGET:
 		return config_parse_size(v, &cfg->read_budget) || cfg->read_budget < 1024
 			       ? bad(err, "--read-budget", v, "a size of at least 1k")

@@ -122,11 +122,14 @@ static const struct source_ops nfsops = {
 /* Opens an nfs:// URL as a source (no local checks: the server answers). */
 static int nfsop_open(struct source *s, const char *spec, struct vherr *err)
 {
+	struct nfssrc_opts nopts = {.connections = s->opts.nfs_connections,
+				    .timeout_ms = s->opts.nfs_timeout_ms};
+
 	s->ops = &nfsops;
 	s->root = strdup(spec);
 	if (!s->root)
 		return vherr_set(err, VHERR_NOMEM, VHSTAGE_WALK, NULL);
-	return nfssrc_open(spec, &s->opts, NULL, &s->nfs, err);
+	return nfssrc_open(spec, &s->opts, &nopts, &s->nfs, err);
 }
 
 /* Warns when path is not a mount point: the user may have mistyped the mount path,

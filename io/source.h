@@ -53,11 +53,13 @@ struct source_opts {
 	struct budget *budget; /* borrowed; must outlive the source */
 	const char *files_from; /* NULL, or a file of relative paths to read instead of walking */
 	int quiet;             /* no warnings on stderr */
+	int nfs_connections;   /* nfs://: TCP connections (nfs_contexts); <= 0: 4 */
+	int nfs_timeout_ms;    /* nfs://: mount and per-RPC timeout; <= 0: 10000 */
 };
 
 struct source;
 
-/* Opens spec (a directory path or mount point) as a source. Checks that the root exists
+/* Opens spec (a directory path or mount point, or an nfs:// URL) as a source. Checks that the root exists
  * and is a directory (else -VHERR_NOENT / -VHERR_NOTDIR with err set: a usage error),
  * warns on stderr when it is not a mount point. On success *out is owned by the caller. */
 int source_open(const char *spec, const struct source_opts *opts, struct source **out,

@@ -392,3 +392,19 @@ Test(options, parse_twice_in_one_process)
 	cr_assert_str_eq(p->cfg.source, "c");
 	parsed_free(p);
 }
+
+Test(options, nfs_options_set_their_fields)
+{
+	struct parsed *p = parse_ok(PARSE("--nfs-connections", "8", "--nfs-timeout", "2.5",
+					  "--nfs-inflight", "32", "nfs://127.0.0.1/x"));
+
+	cr_assert_eq(p->cfg.nfs_connections, 8);
+	cr_assert_float_eq(p->cfg.nfs_timeout, 2.5, 1e-12);
+	cr_assert_eq(p->cfg.io_depth, 32, "--nfs-inflight is --io-depth");
+	cr_assert_str_eq(p->cfg.source, "nfs://127.0.0.1/x");
+	parsed_free(p);
+	expect_usage(PARSE("--nfs-connections", "0", "src"), "--nfs-connections", NULL);
+	expect_usage(PARSE("--nfs-connections", "65", "src"), "--nfs-connections", NULL);
+	expect_usage(PARSE("--nfs-timeout", "0", "src"), "--nfs-timeout", NULL);
+	expect_usage(PARSE("--nfs-timeout", "nan", "src"), "--nfs-timeout", NULL);
+}
