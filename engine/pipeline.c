@@ -28,9 +28,9 @@ struct pipeline {
 	atomic_int cancelled;
 	atomic_int finished;
 	atomic_ullong selected;      /* files counted against --limit */
-	pthread_mutex_t lock;        /* guards outstanding and fatal */
-	pthread_cond_t drained;      /* signalled when outstanding reaches 0 */
-	uint64_t outstanding;        /* under lock: reads submitted, not yet completed */
+	pthread_mutex_t lock;        /* guards fatal, and the drained wait */
+	pthread_cond_t drained;      /* signalled (under lock) when outstanding reaches 0 */
+	atomic_ullong outstanding;   /* reads submitted, not yet completed */
 	int fatal_code;              /* under lock: 0, or the first fatal error */
 	struct vherr fatal;          /* under lock */
 };
@@ -85,12 +85,19 @@ static void on_walk_error(void *ctx, const char *relpath, const struct vherr *er
 	record_failure(ctx, relpath, err);
 }
 
-static void outstanding_add(struct pipeline *p, int delta)
+static void outstanding_inc(struct pipeline *p)
 {
+	atomic_fetch_add(&p->outstanding, 1);
+}
+
+/* The lock is taken only when the count reaches zero, so the walk thread, which checks
+ * the count under the lock before it waits, cannot miss the wake-up. */
+static void outstanding_dec(struct pipeline *p)
+{
+	if (atomic_fetch_sub(&p->outstanding, 1) != 1)
+		return;
 	pthread_mutex_lock(&p->lock);
-	p->outstanding += (uint64_t)(int64_t)delta;
-	if (p->outstanding == 0)
-		pthread_cond_broadcast(&p->drained);
+	pthread_cond_broadcast(&p->drained);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -135,7 +142,7 @@ static void on_read_done(struct source_read *req)
 			item_release(it);
 		}
 	}
-	outstanding_add(p, -1);
+	outstanding_dec(p);
 }
 
 static int valid_utf8(const char *s)
@@ -181,11 +188,11 @@ static enum source_next on_emit(void *ctx, const char *relpath)
 	it->rd.max_size = cfg->max_size;
 	it->rd.done = on_read_done;
 	it->rd.user = it;
-	outstanding_add(p, 1);
+	outstanding_inc(p);
 	atomic_fetch_add(&p->env.stats->submitted, 1);
 	if (source_read_submit(p->env.source, &it->rd) != 0) {
 		atomic_fetch_add(&p->env.stats->cancelled, 1);
-		outstanding_add(p, -1);
+		outstanding_dec(p);
 		free(it);
 		return SOURCE_STOP;
 	}
@@ -203,7 +210,7 @@ static void *walk_main(void *arg)
 		set_fatal(p, &err);
 	atomic_store(&p->env.stats->walk_complete, 1);
 	pthread_mutex_lock(&p->lock);
-	while (p->outstanding > 0)
+	while (atomic_load(&p->outstanding) > 0)
 		pthread_cond_wait(&p->drained, &p->lock);
 	pthread_mutex_unlock(&p->lock);
 	bqueue_close(p->ready);
