@@ -58,7 +58,7 @@
  * a third of the time of level 6 for 17% more bytes. */
 #define PNG_COMPRESSION 3
 
-#define VJOB_MAX_IMAGES 16
+#define VJOB_MAX_IMAGES 24
 
 /* One per worker thread. libvips needs no per-thread state of ours yet; the struct
  * is the place for it (and for counters) without changing the interface. */
@@ -387,13 +387,31 @@ static int pad(struct vjob *j, struct vherr *err)
 	return 0;
 }
 
+/* Grey as Pillow's convert("L") and the JPEG fast path's Y plane compute it: Rec. 601
+ * luma of the sRGB values, rounded (libvips' B_W colourspace goes through linear light
+ * and came out 7.9 MAD from Pillow). Runs on 8-bit sRGB with alpha already flattened. */
 static int gray(struct vjob *j, struct vherr *err)
 {
-	VipsImage *out = NULL;
+	VipsImage *m = vips_image_new_matrixv(3, 1, 0.299, 0.587, 0.114);
+	VipsImage *luma = NULL, *out = NULL;
+	int rc;
 
-	if (vips_colourspace(j->cur, &out, VIPS_INTERPRETATION_B_W, NULL))
-		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
-				 "cannot convert to grey");
+	if (!m)
+		return fail_vips(err, VHERR_NOMEM, VHSTAGE_TRANSFORM, "cannot convert to grey");
+	rc = j->cur->Bands == 3 ? vips_recomb(j->cur, &luma, m, NULL)
+				: vips_extract_band(j->cur, &luma, 0, NULL);
+	g_object_unref(m); /* the operation holds its own reference */
+	if (rc)
+		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
+	vjob_push(j, luma);
+	if (vips_linear1(j->cur, &out, 1.0, 0.5, NULL)) /* round, then truncate */
+		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
+	vjob_push(j, out);
+	if (vips_cast_uchar(j->cur, &out, NULL))
+		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
+	vjob_push(j, out);
+	if (vips_copy(j->cur, &out, "interpretation", VIPS_INTERPRETATION_B_W, NULL))
+		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
 	vjob_push(j, out);
 	return 0;
 }
