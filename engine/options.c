@@ -68,6 +68,7 @@ void options_usage(FILE *out)
 {
 	fputs(
 "Usage: vhprep [OPTIONS] SOURCE\n"
+"       vhprep bench [OPTIONS] SOURCE   (storage benchmark: vhprep bench --help)\n"
 "\n"
 "Preprocess the images under SOURCE into the Valohai outputs dir, and bind every\n"
 "output to a dataset version in valohai.metadata.jsonl. The source is only read,\n"

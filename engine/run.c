@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/benchcmd.h"
 #include "engine/config.h"
 #include "engine/options.h"
 #include "engine/pipeline.h"
@@ -284,6 +285,9 @@ int run_main(int argc, char **argv)
 	struct run r;
 	struct vherr err = {0};
 	int code = RUN_EXIT_USAGE, rc;
+
+	if (argc > 1 && strcmp(argv[1], "bench") == 0)
+		return benchcmd_main(argc - 1, argv + 1);
 
 	memset(&r, 0, sizeof(r));
 	/* first: from here on SIGINT/SIGTERM wait for the monitor thread, which turns

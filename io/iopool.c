@@ -13,18 +13,23 @@
 struct iopool {
 	int rootfd;            /* set at creation */
 	struct budget *budget; /* set at creation */
+	struct oplat *lat;     /* set at creation */
 	struct bqueue *queue;  /* set at creation; capacity = depth */
 	atomic_int stopping;
 	int nthreads;          /* set at creation */
 	pthread_t *threads;    /* set at creation */
 };
 
-static int read_fully(int fd, uint8_t *buf, uint64_t size, uint64_t *got)
+static int read_fully(int fd, uint8_t *buf, uint64_t size, struct oplat *lat, uint64_t *got)
 {
 	uint64_t off = 0;
 
 	while (off < size) {
+		uint64_t t0 = lat ? oplat_now() : 0;
 		ssize_t n = pread(fd, buf + off, size - off, (off_t)off);
+
+		if (lat)
+			oplat_record(lat, OPLAT_READ, oplat_now() - t0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -45,7 +50,8 @@ static int fail(struct source_read *req, int errnum, const char *what)
 			   req->relpath);
 }
 
-static void read_open_file(int fd, struct budget *budget, struct source_read *req)
+static void read_open_file(int fd, struct budget *budget, struct oplat *lat,
+			   struct source_read *req)
 {
 	struct stat st;
 	int rc;
@@ -78,7 +84,7 @@ static void read_open_file(int fd, struct budget *budget, struct source_read *re
 		vherr_set(&req->err, VHERR_NOMEM, VHSTAGE_READ, NULL);
 		return;
 	}
-	rc = read_fully(fd, req->data, req->size, &req->len);
+	rc = read_fully(fd, req->data, req->size, lat, &req->len);
 	if (rc < 0) {
 		fail(req, -rc, "read");
 		return;
@@ -86,8 +92,10 @@ static void read_open_file(int fd, struct budget *budget, struct source_read *re
 	req->status = SOURCE_READ_OK;
 }
 
-void iopool_read_one(int rootfd, struct budget *budget, struct source_read *req)
+void iopool_read_one(int rootfd, struct budget *budget, struct oplat *lat,
+		     struct source_read *req)
 {
+	uint64_t t0 = lat ? oplat_now() : 0;
 	int fd;
 
 	req->status = SOURCE_READ_FAILED;
@@ -96,13 +104,15 @@ void iopool_read_one(int rootfd, struct budget *budget, struct source_read *req)
 	req->mtime_ns = 0;
 	vherr_clear(&req->err);
 	fd = openat(rootfd, req->relpath, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (lat)
+		oplat_record(lat, OPLAT_OPEN, oplat_now() - t0);
 	if (fd < 0) {
 		fail(req, errno, "open");
 		if (req->err.code == VHERR_NOENT)
 			req->err.code = VHERR_VANISHED;
 		return;
 	}
-	read_open_file(fd, budget, req);
+	read_open_file(fd, budget, lat, req);
 	close(fd);
 	if (req->status != SOURCE_READ_OK)
 		VH_FREE(req->data);
@@ -126,14 +136,14 @@ static void *io_thread(void *arg)
 		if (atomic_load(&p->stopping))
 			complete_cancelled(req);
 		else {
-			iopool_read_one(p->rootfd, p->budget, req);
+			iopool_read_one(p->rootfd, p->budget, p->lat, req);
 			req->done(req);
 		}
 	}
 	return NULL;
 }
 
-struct iopool *iopool_new(int rootfd, int depth, struct budget *budget)
+struct iopool *iopool_new(int rootfd, int depth, struct budget *budget, struct oplat *lat)
 {
 	struct iopool *p = calloc(1, sizeof(*p));
 
@@ -143,6 +153,7 @@ struct iopool *iopool_new(int rootfd, int depth, struct budget *budget)
 		depth = 1;
 	p->rootfd = rootfd;
 	p->budget = budget;
+	p->lat = lat;
 	p->queue = bqueue_new((size_t)depth);
 	p->threads = calloc((size_t)depth, sizeof(*p->threads));
 	if (!p->queue || !p->threads)

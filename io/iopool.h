@@ -9,8 +9,9 @@
 struct iopool;
 
 /* Starts depth threads reading files relative to rootfd (borrowed, must outlive the
- * pool), taking bytes from budget (borrowed) before each read. NULL on failure. */
-struct iopool *iopool_new(int rootfd, int depth, struct budget *budget);
+ * pool), taking bytes from budget (borrowed) before each read and recording open and
+ * read latencies in lat (borrowed; NULL: none). NULL on failure. */
+struct iopool *iopool_new(int rootfd, int depth, struct budget *budget, struct oplat *lat);
 /* Queues req (see struct source_read); blocks while depth requests wait already.
  * Returns 0 when req->done will run exactly once, -VHERR_CANCELLED when it will not. */
 int iopool_submit(struct iopool *p, struct source_read *req);
@@ -20,7 +21,9 @@ void iopool_stop(struct iopool *p);
 void iopool_free(struct iopool *p);
 
 /* Reads req->relpath under rootfd synchronously (what each pool thread does); fills req's
- * result fields. budget may be NULL. Exposed for tests and single-threaded callers. */
-void iopool_read_one(int rootfd, struct budget *budget, struct source_read *req);
+ * result fields. budget and lat may be NULL. Exposed for tests and single-threaded
+ * callers. */
+void iopool_read_one(int rootfd, struct budget *budget, struct oplat *lat,
+		     struct source_read *req);
 
 #endif

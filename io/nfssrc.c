@@ -125,6 +125,7 @@ struct dirwork {
 	uint64_t cookie; /* v3: where the next page starts */
 	char verf[NFS3_COOKIEVERFSIZE];
 	int conn;
+	uint64_t t0; /* when its request was sent (oplat) */
 	char relpath[]; /* "" for the root */
 };
 
@@ -138,6 +139,7 @@ struct nread {
 	bool cancelled; /* the budget was cancelled */
 	bool closing;	/* its queued sequenced operation is CLOSE, not OPEN */
 	uint64_t off;	/* bytes read so far */
+	uint64_t t0;	/* when its OPEN or READ was sent (oplat) */
 	char path[];	/* "/" + relpath */
 };
 
@@ -419,6 +421,7 @@ static void on_pread(int err, struct nfs_context *nfs, void *data, void *priv)
 	struct source_read *req = nr->req;
 
 	nr->s->conns[nr->conn].busy--;
+	oplat_record(nr->s->opts.lat, OPLAT_READ, oplat_now() - nr->t0);
 	if (err < 0) {
 		read_fail_pread(nr, nfs, err, data);
 		read_finish(nr);
@@ -452,6 +455,7 @@ static void read_next_chunk(struct nread *nr)
 	if (n > READ_CHUNK)
 		n = READ_CHUNK;
 	c->busy++;
+	nr->t0 = oplat_now();
 	if (nfs_pread_async(c->nfs, nr->fh, nr->off, n, on_pread, nr) != 0) {
 		c->busy--;
 		read_fail(nr, EIO, "read", nfs_get_error(c->nfs));
@@ -529,6 +533,7 @@ static void on_open(int err, struct nfs_context *nfs, void *data, void *priv)
 	struct conn *c = &s->conns[nr->conn];
 
 	c->busy--;
+	oplat_record(s->opts.lat, OPLAT_OPEN, oplat_now() - nr->t0);
 	if (err < 0) {
 		read_fail(nr, -err, "open", data);
 		read_finish(nr);
@@ -551,6 +556,7 @@ static void seq_issue(struct nread *nr)
 	int rc;
 
 	c->busy++;
+	nr->t0 = oplat_now();
 	if (nr->closing)
 		rc = nfs_close_async(c->nfs, nr->fh, on_close, nr);
 	else
@@ -759,6 +765,7 @@ static void on_readdirplus(struct rpc_context *rpc, int status, void *data, void
 
 	s->dirs_inflight--;
 	s->conns[w->conn].busy--;
+	oplat_record(s->opts.lat, OPLAT_DIR, oplat_now() - w->t0);
 	if (status == RPC_STATUS_CANCEL) {
 		dirwork_free(w);
 		return;
@@ -805,6 +812,7 @@ static void on_opendir4(int err, struct nfs_context *nfs, void *data, void *priv
 
 	s->dirs_inflight--;
 	s->conns[w->conn].busy--;
+	oplat_record(s->opts.lat, OPLAT_DIR, oplat_now() - w->t0); /* v4: a whole listing */
 	if (err < 0) {
 		walk_fail(w, -err, data);
 		dirwork_free(w);
@@ -843,6 +851,7 @@ static void dir_start(struct nfssrc *s, struct dirwork *w)
 
 	w->conn = pick_conn(s);
 	c = &s->conns[w->conn];
+	w->t0 = oplat_now();
 	if (s->url.version == 4) {
 		char path[4096];
 

@@ -24,6 +24,7 @@ struct walk {
 	void *ctx;                   /* set at creation */
 	void (*on_error)(void *, const char *, const struct vherr *);
 	struct posixwalk_stats *stats; /* set at creation, atomics */
+	struct oplat *lat;           /* set at creation, may be NULL */
 	pthread_mutex_t lock;
 	pthread_cond_t changed;      /* signalled on push and when a listing ends */
 	pthread_cond_t idle;         /* signalled when nothing is left and nobody lists */
@@ -153,9 +154,23 @@ static void visit_entry(struct walk *w, int dfd, const char *dirrel,
 	}
 }
 
+/* readdir, adding the time it took to *spent when latencies are measured. */
+static struct dirent *timed_readdir(struct walk *w, DIR *dir, uint64_t *spent)
+{
+	uint64_t t0 = w->lat ? oplat_now() : 0;
+	struct dirent *de = readdir(dir);
+
+	if (w->lat)
+		*spent += oplat_now() - t0;
+	return de;
+}
+
+/* Lists one directory. Its OPLAT_DIR latency is the time spent opening and reading
+ * it, not the time its files waited in emit (back-pressure). */
 static void list_dir(struct walk *w, const char *relpath)
 {
 	const char *open_path = relpath[0] ? relpath : ".";
+	uint64_t t0 = w->lat ? oplat_now() : 0, spent = 0;
 	struct vherr err;
 	struct dirent *de;
 	DIR *dir;
@@ -169,8 +184,11 @@ static void list_dir(struct walk *w, const char *relpath)
 		walk_report(w, relpath, &err);
 		return;
 	}
+	if (w->lat)
+		spent = oplat_now() - t0;
 	atomic_fetch_add(&w->stats->dirs, 1);
-	for (errno = 0; !atomic_load(w->stop) && (de = readdir(dir)); errno = 0) {
+	for (errno = 0; !atomic_load(w->stop) && (de = timed_readdir(w, dir, &spent));
+	     errno = 0) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
 		visit_entry(w, dirfd(dir), relpath, de);
@@ -180,6 +198,7 @@ static void list_dir(struct walk *w, const char *relpath)
 		walk_report(w, relpath, &err);
 	}
 	closedir(dir);
+	oplat_record(w->lat, OPLAT_DIR, spent);
 }
 
 /* Takes the next directory, or NULL when the walk is over (stopped, or nothing left
@@ -258,11 +277,12 @@ static void free_stack(struct walkdir *d)
 int posixwalk_run(int rootfd, int nwalkers, atomic_int *stop, source_emit_fn emit,
 		  void *ctx,
 		  void (*on_error)(void *ctx, const char *relpath, const struct vherr *err),
-		  struct posixwalk_stats *stats, struct vherr *err)
+		  struct posixwalk_stats *stats, struct oplat *lat, struct vherr *err)
 {
 	struct posixwalk_stats local_stats = {0};
 	struct walk w = {.rootfd = rootfd, .stop = stop, .emit = emit, .ctx = ctx,
-			 .on_error = on_error, .stats = stats ? stats : &local_stats};
+			 .on_error = on_error, .stats = stats ? stats : &local_stats,
+			 .lat = lat};
 	pthread_t *threads;
 	int started = 0, rc = 0;
 

@@ -21,10 +21,11 @@ struct posixwalk_stats {
  * calling emit for every regular file. Stops early when *stop becomes non-zero or emit
  * returns SOURCE_STOP (which also sets *stop). A sub-directory that cannot be listed is
  * passed to on_error (may be NULL) and skipped. Returns 0, or a negative code with err
- * set when the root itself cannot be listed or memory runs out. stats may be NULL. */
+ * set when the root itself cannot be listed or memory runs out. stats may be NULL; lat
+ * (NULL: none) records each directory's whole listing as one OPLAT_DIR. */
 int posixwalk_run(int rootfd, int nwalkers, atomic_int *stop, source_emit_fn emit,
 		  void *ctx,
 		  void (*on_error)(void *ctx, const char *relpath, const struct vherr *err),
-		  struct posixwalk_stats *stats, struct vherr *err);
+		  struct posixwalk_stats *stats, struct oplat *lat, struct vherr *err);
 
 #endif

@@ -46,7 +46,7 @@ static int posix_walk(struct source *s, source_emit_fn emit, void *ctx,
 	if (s->opts.files_from)
 		return filelist_run(s->opts.files_from, &s->stop, emit, ctx, on_error, err);
 	return posixwalk_run(s->rootfd, s->opts.walkers, &s->stop, emit, ctx, on_error, NULL,
-			     err);
+			     s->opts.lat, err);
 }
 
 static int posix_submit(struct source *s, struct source_read *req)
@@ -194,7 +194,7 @@ int source_open(const char *spec, const struct source_opts *opts, struct source 
 		goto fail;
 	}
 	warn_unless_mount(s->root, s->rootfd, opts->quiet);
-	s->pool = iopool_new(s->rootfd, opts->io_depth, opts->budget);
+	s->pool = iopool_new(s->rootfd, opts->io_depth, opts->budget, opts->lat);
 	if (!s->pool) {
 		rc = vherr_set(err, VHERR_NOMEM, VHSTAGE_READ, "cannot start I/O threads");
 		goto fail;

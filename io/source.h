@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/budget.h"
+#include "common/oplat.h"
 #include "common/vherr.h"
 
 /* What emit returns: go on, or stop the whole walk (limit reached, cancelled). */
@@ -51,6 +52,7 @@ struct source_opts {
 	int walkers;           /* directories listed at once */
 	int io_depth;          /* opens+reads in flight */
 	struct budget *budget; /* borrowed; must outlive the source */
+	struct oplat *lat;     /* borrowed, or NULL: per-operation latencies (vhprep bench) */
 	const char *files_from; /* NULL, or a file of relative paths to read instead of walking */
 	int quiet;             /* no warnings on stderr */
 	int nfs_connections;   /* nfs://: TCP connections (nfs_contexts); <= 0: 4 */

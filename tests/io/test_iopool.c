@@ -48,7 +48,7 @@ Test(iopool_read_one, reads_content_size_and_mtime, .init = setup, .fini = teard
 	    utimensat(AT_FDCWD, vht_join(path, sizeof(path), dir, "sub/hello.txt"), times, 0),
 	    0);
 	req.data = (uint8_t *)"stale";
-	iopool_read_one(rootfd, b, &req);
+	iopool_read_one(rootfd, b, NULL, &req);
 	cr_assert_eq(req.status, SOURCE_READ_OK, "%s", req.err.msg);
 	cr_assert_eq(req.len, 11);
 	cr_assert_eq(req.size, 11);
@@ -72,7 +72,7 @@ Test(iopool_read_one, without_budget_charges_nothing, .init = setup, .fini = tea
 	for (size_t i = 0; i < sizeof(blob); i++)
 		blob[i] = (uint8_t)(i * 131 + 7);
 	vht_write(vht_join(path, sizeof(path), dir, "a.bin"), blob, sizeof(blob));
-	iopool_read_one(rootfd, NULL, &req);
+	iopool_read_one(rootfd, NULL, NULL, &req);
 	cr_assert_eq(req.status, SOURCE_READ_OK);
 	cr_assert_eq(req.len, sizeof(blob));
 	cr_assert_arr_eq(req.data, blob, sizeof(blob));
@@ -85,7 +85,7 @@ Test(iopool_read_one, empty_file_is_ok, .init = setup, .fini = teardown)
 	struct source_read req = request("empty.jpg");
 
 	vht_put(dir, "empty.jpg", "");
-	iopool_read_one(rootfd, NULL, &req);
+	iopool_read_one(rootfd, NULL, NULL, &req);
 	cr_assert_eq(req.status, SOURCE_READ_OK);
 	cr_assert_eq(req.len, 0);
 	cr_assert_eq(req.size, 0);
@@ -101,7 +101,7 @@ Test(iopool_read_one, size_bounds_skip_without_reading, .init = setup, .fini = t
 
 	req = request("f.jpg");
 	req.min_size = 11;
-	iopool_read_one(rootfd, b, &req);
+	iopool_read_one(rootfd, b, NULL, &req);
 	cr_assert_eq(req.status, SOURCE_READ_SKIPPED);
 	cr_assert_null(req.data);
 	cr_assert_eq(req.len, 0);
@@ -111,7 +111,7 @@ Test(iopool_read_one, size_bounds_skip_without_reading, .init = setup, .fini = t
 
 	req = request("f.jpg");
 	req.max_size = 9;
-	iopool_read_one(rootfd, b, &req);
+	iopool_read_one(rootfd, b, NULL, &req);
 	cr_assert_eq(req.status, SOURCE_READ_SKIPPED);
 	cr_assert_null(req.data);
 	cr_assert_eq(budget_used(b), 0);
@@ -119,7 +119,7 @@ Test(iopool_read_one, size_bounds_skip_without_reading, .init = setup, .fini = t
 	req = request("f.jpg"); /* the bounds are inclusive */
 	req.min_size = 10;
 	req.max_size = 10;
-	iopool_read_one(rootfd, b, &req);
+	iopool_read_one(rootfd, b, NULL, &req);
 	cr_assert_eq(req.status, SOURCE_READ_OK);
 	cr_assert_eq(req.len, 10);
 	budget_release(b, req.charged);
@@ -131,7 +131,7 @@ Test(iopool_read_one, missing_file_vanished, .init = setup, .fini = teardown)
 {
 	struct source_read req = request("gone/file.jpg");
 
-	iopool_read_one(rootfd, NULL, &req);
+	iopool_read_one(rootfd, NULL, NULL, &req);
 	cr_assert_eq(req.status, SOURCE_READ_FAILED);
 	cr_assert_eq(req.err.code, VHERR_VANISHED);
 	cr_assert_eq(req.err.stage, VHSTAGE_READ);
@@ -146,7 +146,7 @@ Test(iopool_read_one, directory_is_not_a_file, .init = setup, .fini = teardown)
 	char path[PATH_MAX];
 
 	vht_mkdirs(vht_join(path, sizeof(path), dir, "adir"));
-	iopool_read_one(rootfd, NULL, &req);
+	iopool_read_one(rootfd, NULL, NULL, &req);
 	cr_assert_eq(req.status, SOURCE_READ_FAILED);
 	cr_assert_eq(req.err.code, VHERR_NOTFILE);
 	cr_assert_eq(req.err.stage, VHSTAGE_READ);
@@ -166,7 +166,7 @@ static void *read_fifo(void *arg)
 {
 	struct fifo_read *f = arg;
 
-	iopool_read_one(rootfd, NULL, &f->req);
+	iopool_read_one(rootfd, NULL, NULL, &f->req);
 	atomic_store(&f->done, 1);
 	return NULL;
 }
@@ -206,7 +206,7 @@ Test(iopool_read_one, symlink_to_file_reads_the_target, .init = setup, .fini = t
 
 	vht_put(dir, "real.jpg", "payload");
 	cr_assert_eq(symlink("real.jpg", vht_join(path, sizeof(path), dir, "link.jpg")), 0);
-	iopool_read_one(rootfd, NULL, &req);
+	iopool_read_one(rootfd, NULL, NULL, &req);
 	cr_assert_eq(req.status, SOURCE_READ_OK);
 	cr_assert_arr_eq(req.data, "payload", 7);
 	free(req.data);
@@ -219,7 +219,7 @@ Test(iopool_read_one, cancelled_budget_fails_without_charge, .init = setup, .fin
 
 	vht_put(dir, "f.jpg", "abc");
 	budget_cancel(b);
-	iopool_read_one(rootfd, b, &req);
+	iopool_read_one(rootfd, b, NULL, &req);
 	cr_assert_eq(req.status, SOURCE_READ_FAILED);
 	cr_assert_eq(req.err.code, VHERR_CANCELLED);
 	cr_assert_eq(req.charged, 0);
@@ -236,7 +236,7 @@ Test(iopool_read_one, unreadable_file_is_a_permission_failure, .init = setup, .f
 	vht_put(dir, "locked.jpg", "x");
 	cr_assert_eq(chmod(vht_join(path, sizeof(path), dir, "locked.jpg"), 0), 0);
 	vht_require_permissions(dir);
-	iopool_read_one(rootfd, NULL, &req);
+	iopool_read_one(rootfd, NULL, NULL, &req);
 	cr_assert_eq(req.status, SOURCE_READ_FAILED);
 	cr_assert_eq(req.err.code, VHERR_ACCESS);
 	cr_assert_null(req.data);
@@ -351,7 +351,7 @@ Test(iopool, every_submit_completes_once_within_budget, .init = setup, .fini = t
 	free(buf);
 	for (int i = 0; i < 2; i++)
 		cr_assert_eq(pthread_create(&workers[i], NULL, pool_worker, &r), 0);
-	p = iopool_new(rootfd, DEPTH, r.b);
+	p = iopool_new(rootfd, DEPTH, r.b, NULL);
 	cr_assert_not_null(p);
 	for (int i = 0; i < NREQ; i++)
 		cr_assert_eq(iopool_submit(p, &r.req[i]), 0);
@@ -411,7 +411,7 @@ Test(iopool, stop_cancels_pending_and_refuses_new, .init = setup, .fini = teardo
 		r.req[i].done = stop_done;
 		r.req[i].user = &r;
 	}
-	p = iopool_new(rootfd, 2, b);
+	p = iopool_new(rootfd, 2, b, NULL);
 	cr_assert_not_null(p);
 	cr_assert_eq(iopool_submit(p, &r.req[0]), 0);
 	for (int spin = 0; spin < 500 && !atomic_load(&r.completions[0]); spin++)

@@ -204,7 +204,7 @@ static void walk_mixed(int nwalkers)
 	want[n++] = "link-to-file";
 	collect_init(&c);
 	cr_assert_eq(
-	    posixwalk_run(open_root(), nwalkers, &stop, on_emit, &c, on_err, &st, &err), 0,
+	    posixwalk_run(open_root(), nwalkers, &stop, on_emit, &c, on_err, &st, NULL, &err), 0,
 	    "walk failed: %s", err.msg);
 	expect_paths(&c, want, n);
 	cr_assert_eq(c.nerr, 0, "unexpected on_error for '%s': %s", c.errpath[0],
@@ -245,7 +245,7 @@ Test(posixwalk, relpaths_have_no_dot_prefix, .init = setup, .fini = teardown, .t
 	vht_put(dir, "x/y/z.jpg", "1");
 	vht_put(dir, "r.jpg", "1");
 	collect_init(&c);
-	cr_assert_eq(posixwalk_run(open_root(), 2, &stop, on_emit, &c, on_err, NULL, &err), 0);
+	cr_assert_eq(posixwalk_run(open_root(), 2, &stop, on_emit, &c, on_err, NULL, NULL, &err), 0);
 	expect_paths(&c, (const char *[]){"r.jpg", "x/y/z.jpg"}, 2);
 	collect_release(&c);
 }
@@ -258,7 +258,7 @@ Test(posixwalk, empty_root, .init = setup, .fini = teardown, .timeout = 20)
 	atomic_int stop = 0;
 
 	collect_init(&c);
-	cr_assert_eq(posixwalk_run(open_root(), 8, &stop, on_emit, &c, on_err, &st, &err), 0);
+	cr_assert_eq(posixwalk_run(open_root(), 8, &stop, on_emit, &c, on_err, &st, NULL, &err), 0);
 	cr_assert_eq(c.n, 0);
 	cr_assert_eq(atomic_load(&st.dirs), 1);
 	collect_release(&c);
@@ -279,7 +279,7 @@ Test(posixwalk, unreadable_subdir_goes_to_on_error, .init = setup, .fini = teard
 	cr_assert_eq(chmod(vht_join(path, sizeof(path), dir, "ok/secret"), 0), 0);
 	vht_require_permissions(dir);
 	collect_init(&c);
-	cr_assert_eq(posixwalk_run(rootfd, 4, &stop, on_emit, &c, on_err, NULL, &err), 0,
+	cr_assert_eq(posixwalk_run(rootfd, 4, &stop, on_emit, &c, on_err, NULL, NULL, &err), 0,
 		     "a sub-directory failure must not fail the walk: %s", err.msg);
 	expect_paths(&c, (const char *[]){"ok/1.jpg", "zz.jpg"}, 2);
 	cr_assert_eq(c.nerr, 1);
@@ -305,7 +305,7 @@ Test(posixwalk, unlistable_root_fails_the_walk, .init = setup, .fini = teardown,
 	cr_assert_eq(chmod(sub, 0), 0);
 	vht_require_permissions(dir);
 	collect_init(&c);
-	cr_assert_eq(posixwalk_run(fd, 4, &stop, on_emit, &c, on_err, NULL, &err),
+	cr_assert_eq(posixwalk_run(fd, 4, &stop, on_emit, &c, on_err, NULL, NULL, &err),
 		     -VHERR_ACCESS);
 	cr_assert_eq(err.code, VHERR_ACCESS);
 	cr_assert_eq(err.stage, VHSTAGE_WALK);
@@ -380,7 +380,7 @@ static void walk_wide(int nwalkers)
 
 	collect_init(&c);
 	cr_assert_eq(
-	    posixwalk_run(open_root(), nwalkers, &stop, on_emit, &c, on_err, &st, &err), 0);
+	    posixwalk_run(open_root(), nwalkers, &stop, on_emit, &c, on_err, &st, NULL, &err), 0);
 	expect_paths(&c, want, WIDE_FILES);
 	cr_assert_eq(atomic_load(&c.calls), WIDE_FILES);
 	cr_assert_eq(atomic_load(&st.dirs), 1 + TOPS + TOPS * SUBS);
@@ -417,7 +417,7 @@ Test(posixwalk, emit_stop_ends_the_walk, .init = setup, .fini = teardown, .timeo
 		collect_init(&c);
 		c.stop_after = 10;
 		cr_assert_eq(posixwalk_run(open_root(), nwalkers, &stop, on_emit, &c, on_err,
-					   NULL, &err),
+					   NULL, NULL, &err),
 			     0, "a stopped walk is not a failure");
 		cr_assert_eq(atomic_load(&stop), 1, "SOURCE_STOP must raise *stop");
 		if (nwalkers == 1)
@@ -443,7 +443,7 @@ Test(posixwalk, stop_raised_before_emits_nothing, .init = setup, .fini = teardow
 
 	vht_put(dir, "a/1.jpg", "1");
 	collect_init(&c);
-	cr_assert_eq(posixwalk_run(open_root(), 4, &stop, on_emit, &c, on_err, NULL, &err), 0);
+	cr_assert_eq(posixwalk_run(open_root(), 4, &stop, on_emit, &c, on_err, NULL, NULL, &err), 0);
 	cr_assert_eq(c.n, 0);
 	collect_release(&c);
 }
@@ -479,7 +479,7 @@ Test(posixwalk, stop_raised_from_outside_ends_the_walk, .init = setup, .fini = t
 	open_root();
 	cr_assert_eq(pthread_create(&t, NULL, raise_stop, &s), 0);
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	cr_assert_eq(posixwalk_run(rootfd, 4, &stop, on_emit, &c, on_err, NULL, &err), 0);
+	cr_assert_eq(posixwalk_run(rootfd, 4, &stop, on_emit, &c, on_err, NULL, NULL, &err), 0);
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	took = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
 	pthread_join(t, NULL);

@@ -1,0 +1,331 @@
+#include "engine/benchcmd.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/budget.h"
+#include "common/oplat.h"
+#include "engine/config.h"
+#include "engine/stats.h"
+#include "io/source.h"
+
+enum bench_mode { BENCH_WALK_READ, BENCH_WALK_ONLY, BENCH_READ_ONLY };
+
+struct bench {
+	enum bench_mode mode;      /* set at creation */
+	struct source *source;     /* set at creation */
+	struct budget *budget;     /* set at creation */
+	atomic_ullong entries;     /* files the walk found */
+	atomic_ullong files;       /* files read whole */
+	atomic_ullong failed;      /* reads that failed */
+	atomic_ullong bytes;
+	atomic_ullong outstanding; /* reads submitted, not completed */
+	pthread_mutex_t lock;      /* the drained wait */
+	pthread_cond_t drained;
+	char *names;               /* --read-only: the walked paths, NUL-separated */
+	size_t names_len, names_cap;
+	int names_failed;
+};
+
+struct bench_read {
+	struct source_read rd;
+	struct bench *b;
+	char relpath[];
+};
+
+static void on_done(struct source_read *req)
+{
+	struct bench_read *r = req->user;
+	struct bench *b = r->b;
+
+	if (req->status == SOURCE_READ_OK) {
+		atomic_fetch_add(&b->files, 1);
+		atomic_fetch_add(&b->bytes, req->len);
+	} else if (req->err.code != VHERR_CANCELLED) {
+		atomic_fetch_add(&b->failed, 1);
+	}
+	if (req->charged)
+		budget_release(b->budget, req->charged);
+	free(req->data);
+	free(r);
+	if (atomic_fetch_sub(&b->outstanding, 1) == 1) {
+		pthread_mutex_lock(&b->lock);
+		pthread_cond_broadcast(&b->drained);
+		pthread_mutex_unlock(&b->lock);
+	}
+}
+
+static enum source_next submit(struct bench *b, const char *relpath)
+{
+	size_t n = strlen(relpath);
+	struct bench_read *r = calloc(1, sizeof(*r) + n + 1);
+
+	if (!r)
+		return SOURCE_STOP;
+	memcpy(r->relpath, relpath, n + 1);
+	r->b = b;
+	r->rd.relpath = r->relpath;
+	r->rd.max_size = UINT64_MAX;
+	r->rd.done = on_done;
+	r->rd.user = r;
+	atomic_fetch_add(&b->outstanding, 1);
+	if (source_read_submit(b->source, &r->rd) != 0) {
+		atomic_fetch_sub(&b->outstanding, 1);
+		free(r);
+		return SOURCE_STOP;
+	}
+	return SOURCE_CONTINUE;
+}
+
+/* --read-only keeps the walked names (it is a benchmark: memory grows with the tree). */
+static enum source_next keep_name(struct bench *b, const char *relpath)
+{
+	size_t n = strlen(relpath) + 1;
+
+	pthread_mutex_lock(&b->lock);
+	if (b->names_len + n > b->names_cap) {
+		size_t cap = b->names_cap ? b->names_cap * 2 : 1 << 20;
+		char *p;
+
+		while (cap < b->names_len + n)
+			cap *= 2;
+		p = realloc(b->names, cap);
+		if (!p) {
+			b->names_failed = 1;
+			pthread_mutex_unlock(&b->lock);
+			return SOURCE_STOP;
+		}
+		b->names = p;
+		b->names_cap = cap;
+	}
+	memcpy(b->names + b->names_len, relpath, n);
+	b->names_len += n;
+	pthread_mutex_unlock(&b->lock);
+	return SOURCE_CONTINUE;
+}
+
+static enum source_next on_emit(void *ctx, const char *relpath)
+{
+	struct bench *b = ctx;
+
+	atomic_fetch_add(&b->entries, 1);
+	if (b->mode == BENCH_WALK_ONLY)
+		return SOURCE_CONTINUE;
+	if (b->mode == BENCH_READ_ONLY)
+		return keep_name(b, relpath);
+	return submit(b, relpath);
+}
+
+static void wait_drained(struct bench *b)
+{
+	pthread_mutex_lock(&b->lock);
+	while (atomic_load(&b->outstanding) > 0)
+		pthread_cond_wait(&b->drained, &b->lock);
+	pthread_mutex_unlock(&b->lock);
+}
+
+static json_t *latency_json(const struct oplat *lat)
+{
+	json_t *all = json_object();
+
+	for (int op = 0; all && op < OPLAT__COUNT; op++) {
+		uint64_t n = oplat_count(lat, op);
+
+		if (!n)
+			continue;
+		json_object_set_new(
+		    all, oplat_name(op),
+		    json_pack("{s:I, s:f, s:f, s:f}", "count", (json_int_t)n, "p50_ms",
+			      (double)oplat_quantile(lat, op, 0.50) / 1e6, "p90_ms",
+			      (double)oplat_quantile(lat, op, 0.90) / 1e6, "p99_ms",
+			      (double)oplat_quantile(lat, op, 0.99) / 1e6));
+	}
+	return all;
+}
+
+static const char *mode_name(enum bench_mode m)
+{
+	return m == BENCH_WALK_ONLY ? "walk-only" : m == BENCH_READ_ONLY ? "read-only" : "walk+read";
+}
+
+static void report(struct bench *b, const struct config *cfg, const struct oplat *lat,
+		   double walk_s, double read_s)
+{
+	double total = b->mode == BENCH_READ_ONLY ? read_s : walk_s;
+	double entries = (double)atomic_load(&b->entries), files = (double)atomic_load(&b->files);
+	double mb = (double)atomic_load(&b->bytes) / 1e6;
+	json_t *o = json_pack(
+	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:o, "
+	    "s:{s:i, s:i, s:i}}",
+	    "source", cfg->source, "mode", mode_name(b->mode), "entries", (json_int_t)entries,
+	    "files", (json_int_t)files, "failed", (json_int_t)atomic_load(&b->failed), "bytes",
+	    (json_int_t)atomic_load(&b->bytes), "walk_seconds", walk_s, "read_seconds", read_s,
+	    "entries_per_s", walk_s > 0 ? entries / walk_s : 0.0, "files_per_s",
+	    total > 0 ? files / total : 0.0, "mb_per_s", total > 0 ? mb / total : 0.0,
+	    "latency", latency_json(lat), "config", "io_depth", cfg->io_depth, "walkers",
+	    cfg->walkers, "nfs_connections", cfg->nfs_connections);
+
+	fprintf(stderr, "vhprep bench %s: %.0f entries in %.3f s (%.0f entries/s)", cfg->source,
+		entries, walk_s, walk_s > 0 ? entries / walk_s : 0.0);
+	if (b->mode != BENCH_WALK_ONLY)
+		fprintf(stderr, "; %.0f files, %.1f MB read in %.3f s (%.0f files/s, %.1f MB/s)",
+			files, mb, total, total > 0 ? files / total : 0.0,
+			total > 0 ? mb / total : 0.0);
+	fputc('\n', stderr);
+	for (int op = 0; op < OPLAT__COUNT; op++)
+		if (oplat_count(lat, op))
+			fprintf(stderr, "  %-5s p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  (%llu)\n",
+				oplat_name(op), (double)oplat_quantile(lat, op, 0.5) / 1e6,
+				(double)oplat_quantile(lat, op, 0.9) / 1e6,
+				(double)oplat_quantile(lat, op, 0.99) / 1e6,
+				(unsigned long long)oplat_count(lat, op));
+	if (o) {
+		json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(6));
+		fputc('\n', stdout);
+		fflush(stdout);
+	}
+	json_decref(o);
+}
+
+static void usage(FILE *out)
+{
+	fputs("Usage: vhprep bench [OPTIONS] SOURCE\n"
+	      "\n"
+	      "Walk and read SOURCE (a directory, mount or nfs:// URL) as a run would, without\n"
+	      "transforming or writing: entries/s, files/s, MB/s and latency percentiles of\n"
+	      "directory listings (nfs: READDIRPLUS pages), opens and reads. Text on stderr,\n"
+	      "one JSON line on stdout.\n"
+	      "\n"
+	      "  --walk-only             list only\n"
+	      "  --read-only             list first (untimed), then time the reads alone\n"
+	      "  --io-depth N            opens+reads in flight (default 64)\n"
+	      "  --walkers N             directories listed at once (default 16)\n"
+	      "  --nfs-connections N     nfs://: TCP connections (default 4)\n"
+	      "  --nfs-timeout S         nfs://: seconds to mount and per request (default 10)\n"
+	      "  --read-budget SIZE      bytes in flight at most (default 256M)\n"
+	      "  -h, --help              this text\n"
+	      "\n"
+	      "Exit codes: 0 done; 1 some reads failed; 2 usage error or unreadable source.\n",
+	      out);
+}
+
+/* Parses the bench options into cfg and *mode. Returns 0, 1 for --help, or -1. */
+static int parse(int argc, char **argv, struct config *cfg, enum bench_mode *mode)
+{
+	static const struct option opts[] = {
+	    {"walk-only", no_argument, NULL, 'w'},	{"read-only", no_argument, NULL, 'r'},
+	    {"io-depth", required_argument, NULL, 'd'}, {"walkers", required_argument, NULL, 'k'},
+	    {"nfs-connections", required_argument, NULL, 'c'},
+	    {"nfs-timeout", required_argument, NULL, 't'},
+	    {"read-budget", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	long n;
+	int opt;
+
+	optind = 0;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int bad = 0;
+
+		switch (opt) {
+		case 'w': *mode = BENCH_WALK_ONLY; break;
+		case 'r': *mode = BENCH_READ_ONLY; break;
+		case 'd': bad = config_parse_long(optarg, 1, 4096, &n); cfg->io_depth = (int)n; break;
+		case 'k': bad = config_parse_long(optarg, 1, 1024, &n); cfg->walkers = (int)n; break;
+		case 'c': bad = config_parse_long(optarg, 1, 64, &n); cfg->nfs_connections = (int)n; break;
+		case 't': bad = config_parse_long(optarg, 1, 3600, &n); cfg->nfs_timeout = (double)n; break;
+		case 'b': bad = config_parse_size(optarg, &cfg->read_budget) || cfg->read_budget < 1024; break;
+		case 'h': usage(stdout); return 1;
+		default: bad = 1;
+		}
+		if (bad) {
+			fprintf(stderr, "vhprep bench: invalid option or value '%s' (try --help)\n",
+				argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "vhprep bench: one SOURCE expected (try --help)\n");
+		return -1;
+	}
+	cfg->source = argv[optind];
+	return 0;
+}
+
+/* Reads every name kept by a --read-only walk. */
+static void read_names(struct bench *b)
+{
+	for (size_t off = 0; off < b->names_len; off += strlen(b->names + off) + 1)
+		if (submit(b, b->names + off) == SOURCE_STOP)
+			break;
+}
+
+static int run(struct bench *b, struct config *cfg, struct oplat *lat)
+{
+	struct vherr err = {0};
+	double t0 = stats_now(), walk_s, read_s = 0;
+	int rc = source_walk(b->source, on_emit, b, NULL, &err);
+
+	if (b->mode == BENCH_WALK_READ)
+		wait_drained(b);
+	walk_s = stats_now() - t0;
+	if (rc < 0 || b->names_failed) {
+		fprintf(stderr, "vhprep bench: %s\n", rc < 0 ? err.msg : "out of memory");
+		return 2;
+	}
+	if (b->mode == BENCH_READ_ONLY) {
+		double r0 = stats_now();
+
+		read_names(b);
+		wait_drained(b);
+		read_s = stats_now() - r0;
+	} else if (b->mode == BENCH_WALK_READ) {
+		read_s = walk_s;
+	}
+	report(b, cfg, lat, walk_s, read_s);
+	return atomic_load(&b->failed) ? 1 : 0;
+}
+
+int benchcmd_main(int argc, char **argv)
+{
+	struct config cfg;
+	struct bench b = {0};
+	struct oplat *lat = oplat_new();
+	struct vherr err = {0};
+	int code = 2, rc;
+
+	config_defaults(&cfg);
+	rc = parse(argc, argv, &cfg, &b.mode);
+	if (rc != 0 || !lat) {
+		oplat_free(lat);
+		return rc == 1 ? 0 : 2;
+	}
+	pthread_mutex_init(&b.lock, NULL);
+	pthread_cond_init(&b.drained, NULL);
+	b.budget = budget_new(cfg.read_budget);
+	if (b.budget) {
+		struct source_opts so = {.walkers = cfg.walkers, .io_depth = cfg.io_depth,
+					 .budget = b.budget, .lat = lat, .quiet = 1,
+					 .nfs_connections = cfg.nfs_connections,
+					 .nfs_timeout_ms = (int)(cfg.nfs_timeout * 1000)};
+
+		if (source_open(cfg.source, &so, &b.source, &err) < 0)
+			fprintf(stderr, "vhprep bench: %s\n", err.msg);
+		else
+			code = run(&b, &cfg, lat);
+	}
+	source_free(b.source);
+	budget_free(b.budget);
+	free(b.names);
+	pthread_mutex_destroy(&b.lock);
+	pthread_cond_destroy(&b.drained);
+	oplat_free(lat);
+	config_release(&cfg);
+	return code;
+}
