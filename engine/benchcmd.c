@@ -10,6 +10,7 @@
 
 #include "common/budget.h"
 #include "common/oplat.h"
+#include "common/waitgroup.h"
 #include "engine/config.h"
 #include "engine/stats.h"
 #include "io/source.h"
@@ -24,9 +25,8 @@ struct bench {
 	atomic_ullong files;       /* files read whole */
 	atomic_ullong failed;      /* reads that failed */
 	atomic_ullong bytes;
-	atomic_ullong outstanding; /* reads submitted, not completed */
-	pthread_mutex_t lock;      /* the drained wait */
-	pthread_cond_t drained;
+	struct waitgroup reads;    /* reads submitted, not completed */
+	pthread_mutex_t lock;      /* guards names */
 	char *names;               /* --read-only: the walked paths, NUL-separated */
 	size_t names_len, names_cap;
 	int names_failed;
@@ -53,11 +53,7 @@ static void on_done(struct source_read *req)
 		budget_release(b->budget, req->charged);
 	free(req->data);
 	free(r);
-	if (atomic_fetch_sub(&b->outstanding, 1) == 1) {
-		pthread_mutex_lock(&b->lock);
-		pthread_cond_broadcast(&b->drained);
-		pthread_mutex_unlock(&b->lock);
-	}
+	waitgroup_done(&b->reads);
 }
 
 static enum source_next submit(struct bench *b, const char *relpath)
@@ -73,9 +69,9 @@ static enum source_next submit(struct bench *b, const char *relpath)
 	r->rd.max_size = UINT64_MAX;
 	r->rd.done = on_done;
 	r->rd.user = r;
-	atomic_fetch_add(&b->outstanding, 1);
+	waitgroup_add(&b->reads);
 	if (source_read_submit(b->source, &r->rd) != 0) {
-		atomic_fetch_sub(&b->outstanding, 1);
+		waitgroup_done(&b->reads);
 		free(r);
 		return SOURCE_STOP;
 	}
@@ -119,14 +115,6 @@ static enum source_next on_emit(void *ctx, const char *relpath)
 	if (b->mode == BENCH_READ_ONLY)
 		return keep_name(b, relpath);
 	return submit(b, relpath);
-}
-
-static void wait_drained(struct bench *b)
-{
-	pthread_mutex_lock(&b->lock);
-	while (atomic_load(&b->outstanding) > 0)
-		pthread_cond_wait(&b->drained, &b->lock);
-	pthread_mutex_unlock(&b->lock);
 }
 
 static json_t *latency_json(const struct oplat *lat)
@@ -273,7 +261,7 @@ static int run(struct bench *b, struct config *cfg, struct oplat *lat)
 	int rc = source_walk(b->source, on_emit, b, NULL, &err);
 
 	if (b->mode == BENCH_WALK_READ)
-		wait_drained(b);
+		waitgroup_wait(&b->reads);
 	walk_s = stats_now() - t0;
 	if (rc < 0 || b->names_failed) {
 		fprintf(stderr, "vhprep bench: %s\n", rc < 0 ? err.msg : "out of memory");
@@ -283,7 +271,7 @@ static int run(struct bench *b, struct config *cfg, struct oplat *lat)
 		double r0 = stats_now();
 
 		read_names(b);
-		wait_drained(b);
+		waitgroup_wait(&b->reads);
 		read_s = stats_now() - r0;
 	} else if (b->mode == BENCH_WALK_READ) {
 		read_s = walk_s;
@@ -307,7 +295,7 @@ int benchcmd_main(int argc, char **argv)
 		return rc == 1 ? 0 : 2;
 	}
 	pthread_mutex_init(&b.lock, NULL);
-	pthread_cond_init(&b.drained, NULL);
+	waitgroup_init(&b.reads);
 	b.budget = budget_new(cfg.read_budget);
 	if (b.budget) {
 		struct source_opts so = {.walkers = cfg.walkers, .io_depth = cfg.io_depth,
@@ -324,7 +312,7 @@ int benchcmd_main(int argc, char **argv)
 	budget_free(b.budget);
 	free(b.names);
 	pthread_mutex_destroy(&b.lock);
-	pthread_cond_destroy(&b.drained);
+	waitgroup_destroy(&b.reads);
 	oplat_free(lat);
 	config_release(&cfg);
 	return code;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/bqueue.h"
+#include "common/waitgroup.h"
 #include "engine/select.h"
 #include "kernels/kernel.h"
 
@@ -28,9 +29,8 @@ struct pipeline {
 	atomic_int cancelled;
 	atomic_int finished;
 	atomic_ullong selected;      /* files counted against --limit */
-	pthread_mutex_t lock;        /* guards fatal, and the drained wait */
-	pthread_cond_t drained;      /* signalled (under lock) when outstanding reaches 0 */
-	atomic_ullong outstanding;   /* reads submitted, not yet completed */
+	pthread_mutex_t lock;        /* guards fatal */
+	struct waitgroup reads;      /* reads submitted, not yet completed */
 	int fatal_code;              /* under lock: 0, or the first fatal error */
 	struct vherr fatal;          /* under lock */
 };
@@ -85,22 +85,6 @@ static void on_walk_error(void *ctx, const char *relpath, const struct vherr *er
 	record_failure(ctx, relpath, err);
 }
 
-static void outstanding_inc(struct pipeline *p)
-{
-	atomic_fetch_add(&p->outstanding, 1);
-}
-
-/* The lock is taken only when the count reaches zero, so the walk thread, which checks
- * the count under the lock before it waits, cannot miss the wake-up. */
-static void outstanding_dec(struct pipeline *p)
-{
-	if (atomic_fetch_sub(&p->outstanding, 1) != 1)
-		return;
-	pthread_mutex_lock(&p->lock);
-	pthread_cond_broadcast(&p->drained);
-	pthread_mutex_unlock(&p->lock);
-}
-
 /* Counts one file against --limit; 0 if it is within the limit. */
 static int over_limit(struct pipeline *p)
 {
@@ -142,7 +126,7 @@ static void on_read_done(struct source_read *req)
 			item_release(it);
 		}
 	}
-	outstanding_dec(p);
+	waitgroup_done(&p->reads);
 }
 
 static int valid_utf8(const char *s)
@@ -188,11 +172,11 @@ static enum source_next on_emit(void *ctx, const char *relpath)
 	it->rd.max_size = cfg->max_size;
 	it->rd.done = on_read_done;
 	it->rd.user = it;
-	outstanding_inc(p);
+	waitgroup_add(&p->reads);
 	atomic_fetch_add(&p->env.stats->submitted, 1);
 	if (source_read_submit(p->env.source, &it->rd) != 0) {
 		atomic_fetch_add(&p->env.stats->cancelled, 1);
-		outstanding_dec(p);
+		waitgroup_done(&p->reads);
 		free(it);
 		return SOURCE_STOP;
 	}
@@ -209,10 +193,7 @@ static void *walk_main(void *arg)
 	if (source_walk(p->env.source, on_emit, p, on_walk_error, &err) < 0)
 		set_fatal(p, &err);
 	atomic_store(&p->env.stats->walk_complete, 1);
-	pthread_mutex_lock(&p->lock);
-	while (atomic_load(&p->outstanding) > 0)
-		pthread_cond_wait(&p->drained, &p->lock);
-	pthread_mutex_unlock(&p->lock);
+	waitgroup_wait(&p->reads);
 	bqueue_close(p->ready);
 	return NULL;
 }
@@ -331,7 +312,7 @@ struct pipeline *pipeline_new(const struct pipeline_env *env)
 	for (int i = 0; i < p->nops; i++)
 		p->opv[i] = p->ops[i];
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->drained, NULL);
+	waitgroup_init(&p->reads);
 	return p;
 }
 
@@ -376,6 +357,6 @@ void pipeline_free(struct pipeline *p)
 		return;
 	bqueue_free(p->ready);
 	pthread_mutex_destroy(&p->lock);
-	pthread_cond_destroy(&p->drained);
+	waitgroup_destroy(&p->reads);
 	free(p);
 }
