@@ -238,7 +238,7 @@ Test(nfs, v3_and_v4_outputs_equal_the_local_run)
 		cr_expect_eq(json_array_size(errs), 1);
 		cr_expect_str_eq(itest_jstr(json_array_get(errs, 0), "reason"), "not_image");
 		cr_expect(
-		    strstr(itest_jstr(json_array_get(errs, 0), "path"), "nfs://127.0.0.1/"),
+		    strstr(itest_jstr(json_array_get(errs, 0), "path"), "nfs://127.0.0.1:" NFS_PORT "/"),
 		    "error path is not an nfs:// location");
 		json_decref(errs);
 	}
