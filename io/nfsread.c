@@ -1,0 +1,276 @@
+/* nfsread: the reads of the nfs:// source (see nfssrc.h): open, fstat, the byte budget
+ * (on the budget thread), pread chunks, close, then the completion thread. Loop thread. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/nfsint.h"
+
+/* Hands a finished read to the completion thread (any thread, lock not held). */
+static void read_complete(struct nread *nr)
+{
+	struct nfssrc *s = nr->s;
+
+	if (nr->req->status != SOURCE_READ_OK)
+		VH_FREE(nr->req->data);
+	pthread_mutex_lock(&s->lock);
+	fifo_push(&s->completed, nr);
+	nfssrc_broadcast(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void read_fail(struct nread *nr, int errnum, const char *what, const char *msg)
+{
+	char line[256];
+	struct source_read *req = nr->req;
+
+	req->status = SOURCE_READ_FAILED;
+	vherr_set(&req->err, nfssrc_code_of(errnum), VHSTAGE_READ, "cannot %s '%s': %s", what,
+		  req->relpath, nfssrc_one_line(msg, line, sizeof(line)));
+	if (errnum == ENOENT || errnum == ESTALE)
+		req->err.code = VHERR_VANISHED;
+}
+
+static void read_cancel(struct nread *nr)
+{
+	nr->req->status = SOURCE_READ_FAILED;
+	vherr_set(&nr->req->err, VHERR_CANCELLED, VHSTAGE_READ, NULL);
+}
+
+/* NFSv4.0 numbers the OPENs and CLOSEs of one open-owner (libnfs 4.0: one per context)
+ * and libnfs 4.0 does not order them: concurrent OPENs on a context fail with
+ * BAD_SEQID/BAD_STATEID. So for v4 one OPEN or CLOSE is in flight per connection and the
+ * rest wait in conn.seq_wait; READs and GETATTRs stay parallel. v3 has no such state. */
+static void seq_issue(struct nread *nr);
+
+static void seq_submit(struct nread *nr, bool closing)
+{
+	struct conn *c = &nr->s->conns[nr->conn];
+
+	nr->closing = closing;
+	if (nr->s->url.version == 4) {
+		if (c->seq_busy) {
+			fifo_push(&c->seq_wait, nr);
+			return;
+		}
+		c->seq_busy = true;
+	}
+	seq_issue(nr);
+}
+
+/* The sequenced operation of connection c is over: start the next one. */
+static void seq_next(struct nfssrc *s, struct conn *c)
+{
+	struct nread *next;
+
+	if (s->url.version != 4)
+		return;
+	c->seq_busy = false;
+	if ((next = fifo_pop(&c->seq_wait))) {
+		c->seq_busy = true;
+		seq_issue(next);
+	}
+}
+
+static void on_close(int err, struct nfs_context *nfs, void *data, void *priv)
+{
+	struct nread *nr = priv;
+	struct nfssrc *s = nr->s;
+	struct conn *c = &s->conns[nr->conn];
+
+	(void)err, (void)nfs, (void)data;
+	c->busy--;
+	read_complete(nr);
+	seq_next(s, c);
+}
+
+/* Closes the file (if open) and completes the read. */
+static void read_finish(struct nread *nr)
+{
+	if (nr->fh)
+		seq_submit(nr, true);
+	else
+		read_complete(nr);
+}
+
+static void read_next_chunk(struct nread *nr);
+
+/* libnfs 4.0's pread reports a server error as -EFAULT with the reply, not a message:
+ * the reason is only in nfs_get_error ("NFS: Read failed with NFS3ERR_STALE(-116)").
+ * A stale handle or a missing file there means the file vanished after its OPEN. */
+static void read_fail_pread(struct nread *nr, struct nfs_context *nfs, int err, void *data)
+{
+	const char *msg = err == -EFAULT ? nfs_get_error(nfs) : data;
+
+	if (err == -EFAULT && msg && (strstr(msg, "ERR_STALE") || strstr(msg, "ERR_NOENT")))
+		err = -ESTALE;
+	read_fail(nr, -err, "read", msg);
+}
+
+static void on_pread(int err, struct nfs_context *nfs, void *data, void *priv)
+{
+	struct nread *nr = priv;
+	struct source_read *req = nr->req;
+
+	nr->s->conns[nr->conn].busy--;
+	oplat_record(nr->s->opts.lat, OPLAT_READ, oplat_now() - nr->t0);
+	if (err < 0) {
+		read_fail_pread(nr, nfs, err, data);
+		read_finish(nr);
+		return;
+	}
+	if (nfssrc_cancelled(nr->s)) {
+		read_cancel(nr);
+		read_finish(nr);
+		return;
+	}
+	(void)nfs;
+	if ((uint64_t)err > req->size - nr->off)
+		err = (int)(req->size - nr->off);
+	memcpy(req->data + nr->off, data, (size_t)err);
+	nr->off += (uint64_t)err;
+	req->len = nr->off;
+	if (err == 0 ||
+	    nr->off == req->size) { /* done, or the file shrank: keep what is there */
+		req->status = SOURCE_READ_OK;
+		read_finish(nr);
+		return;
+	}
+	read_next_chunk(nr);
+}
+
+static void read_next_chunk(struct nread *nr)
+{
+	struct conn *c = &nr->s->conns[nr->conn];
+	uint64_t n = nr->req->size - nr->off;
+
+	if (n > NFS_READ_CHUNK)
+		n = NFS_READ_CHUNK;
+	c->busy++;
+	nr->t0 = oplat_now();
+	if (nfs_pread_async(c->nfs, nr->fh, nr->off, n, on_pread, nr) != 0) {
+		c->busy--;
+		read_fail(nr, EIO, "read", nfs_get_error(c->nfs));
+		read_finish(nr);
+	}
+}
+
+/* The budget is held (or cancelled): read the bytes. */
+void nfsread_granted(struct nread *nr)
+{
+	struct source_read *req = nr->req;
+
+	if (nr->cancelled || nfssrc_cancelled(nr->s)) {
+		read_cancel(nr);
+		read_finish(nr);
+		return;
+	}
+	req->data = malloc(req->size ? req->size : 1);
+	if (!req->data) {
+		req->status = SOURCE_READ_FAILED;
+		vherr_set(&req->err, VHERR_NOMEM, VHSTAGE_READ, NULL);
+		read_finish(nr);
+		return;
+	}
+	if (req->size == 0) {
+		req->status = SOURCE_READ_OK;
+		read_finish(nr);
+		return;
+	}
+	read_next_chunk(nr);
+}
+
+static void on_fstat(int err, struct nfs_context *nfs, void *data, void *priv)
+{
+	struct nread *nr = priv;
+	struct nfssrc *s = nr->s;
+	struct source_read *req = nr->req;
+	const struct nfs_stat_64 *st = data;
+
+	(void)nfs;
+	s->conns[nr->conn].busy--;
+	if (err < 0) {
+		read_fail(nr, -err, "stat", data);
+		read_finish(nr);
+		return;
+	}
+	if (!S_ISREG(st->nfs_mode)) {
+		req->status = SOURCE_READ_FAILED;
+		vherr_set(&req->err, VHERR_NOTFILE, VHSTAGE_READ, "'%s' is not a regular file",
+			  req->relpath);
+		read_finish(nr);
+		return;
+	}
+	req->size = st->nfs_size;
+	req->mtime_ns = (int64_t)st->nfs_mtime * 1000000000 + (int64_t)st->nfs_mtime_nsec;
+	if (req->size < req->min_size || req->size > req->max_size) {
+		req->status = SOURCE_READ_SKIPPED;
+		read_finish(nr);
+		return;
+	}
+	if (!s->opts.budget) {
+		nfsread_granted(nr);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	fifo_push(&s->want_budget, nr);
+	nfssrc_broadcast(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void on_open(int err, struct nfs_context *nfs, void *data, void *priv)
+{
+	struct nread *nr = priv;
+	struct nfssrc *s = nr->s;
+	struct conn *c = &s->conns[nr->conn];
+
+	c->busy--;
+	oplat_record(s->opts.lat, OPLAT_OPEN, oplat_now() - nr->t0);
+	if (err < 0) {
+		read_fail(nr, -err, "open", data);
+		read_finish(nr);
+	} else {
+		nr->fh = data;
+		c->busy++;
+		if (nfs_fstat64_async(nfs, nr->fh, on_fstat, nr) != 0) {
+			c->busy--;
+			read_fail(nr, EIO, "stat", nfs_get_error(nfs));
+			read_finish(nr);
+		}
+	}
+	seq_next(s, c);
+}
+
+static void seq_issue(struct nread *nr)
+{
+	struct nfssrc *s = nr->s;
+	struct conn *c = &s->conns[nr->conn];
+	int rc;
+
+	c->busy++;
+	nr->t0 = oplat_now();
+	if (nr->closing)
+		rc = nfs_close_async(c->nfs, nr->fh, on_close, nr);
+	else
+		rc = nfs_open_async(c->nfs, nr->path, O_RDONLY, on_open, nr);
+	if (rc == 0)
+		return;
+	c->busy--;
+	if (!nr->closing)
+		read_fail(nr, EIO, "open", nfs_get_error(c->nfs));
+	read_complete(nr);
+	seq_next(s, c);
+}
+
+void nfsread_start(struct nread *nr)
+{
+	if (nfssrc_cancelled(nr->s)) {
+		read_cancel(nr);
+		read_complete(nr);
+		return;
+	}
+	nr->conn = nfssrc_pick_conn(nr->s);
+	seq_submit(nr, false);
+}

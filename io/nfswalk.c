@@ -1,0 +1,330 @@
+/* nfswalk: the directory listing of the nfs:// source (see nfssrc.h). Directories are
+ * work items; v3 lists one READDIRPLUS page per request (the cookie chain), v4 a whole
+ * directory with nfs_opendir_async. Loop thread, except where a comment says so. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/nfsint.h"
+
+/* ---- walk (loop thread) ---- */
+
+struct dirwork *nfswalk_dir_new(struct nfssrc *s, const char *parent, const char *name,
+				const char *fh, uint32_t fhlen)
+{
+	size_t plen = strlen(parent), nlen = strlen(name);
+	struct dirwork *w = calloc(1, sizeof(*w) + plen + nlen + 2);
+
+	if (!w)
+		return NULL;
+	w->s = s;
+	if (plen)
+		memcpy(w->relpath, parent, plen), w->relpath[plen++] = '/';
+	memcpy(w->relpath + plen, name, nlen + 1);
+	if (fhlen) {
+		w->fh = malloc(fhlen);
+		if (!w->fh) {
+			free(w);
+			return NULL;
+		}
+		memcpy(w->fh, fh, fhlen);
+		w->fhlen = fhlen;
+	}
+	return w;
+}
+
+void nfswalk_dir_free(struct dirwork *w)
+{
+	if (w)
+		free(w->fh);
+	free(w);
+}
+
+void nfswalk_page_free(struct page *p)
+{
+	if (p)
+		free(p->buf);
+	free(p);
+}
+
+/* Adds "dir/name" to the page; 0 or -1 (no memory). */
+static int page_add(struct page *p, const char *dir, const char *name)
+{
+	size_t dlen = strlen(dir), nlen = strlen(name), need = dlen + nlen + 2;
+
+	if (p->len + need > p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 4096;
+		char *b;
+
+		while (cap < p->len + need)
+			cap *= 2;
+		b = realloc(p->buf, cap);
+		if (!b)
+			return -1;
+		p->buf = b;
+		p->cap = cap;
+	}
+	if (dlen) {
+		memcpy(p->buf + p->len, dir, dlen);
+		p->buf[p->len + dlen] = '/';
+		dlen++;
+	}
+	memcpy(p->buf + p->len + dlen, name, nlen + 1);
+	p->len += dlen + nlen + 1;
+	p->count++;
+	return 0;
+}
+
+/* Gives a page (names or an error) to the walk thread; takes ownership. */
+static void page_post(struct nfssrc *s, struct page *p)
+{
+	pthread_mutex_lock(&s->lock);
+	fifo_push(&s->pages, p);
+	nfssrc_broadcast(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Gives the walk thread an error on relpath (for on_error). */
+static void post_error(struct nfssrc *s, const char *relpath, enum vherr_code code,
+		       const char *what, const char *why)
+{
+	struct page *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return;
+	p->buf = strdup(relpath);
+	vherr_set(&p->err, code, VHSTAGE_WALK, "cannot %s '%s': %s", what, relpath, why);
+	page_post(s, p);
+}
+
+/* Reports an error listing w: the root's fails the walk, others go to on_error. */
+static void walk_fail(struct dirwork *w, int errnum, const char *msg)
+{
+	struct nfssrc *s = w->s;
+	char line[256];
+
+	nfssrc_one_line(msg, line, sizeof(line));
+	if (!w->relpath[0]) {
+		pthread_mutex_lock(&s->lock);
+		s->walk_rc = vherr_set(&s->walk_err, nfssrc_code_of(errnum), VHSTAGE_WALK,
+				       "cannot list '%s': %s", s->base, line);
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	post_error(s, w->relpath, nfssrc_code_of(errnum), "list", line);
+}
+
+/* Reports an entry READDIRPLUS left without its type or handle: never skipped silently
+ * (a LOOKUP fallback is not written yet; ganesha and knfsd always send both). */
+static void entry_incomplete(struct dirwork *w, const char *name, const char *what)
+{
+	char rel[4096];
+
+	snprintf(rel, sizeof(rel), "%s%s%s", w->relpath, w->relpath[0] ? "/" : "", name);
+	post_error(w->s, rel, VHERR_NET, "list", what);
+}
+
+/* Queues the subdirectory name of w (handle fh, may be NULL for v4); false: no memory. */
+static bool queue_subdir(struct dirwork *w, const char *name, const char *fh, uint32_t fhlen)
+{
+	struct dirwork *sub = nfswalk_dir_new(w->s, w->relpath, name, fh, fhlen);
+
+	if (!sub)
+		return false;
+	fifo_push(&w->s->dirs, sub);
+	return true;
+}
+
+static bool dot_or_dotdot(const char *n)
+{
+	return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'));
+}
+
+/* Files of one READDIRPLUS page into p, subdirectories into the queue. libnfs' decoder
+ * places entries at 4-byte alignment: each is copied before use (no misaligned access). */
+static int take_entries3(struct dirwork *w, const entryplus3 *next, struct page *p)
+{
+	entryplus3 e;
+
+	for (; next; next = e.nextentry) {
+		const fattr3 *a = &e.name_attributes.post_op_attr_u.attributes;
+
+		memcpy(&e, next, sizeof(e));
+		w->cookie = e.cookie;
+		if (dot_or_dotdot(e.name))
+			continue;
+		if (!e.name_attributes.attributes_follow) {
+			entry_incomplete(w, e.name, "the server sent no attributes for it");
+		} else if (a->type == NF3REG) {
+			if (page_add(p, w->relpath, e.name) < 0)
+				return -ENOMEM;
+		} else if (a->type == NF3DIR && !e.name_handle.handle_follows) {
+			entry_incomplete(w, e.name, "the server sent no handle for it");
+		} else if (a->type == NF3DIR) {
+			const nfs_fh3 *h = &e.name_handle.post_op_fh3_u.handle;
+
+			if (!queue_subdir(w, e.name, h->data.data_val, h->data.data_len))
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static void on_readdirplus(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+	struct dirwork *w = priv;
+	struct nfssrc *s = w->s;
+	READDIRPLUS3res *res = data;
+	struct page *p;
+
+	s->dirs_inflight--;
+	s->conns[w->conn].busy--;
+	oplat_record(s->opts.lat, OPLAT_DIR, oplat_now() - w->t0);
+	if (status == RPC_STATUS_CANCEL) {
+		nfswalk_dir_free(w);
+		return;
+	}
+	if (status != RPC_STATUS_SUCCESS) {
+		walk_fail(w, status == RPC_STATUS_TIMEOUT ? ETIMEDOUT : EIO,
+			  status == RPC_STATUS_TIMEOUT ? "timed out" : rpc_get_error(rpc));
+		nfswalk_dir_free(w);
+		return;
+	}
+	if (res->status != NFS3_OK) {
+		int e = -nfsstat3_to_errno(res->status);
+
+		walk_fail(w, e, strerror(e));
+		nfswalk_dir_free(w);
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p || take_entries3(w, res->READDIRPLUS3res_u.resok.reply.entries, p) < 0) {
+		nfswalk_page_free(p);
+		walk_fail(w, ENOMEM, "out of memory");
+		nfswalk_dir_free(w);
+		return;
+	}
+	if (p->count)
+		page_post(s, p);
+	else
+		nfswalk_page_free(p);
+	if (res->READDIRPLUS3res_u.resok.reply.eof) {
+		nfswalk_dir_free(w);
+		return;
+	}
+	memcpy(w->verf, res->READDIRPLUS3res_u.resok.cookieverf, NFS3_COOKIEVERFSIZE);
+	fifo_push_front(&s->dirs, w); /* the next page of this directory goes first */
+}
+
+static void on_opendir4(int err, struct nfs_context *nfs, void *data, void *priv)
+{
+	struct dirwork *w = priv;
+	struct nfssrc *s = w->s;
+	struct nfsdir *dir = data;
+	struct nfsdirent *e;
+	struct page *p = NULL;
+
+	s->dirs_inflight--;
+	s->conns[w->conn].busy--;
+	oplat_record(s->opts.lat, OPLAT_DIR, oplat_now() - w->t0); /* v4: a whole listing */
+	if (err < 0) {
+		walk_fail(w, -err, data);
+		nfswalk_dir_free(w);
+		return;
+	}
+	while ((e = nfs_readdir(nfs, dir))) {
+		if (dot_or_dotdot(e->name))
+			continue;
+		if (S_ISDIR(e->mode)) {
+			if (!queue_subdir(w, e->name, NULL, 0))
+				break;
+			continue;
+		}
+		if (!S_ISREG(e->mode))
+			continue;
+		if (!p && !(p = calloc(1, sizeof(*p))))
+			break;
+		if (page_add(p, w->relpath, e->name) < 0)
+			break;
+		if (p->len >= NFSSRC_PAGE_BYTES) {
+			page_post(s, p);
+			p = NULL;
+		}
+	}
+	if (p)
+		page_post(s, p);
+	nfs_closedir(nfs, dir);
+	nfswalk_dir_free(w);
+}
+
+/* Sends the request for the next page of w; if it cannot, posts the error and frees w. */
+static void dir_start(struct nfssrc *s, struct dirwork *w)
+{
+	struct conn *c;
+	int rc;
+
+	w->conn = nfssrc_pick_conn(s);
+	c = &s->conns[w->conn];
+	w->t0 = oplat_now();
+	if (s->url.version == 4) {
+		char path[4096];
+
+		snprintf(path, sizeof(path), "/%s", w->relpath);
+		rc = nfs_opendir_async(c->nfs, path, on_opendir4, w);
+	} else {
+		READDIRPLUS3args a = {0};
+
+		a.dir.data.data_len = w->fhlen;
+		a.dir.data.data_val = w->fh;
+		a.cookie = w->cookie;
+		memcpy(a.cookieverf, w->verf, NFS3_COOKIEVERFSIZE);
+		a.dircount = NFSSRC_PAGE_BYTES / 4;
+		a.maxcount = NFSSRC_PAGE_BYTES;
+		rc = rpc_nfs3_readdirplus_async(nfs_get_rpc_context(c->nfs), on_readdirplus, &a,
+						w);
+	}
+	if (rc != 0) {
+		walk_fail(w, EIO, nfs_get_error(c->nfs));
+		nfswalk_dir_free(w);
+		return;
+	}
+	c->busy++;
+	s->dirs_inflight++;
+}
+
+/* Starts directory requests while under the caps; drops the queue once stopped. */
+void nfswalk_start_dirs(struct nfssrc *s)
+{
+	size_t waiting;
+	bool stop;
+	struct dirwork *w;
+
+	pthread_mutex_lock(&s->lock);
+	waiting = s->pages.n;
+	stop = s->walk_stop || s->cancelled;
+	pthread_mutex_unlock(&s->lock);
+	if (stop) {
+		while ((w = fifo_pop(&s->dirs)))
+			nfswalk_dir_free(w);
+		return;
+	}
+	while (s->dirs_inflight < s->opts.walkers &&
+	       waiting + (size_t)s->dirs_inflight < NFSSRC_PAGES_MAX &&
+	       (w = fifo_pop(&s->dirs)))
+		dir_start(s, w);
+}
+
+/* Tells the walk thread when no directory is left queued or in flight. */
+void nfswalk_check_end(struct nfssrc *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->walk_running && !s->dirs.head && s->dirs_inflight == 0) {
+		s->walk_running = false;
+		nfssrc_broadcast(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- the loop ---- */
