@@ -13,29 +13,29 @@
 #include "common/waitgroup.h"
 #include "engine/config.h"
 #include "engine/stats.h"
+#include "io/entrybuf.h"
 #include "io/source.h"
 
 enum bench_mode { BENCH_WALK_READ, BENCH_WALK_ONLY, BENCH_READ_ONLY };
 
 struct bench {
-	enum bench_mode mode;      /* set at creation */
-	struct source *source;     /* set at creation */
-	struct budget *budget;     /* set at creation */
-	atomic_ullong entries;     /* files the walk found */
-	atomic_ullong files;       /* files read whole */
-	atomic_ullong failed;      /* reads that failed */
+	enum bench_mode mode;  /* set at creation */
+	struct source *source; /* set at creation */
+	struct budget *budget; /* set at creation */
+	atomic_ullong entries; /* files the walk found */
+	atomic_ullong files;   /* files read whole */
+	atomic_ullong failed;  /* reads that failed */
 	atomic_ullong bytes;
-	struct waitgroup reads;    /* reads submitted, not completed */
-	pthread_mutex_t lock;      /* guards names */
-	char *names;               /* --read-only: the walked paths, NUL-separated */
-	size_t names_len, names_cap;
-	int names_failed;
+	struct waitgroup reads; /* reads submitted, not completed */
+	pthread_mutex_t lock;	/* guards kept */
+	struct entrybuf kept;	/* --read-only: the walked entries, hints and all */
+	int kept_failed;
 };
 
 struct bench_read {
 	struct source_read rd;
 	struct bench *b;
-	char relpath[];
+	char relpath[]; /* then the hint's handle bytes */
 };
 
 static void on_done(struct source_read *req)
@@ -56,16 +56,21 @@ static void on_done(struct source_read *req)
 	waitgroup_done(&b->reads);
 }
 
-static enum source_next submit(struct bench *b, const char *relpath)
+static enum source_next submit(struct bench *b, const struct source_entry *e)
 {
-	size_t n = strlen(relpath);
-	struct bench_read *r = calloc(1, sizeof(*r) + n + 1);
+	size_t n = strlen(e->relpath);
+	struct bench_read *r = calloc(1, sizeof(*r) + n + 1 + e->hint.handle_len);
 
 	if (!r)
 		return SOURCE_STOP;
-	memcpy(r->relpath, relpath, n + 1);
+	memcpy(r->relpath, e->relpath, n + 1);
 	r->b = b;
 	r->rd.relpath = r->relpath;
+	r->rd.hint = e->hint;
+	if (e->hint.handle) {
+		memcpy(r->relpath + n + 1, e->hint.handle, e->hint.handle_len);
+		r->rd.hint.handle = r->relpath + n + 1;
+	}
 	r->rd.max_size = UINT64_MAX;
 	r->rd.done = on_done;
 	r->rd.user = r;
@@ -78,34 +83,20 @@ static enum source_next submit(struct bench *b, const char *relpath)
 	return SOURCE_CONTINUE;
 }
 
-/* --read-only keeps the walked names (it is a benchmark: memory grows with the tree). */
-static enum source_next keep_name(struct bench *b, const char *relpath)
+/* --read-only keeps the walked entries (it is a benchmark: memory grows with the tree). */
+static enum source_next keep_entry(struct bench *b, const struct source_entry *e)
 {
-	size_t n = strlen(relpath) + 1;
+	int rc;
 
 	pthread_mutex_lock(&b->lock);
-	if (b->names_len + n > b->names_cap) {
-		size_t cap = b->names_cap ? b->names_cap * 2 : 1 << 20;
-		char *p;
-
-		while (cap < b->names_len + n)
-			cap *= 2;
-		p = realloc(b->names, cap);
-		if (!p) {
-			b->names_failed = 1;
-			pthread_mutex_unlock(&b->lock);
-			return SOURCE_STOP;
-		}
-		b->names = p;
-		b->names_cap = cap;
-	}
-	memcpy(b->names + b->names_len, relpath, n);
-	b->names_len += n;
+	rc = entrybuf_add(&b->kept, "", e->relpath, &e->hint);
+	if (rc < 0)
+		b->kept_failed = 1;
 	pthread_mutex_unlock(&b->lock);
-	return SOURCE_CONTINUE;
+	return rc < 0 ? SOURCE_STOP : SOURCE_CONTINUE;
 }
 
-static enum source_next on_emit(void *ctx, const char *relpath)
+static enum source_next on_emit(void *ctx, const struct source_entry *e)
 {
 	struct bench *b = ctx;
 
@@ -113,8 +104,8 @@ static enum source_next on_emit(void *ctx, const char *relpath)
 	if (b->mode == BENCH_WALK_ONLY)
 		return SOURCE_CONTINUE;
 	if (b->mode == BENCH_READ_ONLY)
-		return keep_name(b, relpath);
-	return submit(b, relpath);
+		return keep_entry(b, e);
+	return submit(b, e);
 }
 
 static json_t *latency_json(const struct oplat *lat)
@@ -138,14 +129,17 @@ static json_t *latency_json(const struct oplat *lat)
 
 static const char *mode_name(enum bench_mode m)
 {
-	return m == BENCH_WALK_ONLY ? "walk-only" : m == BENCH_READ_ONLY ? "read-only" : "walk+read";
+	return m == BENCH_WALK_ONLY   ? "walk-only"
+	       : m == BENCH_READ_ONLY ? "read-only"
+				      : "walk+read";
 }
 
 static void report(struct bench *b, const struct config *cfg, const struct oplat *lat,
 		   double walk_s, double read_s)
 {
 	double total = b->mode == BENCH_READ_ONLY ? read_s : walk_s;
-	double entries = (double)atomic_load(&b->entries), files = (double)atomic_load(&b->files);
+	double entries = (double)atomic_load(&b->entries),
+	       files = (double)atomic_load(&b->files);
 	double mb = (double)atomic_load(&b->bytes) / 1e6;
 	json_t *o = json_pack(
 	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:o, "
@@ -161,13 +155,15 @@ static void report(struct bench *b, const struct config *cfg, const struct oplat
 	fprintf(stderr, "vhprep bench %s: %.0f entries in %.3f s (%.0f entries/s)", cfg->source,
 		entries, walk_s, walk_s > 0 ? entries / walk_s : 0.0);
 	if (b->mode != BENCH_WALK_ONLY)
-		fprintf(stderr, "; %.0f files, %.1f MB read in %.3f s (%.0f files/s, %.1f MB/s)",
-			files, mb, total, total > 0 ? files / total : 0.0,
+		fprintf(stderr,
+			"; %.0f files, %.1f MB read in %.3f s (%.0f files/s, %.1f MB/s)", files,
+			mb, total, total > 0 ? files / total : 0.0,
 			total > 0 ? mb / total : 0.0);
 	fputc('\n', stderr);
 	for (int op = 0; op < OPLAT__COUNT; op++)
 		if (oplat_count(lat, op))
-			fprintf(stderr, "  %-5s p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  (%llu)\n",
+			fprintf(stderr,
+				"  %-5s p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  (%llu)\n",
 				oplat_name(op), (double)oplat_quantile(lat, op, 0.5) / 1e6,
 				(double)oplat_quantile(lat, op, 0.9) / 1e6,
 				(double)oplat_quantile(lat, op, 0.99) / 1e6,
@@ -182,35 +178,39 @@ static void report(struct bench *b, const struct config *cfg, const struct oplat
 
 static void usage(FILE *out)
 {
-	fputs("Usage: vhprep bench [OPTIONS] SOURCE\n"
-	      "\n"
-	      "Walk and read SOURCE (a directory, mount or nfs:// URL) as a run would, without\n"
-	      "transforming or writing: entries/s, files/s, MB/s and latency percentiles of\n"
-	      "directory listings (nfs: READDIRPLUS pages), opens and reads. Text on stderr,\n"
-	      "one JSON line on stdout.\n"
-	      "\n"
-	      "  --walk-only             list only\n"
-	      "  --read-only             list first (untimed), then time the reads alone\n"
-	      "  --io-depth N            opens+reads in flight (default 64)\n"
-	      "  --walkers N             directories listed at once (default 16)\n"
-	      "  --nfs-connections N     nfs://: TCP connections (default 4)\n"
-	      "  --nfs-timeout S         nfs://: seconds to mount and per request (default 10)\n"
-	      "  --read-budget SIZE      bytes in flight at most (default 256M)\n"
-	      "  -h, --help              this text\n"
-	      "\n"
-	      "Exit codes: 0 done; 1 some reads failed; 2 usage error or unreadable source.\n",
-	      out);
+	fputs(
+	    "Usage: vhprep bench [OPTIONS] SOURCE\n"
+	    "\n"
+	    "Walk and read SOURCE (a directory, mount or nfs:// URL) as a run would, without\n"
+	    "transforming or writing: entries/s, files/s, MB/s and latency percentiles of\n"
+	    "directory listings (nfs: READDIRPLUS pages), opens and reads. Text on stderr,\n"
+	    "one JSON line on stdout.\n"
+	    "\n"
+	    "  --walk-only             list only\n"
+	    "  --read-only             list first (untimed), then time the reads alone\n"
+	    "  --io-depth N            opens+reads in flight (default 64)\n"
+	    "  --walkers N             directories listed at once (default 16)\n"
+	    "  --nfs-connections N     nfs://: TCP connections (default 4)\n"
+	    "  --nfs-timeout S         nfs://: seconds to mount and per request (default 10)\n"
+	    "  --read-budget SIZE      bytes in flight at most (default 256M)\n"
+	    "  -h, --help              this text\n"
+	    "\n"
+	    "Exit codes: 0 done; 1 some reads failed; 2 usage error or unreadable source.\n",
+	    out);
 }
 
 /* Parses the bench options into cfg and *mode. Returns 0, 1 for --help, or -1. */
 static int parse(int argc, char **argv, struct config *cfg, enum bench_mode *mode)
 {
 	static const struct option opts[] = {
-	    {"walk-only", no_argument, NULL, 'w'},	{"read-only", no_argument, NULL, 'r'},
-	    {"io-depth", required_argument, NULL, 'd'}, {"walkers", required_argument, NULL, 'k'},
+	    {"walk-only", no_argument, NULL, 'w'},
+	    {"read-only", no_argument, NULL, 'r'},
+	    {"io-depth", required_argument, NULL, 'd'},
+	    {"walkers", required_argument, NULL, 'k'},
 	    {"nfs-connections", required_argument, NULL, 'c'},
 	    {"nfs-timeout", required_argument, NULL, 't'},
-	    {"read-budget", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'},
+	    {"read-budget", required_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	long n;
@@ -222,18 +222,41 @@ static int parse(int argc, char **argv, struct config *cfg, enum bench_mode *mod
 		int bad = 0;
 
 		switch (opt) {
-		case 'w': *mode = BENCH_WALK_ONLY; break;
-		case 'r': *mode = BENCH_READ_ONLY; break;
-		case 'd': bad = config_parse_long(optarg, 1, 4096, &n); cfg->io_depth = (int)n; break;
-		case 'k': bad = config_parse_long(optarg, 1, 1024, &n); cfg->walkers = (int)n; break;
-		case 'c': bad = config_parse_long(optarg, 1, 64, &n); cfg->nfs_connections = (int)n; break;
-		case 't': bad = config_parse_long(optarg, 1, 3600, &n); cfg->nfs_timeout = (double)n; break;
-		case 'b': bad = config_parse_size(optarg, &cfg->read_budget) || cfg->read_budget < 1024; break;
-		case 'h': usage(stdout); return 1;
-		default: bad = 1;
+		case 'w':
+			*mode = BENCH_WALK_ONLY;
+			break;
+		case 'r':
+			*mode = BENCH_READ_ONLY;
+			break;
+		case 'd':
+			bad = config_parse_long(optarg, 1, 4096, &n);
+			cfg->io_depth = (int)n;
+			break;
+		case 'k':
+			bad = config_parse_long(optarg, 1, 1024, &n);
+			cfg->walkers = (int)n;
+			break;
+		case 'c':
+			bad = config_parse_long(optarg, 1, 64, &n);
+			cfg->nfs_connections = (int)n;
+			break;
+		case 't':
+			bad = config_parse_long(optarg, 1, 3600, &n);
+			cfg->nfs_timeout = (double)n;
+			break;
+		case 'b':
+			bad = config_parse_size(optarg, &cfg->read_budget) ||
+			      cfg->read_budget < 1024;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			bad = 1;
 		}
 		if (bad) {
-			fprintf(stderr, "vhprep bench: invalid option or value '%s' (try --help)\n",
+			fprintf(stderr,
+				"vhprep bench: invalid option or value '%s' (try --help)\n",
 				argv[optind - 1]);
 			return -1;
 		}
@@ -246,11 +269,14 @@ static int parse(int argc, char **argv, struct config *cfg, enum bench_mode *mod
 	return 0;
 }
 
-/* Reads every name kept by a --read-only walk. */
-static void read_names(struct bench *b)
+/* Reads every entry kept by a --read-only walk. */
+static void read_kept(struct bench *b)
 {
-	for (size_t off = 0; off < b->names_len; off += strlen(b->names + off) + 1)
-		if (submit(b, b->names + off) == SOURCE_STOP)
+	struct source_entry e;
+	size_t pos = 0;
+
+	while (entrybuf_next(&b->kept, &pos, &e) == 0)
+		if (submit(b, &e) == SOURCE_STOP)
 			break;
 }
 
@@ -263,14 +289,14 @@ static int run(struct bench *b, struct config *cfg, struct oplat *lat)
 	if (b->mode == BENCH_WALK_READ)
 		waitgroup_wait(&b->reads);
 	walk_s = stats_now() - t0;
-	if (rc < 0 || b->names_failed) {
+	if (rc < 0 || b->kept_failed) {
 		fprintf(stderr, "vhprep bench: %s\n", rc < 0 ? err.msg : "out of memory");
 		return 2;
 	}
 	if (b->mode == BENCH_READ_ONLY) {
 		double r0 = stats_now();
 
-		read_names(b);
+		read_kept(b);
 		waitgroup_wait(&b->reads);
 		read_s = stats_now() - r0;
 	} else if (b->mode == BENCH_WALK_READ) {
@@ -298,8 +324,11 @@ int benchcmd_main(int argc, char **argv)
 	waitgroup_init(&b.reads);
 	b.budget = budget_new(cfg.read_budget);
 	if (b.budget) {
-		struct source_opts so = {.walkers = cfg.walkers, .io_depth = cfg.io_depth,
-					 .budget = b.budget, .lat = lat, .quiet = 1,
+		struct source_opts so = {.walkers = cfg.walkers,
+					 .io_depth = cfg.io_depth,
+					 .budget = b.budget,
+					 .lat = lat,
+					 .quiet = 1,
 					 .nfs_connections = cfg.nfs_connections,
 					 .nfs_timeout_ms = (int)(cfg.nfs_timeout * 1000)};
 
@@ -310,7 +339,7 @@ int benchcmd_main(int argc, char **argv)
 	}
 	source_free(b.source);
 	budget_free(b.budget);
-	free(b.names);
+	entrybuf_release(&b.kept);
 	pthread_mutex_destroy(&b.lock);
 	waitgroup_destroy(&b.reads);
 	oplat_free(lat);

@@ -16,30 +16,30 @@
 #include "engine/select.h"
 #include "kernels/kernel.h"
 
-#define OPS_MAX 8
+#define OPS_MAX	     8
 #define LOCATION_MAX (PATH_MAX + 1024)
 
 struct pipeline {
-	struct pipeline_env env;     /* set at creation */
-	struct bqueue *ready;        /* set at creation: read files waiting for a worker */
-	int size_bounds;             /* set at creation: a size filter was given */
+	struct pipeline_env env;	  /* set at creation */
+	struct bqueue *ready;		  /* set at creation: read files waiting for a worker */
+	int size_bounds;		  /* set at creation: a size filter was given */
 	char ops[OPS_MAX][KERNEL_OP_MAX]; /* set at creation: the operation chain */
-	const char *opv[OPS_MAX];    /* set at creation: pointers into ops */
-	int nops;                    /* set at creation */
+	const char *opv[OPS_MAX];	  /* set at creation: pointers into ops */
+	int nops;			  /* set at creation */
 	atomic_int cancelled;
 	atomic_int finished;
-	atomic_ullong selected;      /* files counted against --limit */
-	pthread_mutex_t lock;        /* guards fatal */
-	struct waitgroup reads;      /* reads submitted, not yet completed */
-	int fatal_code;              /* under lock: 0, or the first fatal error */
-	struct vherr fatal;          /* under lock */
+	atomic_ullong selected; /* files counted against --limit */
+	pthread_mutex_t lock;	/* guards fatal */
+	struct waitgroup reads; /* reads submitted, not yet completed */
+	int fatal_code;		/* under lock: 0, or the first fatal error */
+	struct vherr fatal;	/* under lock */
 };
 
 /* One input file on its way through the pipeline; item_release frees all of it. */
 struct item {
 	struct source_read rd; /* the read request and its result */
 	struct pipeline *p;
-	char relpath[];
+	char relpath[]; /* then the hint's handle bytes (rd.hint.handle points there) */
 };
 
 static void item_drop_input(struct item *it)
@@ -137,11 +137,30 @@ static int valid_utf8(const char *s)
 	return j != NULL;
 }
 
-static enum source_next on_emit(void *ctx, const char *relpath)
+/* A new item for entry e: relpath and the hint's handle copied in; NULL: no memory. */
+static struct item *item_new(struct pipeline *p, const struct source_entry *e)
+{
+	size_t n = strlen(e->relpath);
+	struct item *it = calloc(1, sizeof(*it) + n + 1 + e->hint.handle_len);
+
+	if (!it)
+		return NULL;
+	memcpy(it->relpath, e->relpath, n + 1);
+	it->p = p;
+	it->rd.relpath = it->relpath;
+	it->rd.hint = e->hint;
+	if (e->hint.handle) {
+		memcpy(it->relpath + n + 1, e->hint.handle, e->hint.handle_len);
+		it->rd.hint.handle = it->relpath + n + 1;
+	}
+	return it;
+}
+
+static enum source_next on_emit(void *ctx, const struct source_entry *e)
 {
 	struct pipeline *p = ctx;
 	const struct config *cfg = p->env.cfg;
-	size_t n = strlen(relpath);
+	const char *relpath = e->relpath;
 	struct item *it;
 	struct vherr err;
 
@@ -159,15 +178,12 @@ static enum source_next on_emit(void *ctx, const char *relpath)
 	}
 	if (!p->size_bounds && over_limit(p))
 		return SOURCE_STOP;
-	it = calloc(1, sizeof(*it) + n + 1);
+	it = item_new(p, e);
 	if (!it) {
 		vherr_set(&err, VHERR_NOMEM, VHSTAGE_SELECT, NULL);
 		set_fatal(p, &err);
 		return SOURCE_STOP;
 	}
-	memcpy(it->relpath, relpath, n + 1);
-	it->p = p;
-	it->rd.relpath = it->relpath;
 	it->rd.min_size = cfg->min_size;
 	it->rd.max_size = cfg->max_size;
 	it->rd.done = on_read_done;
@@ -217,25 +233,25 @@ static int record_output(struct pipeline *p, struct item *it, const char *relout
 {
 	char where[LOCATION_MAX];
 	struct metadata_provenance prov = {
-		.source = source_location(p->env.source, it->relpath, where, sizeof(where)),
-		.source_bytes = it->rd.size,
-		.source_mtime_ns = it->rd.mtime_ns,
-		.source_sha256 = sha,
-		.original_width = res->in_w,
-		.original_height = res->in_h,
-		.width = res->out_w,
-		.height = res->out_h,
-		.format = kernel_format_ext(res->format),
-		.kernel = res->kernel,
-		.operations = p->opv,
-		.noperations = p->nops,
-		.version = VHPREP_VERSION,
+	    .source = source_location(p->env.source, it->relpath, where, sizeof(where)),
+	    .source_bytes = it->rd.size,
+	    .source_mtime_ns = it->rd.mtime_ns,
+	    .source_sha256 = sha,
+	    .original_width = res->in_w,
+	    .original_height = res->in_h,
+	    .width = res->out_w,
+	    .height = res->out_h,
+	    .format = kernel_format_ext(res->format),
+	    .kernel = res->kernel,
+	    .operations = p->opv,
+	    .noperations = p->nops,
+	    .version = VHPREP_VERSION,
 	};
 	int rc = metadata_append(p->env.metadata, relout, &prov, err);
 
 	if (rc == 0)
-		rc = report_csv_row(p->env.report, it->relpath, res->in_w, res->in_h, res->out_w,
-				    res->out_h, err);
+		rc = report_csv_row(p->env.report, it->relpath, res->in_w, res->in_h,
+				    res->out_w, res->out_h, err);
 	if (rc < 0)
 		unlinkat(dirsink_dirfd(p->env.sink), relout, 0);
 	return rc;
@@ -252,9 +268,9 @@ static void process(struct pipeline *p, struct kernel *k, struct item *it)
 	sha256_hex(it->rd.data, it->rd.len, sha);
 	rc = kernel_run(k, it->rd.data, it->rd.len, &res, &err);
 	item_drop_input(it);
-	if (rc == 0 && dirsink_output_name(p->env.cfg->prefix, it->relpath,
-					   kernel_format_ext(res.format), relout,
-					   sizeof(relout)) != 0)
+	if (rc == 0 &&
+	    dirsink_output_name(p->env.cfg->prefix, it->relpath, kernel_format_ext(res.format),
+				relout, sizeof(relout)) != 0)
 		rc = vherr_set(&err, VHERR_BAD_NAME, VHSTAGE_WRITE, "output path too long");
 	if (rc == 0)
 		rc = dirsink_write(p->env.sink, relout, res.data, res.len, &err);

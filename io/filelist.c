@@ -81,7 +81,7 @@ int filelist_run(const char *path, atomic_int *stop, source_emit_fn emit, void *
 				on_error(ctx, line, &bad);
 			continue;
 		}
-		if (emit(ctx, line) == SOURCE_STOP)
+		if (emit(ctx, &(struct source_entry){.relpath = line}) == SOURCE_STOP)
 			atomic_store(stop, 1);
 	}
 	if (ferror(f))

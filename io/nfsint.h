@@ -14,6 +14,7 @@
 #include <nfsc/libnfs-raw.h>
 #include <nfsc/libnfs-raw-nfs.h>
 
+#include "io/entrybuf.h"
 #include "io/nfssrc.h"
 #include "io/nfsurl.h"
 
@@ -83,13 +84,12 @@ static inline void fifo_splice(struct fifo *dst, struct fifo *src)
 
 /* ---- items ---- */
 
-/* One page of names for the walk thread, or one error (err.code != 0). */
+/* One page of entries for the walk thread, or one error (err.code != 0). */
 struct page {
 	struct page *next;
-	size_t count;	 /* names in buf, each NUL-terminated */
-	size_t len, cap; /* bytes used / allocated in buf */
-	char *buf;
-	struct vherr err; /* an error on the directory relpath (buf) */
+	struct entrybuf entries; /* files with their hints (size, mtime, handle) */
+	char *errpath;		 /* the relpath err is about */
+	struct vherr err;
 };
 
 /* One directory to list (from cookie on, for v3). */
@@ -116,7 +116,13 @@ struct nread {
 	bool closing;	/* its queued sequenced operation is CLOSE, not OPEN */
 	uint64_t off;	/* bytes read so far */
 	uint64_t t0;	/* when its OPEN or READ was sent (oplat) */
-	char path[];	/* "/" + relpath */
+	/* by handle: the listing gave the handle, size and mtime, so no OPEN, no GETATTR */
+	bool by_handle;
+	bool changed;	 /* the file changed since its listing: read it again by path */
+	int chunks;	 /* READs in flight */
+	uint64_t issued; /* bytes asked for so far */
+	uint64_t end;	 /* where the file ends, as far as the READs tell */
+	char path[];	 /* "/" + relpath */
 };
 
 struct conn {

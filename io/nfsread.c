@@ -157,6 +157,157 @@ static void read_next_chunk(struct nread *nr)
 	}
 }
 
+/* ---- reads by handle: the listing's handle, size and mtime; raw READs, no OPEN ---- */
+
+#define HANDLE_CHUNKS 4 /* READs in flight per file */
+
+/* One READ of a read by handle. */
+struct rchunk {
+	struct nread *nr;
+	uint64_t off;
+	uint32_t len;
+	uint64_t t0;
+};
+
+static void handle_issue(struct nread *nr);
+static int handle_send(struct nread *nr, struct rchunk *ck);
+
+/* Every READ of nr is back: completes it, or starts it again by path if the file
+ * changed since its listing (the budget taken for the listed size is given back). */
+static void handle_done(struct nread *nr)
+{
+	struct source_read *req = nr->req;
+
+	if (nr->changed && !req->err.code) {
+		if (req->charged)
+			budget_release(nr->s->opts.budget, req->charged);
+		req->charged = 0;
+		VH_FREE(req->data);
+		req->len = req->size = 0;
+		nr->by_handle = false;
+		nr->off = 0;
+		seq_submit(nr, false);
+		return;
+	}
+	if (!req->err.code) {
+		req->len = nr->end < req->size ? nr->end : req->size;
+		req->status = SOURCE_READ_OK;
+	}
+	read_complete(nr);
+}
+
+/* Whether the post-READ attributes say the file is not the one listed. */
+static bool handle_changed(const struct nread *nr, const post_op_attr *pa)
+{
+	const fattr3 *a = &pa->post_op_attr_u.attributes;
+
+	if (!pa->attributes_follow)
+		return false;
+	return a->size != nr->req->size ||
+	       (int64_t)a->mtime.seconds * 1000000000 + a->mtime.nseconds != nr->req->mtime_ns;
+}
+
+static void on_read3(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+	struct rchunk *ck = priv;
+	struct nread *nr = ck->nr;
+	struct nfssrc *s = nr->s;
+	struct source_read *req = nr->req;
+	READ3res *res = data;
+
+	nr->chunks--;
+	s->conns[nr->conn].busy--;
+	oplat_record(s->opts.lat, OPLAT_READ, oplat_now() - ck->t0);
+	if (req->err.code) {
+		/* an earlier READ of this file failed: nothing more to do */
+	} else if (status != RPC_STATUS_SUCCESS) {
+		read_fail(nr, status == RPC_STATUS_TIMEOUT ? ETIMEDOUT : EIO, "read",
+			  status == RPC_STATUS_TIMEOUT	? "timed out"
+			  : status == RPC_STATUS_CANCEL ? "cancelled"
+							: rpc_get_error(rpc));
+	} else if (res->status != NFS3_OK) {
+		int e = -nfsstat3_to_errno(res->status);
+
+		read_fail(nr, e, "read", strerror(e));
+	} else {
+		const READ3resok *ok = &res->READ3res_u.resok;
+		uint32_t n = ok->count < ok->data.data_len ? ok->count : ok->data.data_len;
+
+		if (n > ck->len)
+			n = ck->len;
+		memcpy(req->data + ck->off, ok->data.data_val, n);
+		if (handle_changed(nr, &ok->file_attributes))
+			nr->changed = true;
+		if (n < ck->len && ok->eof) {
+			if (ck->off + n < nr->end)
+				nr->end = ck->off + n; /* the file shrank */
+		} else if (n < ck->len) {
+			ck->off += n; /* a short READ: ask for the rest */
+			ck->len -= n;
+			if (nfssrc_cancelled(s))
+				read_cancel(nr);
+			else if (handle_send(nr, ck) == 0)
+				return;
+		}
+	}
+	free(ck);
+	if (nfssrc_cancelled(s) && !req->err.code)
+		read_cancel(nr);
+	if (!req->err.code && !nr->changed)
+		handle_issue(nr); /* more READs, or the end once none is in flight */
+	else if (nr->chunks == 0)
+		handle_done(nr);
+}
+
+/* Sends the READ of ck; 0, or -1 with the read failed (ck is then the caller's). */
+static int handle_send(struct nread *nr, struct rchunk *ck)
+{
+	struct conn *c = &nr->s->conns[nr->conn];
+	READ3args a = {0};
+
+	a.file.data.data_len = nr->req->hint.handle_len;
+	a.file.data.data_val = (char *)nr->req->hint.handle;
+	a.offset = ck->off;
+	a.count = ck->len;
+	ck->t0 = oplat_now();
+	if (rpc_nfs3_read_async(nfs_get_rpc_context(c->nfs), on_read3, &a, ck) != 0) {
+		read_fail(nr, EIO, "read", nfs_get_error(c->nfs));
+		return -1;
+	}
+	c->busy++;
+	nr->chunks++;
+	return 0;
+}
+
+/* Keeps up to HANDLE_CHUNKS READs of at most readmax bytes in flight for nr. */
+static void handle_issue(struct nread *nr)
+{
+	struct conn *c = &nr->s->conns[nr->conn];
+	uint64_t max = nfs_get_readmax(c->nfs);
+
+	if (max == 0 || max > NFS_READ_CHUNK)
+		max = NFS_READ_CHUNK;
+	while (nr->chunks < HANDLE_CHUNKS && nr->issued < nr->end && !nr->req->err.code) {
+		struct rchunk *ck = calloc(1, sizeof(*ck));
+		uint64_t n = nr->end - nr->issued;
+
+		if (!ck) {
+			read_fail(nr, ENOMEM, "read", "out of memory");
+			break;
+		}
+		ck->nr = nr;
+		ck->off = nr->issued;
+		ck->len = (uint32_t)(n < max ? n : max);
+		if (handle_send(nr, ck) < 0) {
+			free(ck);
+			break;
+		}
+		nr->issued += ck->len;
+	}
+	if (nr->chunks == 0)
+		handle_done(nr);
+}
+
 /* The budget is held (or cancelled): read the bytes. */
 void nfsread_granted(struct nread *nr)
 {
@@ -179,7 +330,32 @@ void nfsread_granted(struct nread *nr)
 		read_finish(nr);
 		return;
 	}
-	read_next_chunk(nr);
+	if (nr->by_handle)
+		handle_issue(nr);
+	else
+		read_next_chunk(nr);
+}
+
+/* req->size is known: skips a file outside the size bounds, else takes the budget (on the
+ * budget thread, which hands nr back to nfsread_granted through the loop). */
+static void want_budget(struct nread *nr)
+{
+	struct nfssrc *s = nr->s;
+	struct source_read *req = nr->req;
+
+	if (req->size < req->min_size || req->size > req->max_size) {
+		req->status = SOURCE_READ_SKIPPED;
+		read_finish(nr);
+		return;
+	}
+	if (!s->opts.budget) {
+		nfsread_granted(nr);
+		return;
+	}
+	pthread_mutex_lock(&s->lock);
+	fifo_push(&s->want_budget, nr);
+	nfssrc_broadcast(s);
+	pthread_mutex_unlock(&s->lock);
 }
 
 static void on_fstat(int err, struct nfs_context *nfs, void *data, void *priv)
@@ -205,19 +381,7 @@ static void on_fstat(int err, struct nfs_context *nfs, void *data, void *priv)
 	}
 	req->size = st->nfs_size;
 	req->mtime_ns = (int64_t)st->nfs_mtime * 1000000000 + (int64_t)st->nfs_mtime_nsec;
-	if (req->size < req->min_size || req->size > req->max_size) {
-		req->status = SOURCE_READ_SKIPPED;
-		read_finish(nr);
-		return;
-	}
-	if (!s->opts.budget) {
-		nfsread_granted(nr);
-		return;
-	}
-	pthread_mutex_lock(&s->lock);
-	fifo_push(&s->want_budget, nr);
-	nfssrc_broadcast(s);
-	pthread_mutex_unlock(&s->lock);
+	want_budget(nr);
 }
 
 static void on_open(int err, struct nfs_context *nfs, void *data, void *priv)
@@ -266,11 +430,20 @@ static void seq_issue(struct nread *nr)
 
 void nfsread_start(struct nread *nr)
 {
+	const struct source_hint *h = &nr->req->hint;
+
 	if (nfssrc_cancelled(nr->s)) {
 		read_cancel(nr);
 		read_complete(nr);
 		return;
 	}
 	nr->conn = nfssrc_pick_conn(nr->s);
+	if (h->handle && h->has_attrs && nr->s->url.version == 3) {
+		nr->by_handle = true;
+		nr->req->size = nr->end = h->size;
+		nr->req->mtime_ns = h->mtime_ns;
+		want_budget(nr);
+		return;
+	}
 	seq_submit(nr, false);
 }

@@ -448,21 +448,22 @@ fail:
 
 /* ---- the public operations ---- */
 
-/* Calls emit for each name of p; false once the walk should stop. */
+/* Calls emit for each entry of p; false once the walk should stop. */
 static bool walk_page(struct nfssrc *s, struct page *p, source_emit_fn emit, void *ctx,
 		      void (*on_error)(void *, const char *, const struct vherr *))
 {
-	const char *name = p->buf;
+	struct source_entry e;
+	size_t pos = 0;
 
 	if (p->err.code) {
 		if (on_error)
-			on_error(ctx, p->buf ? p->buf : "", &p->err);
+			on_error(ctx, p->errpath ? p->errpath : "", &p->err);
 		return true;
 	}
-	for (size_t i = 0; i < p->count; i++, name += strlen(name) + 1) {
+	while (entrybuf_next(&p->entries, &pos, &e) == 0) {
 		if (atomic_load(&s->stopflag))
 			return false;
-		if (emit(ctx, name) == SOURCE_STOP)
+		if (emit(ctx, &e) == SOURCE_STOP)
 			return false;
 	}
 	return true;

@@ -44,37 +44,11 @@ void nfswalk_dir_free(struct dirwork *w)
 
 void nfswalk_page_free(struct page *p)
 {
-	if (p)
-		free(p->buf);
+	if (p) {
+		entrybuf_release(&p->entries);
+		free(p->errpath);
+	}
 	free(p);
-}
-
-/* Adds "dir/name" to the page; 0 or -1 (no memory). */
-static int page_add(struct page *p, const char *dir, const char *name)
-{
-	size_t dlen = strlen(dir), nlen = strlen(name), need = dlen + nlen + 2;
-
-	if (p->len + need > p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 4096;
-		char *b;
-
-		while (cap < p->len + need)
-			cap *= 2;
-		b = realloc(p->buf, cap);
-		if (!b)
-			return -1;
-		p->buf = b;
-		p->cap = cap;
-	}
-	if (dlen) {
-		memcpy(p->buf + p->len, dir, dlen);
-		p->buf[p->len + dlen] = '/';
-		dlen++;
-	}
-	memcpy(p->buf + p->len + dlen, name, nlen + 1);
-	p->len += dlen + nlen + 1;
-	p->count++;
-	return 0;
 }
 
 /* Gives a page (names or an error) to the walk thread; takes ownership. */
@@ -94,7 +68,7 @@ static void post_error(struct nfssrc *s, const char *relpath, enum vherr_code co
 
 	if (!p)
 		return;
-	p->buf = strdup(relpath);
+	p->errpath = strdup(relpath);
 	vherr_set(&p->err, code, VHSTAGE_WALK, "cannot %s '%s': %s", what, relpath, why);
 	page_post(s, p);
 }
@@ -158,7 +132,17 @@ static int take_entries3(struct dirwork *w, const entryplus3 *next, struct page 
 		if (!e.name_attributes.attributes_follow) {
 			entry_incomplete(w, e.name, "the server sent no attributes for it");
 		} else if (a->type == NF3REG) {
-			if (page_add(p, w->relpath, e.name) < 0)
+			const nfs_fh3 *h = &e.name_handle.post_op_fh3_u.handle;
+			struct source_hint hint = {
+			    .has_attrs = 1,
+			    .size = a->size,
+			    .mtime_ns =
+				(int64_t)a->mtime.seconds * 1000000000 + a->mtime.nseconds,
+			    .handle = e.name_handle.handle_follows ? h->data.data_val : NULL,
+			    .handle_len = e.name_handle.handle_follows ? h->data.data_len : 0,
+			};
+
+			if (entrybuf_add(&p->entries, w->relpath, e.name, &hint) < 0)
 				return -ENOMEM;
 		} else if (a->type == NF3DIR && !e.name_handle.handle_follows) {
 			entry_incomplete(w, e.name, "the server sent no handle for it");
@@ -206,7 +190,7 @@ static void on_readdirplus(struct rpc_context *rpc, int status, void *data, void
 		nfswalk_dir_free(w);
 		return;
 	}
-	if (p->count)
+	if (p->entries.count)
 		page_post(s, p);
 	else
 		nfswalk_page_free(p);
@@ -246,9 +230,15 @@ static void on_opendir4(int err, struct nfs_context *nfs, void *data, void *priv
 			continue;
 		if (!p && !(p = calloc(1, sizeof(*p))))
 			break;
-		if (page_add(p, w->relpath, e->name) < 0)
+		if (entrybuf_add(
+			&p->entries, w->relpath, e->name,
+			&(struct source_hint){
+			    .has_attrs = 1,
+			    .size = e->size,
+			    .mtime_ns = (int64_t)e->mtime.tv_sec * 1000000000 + e->mtime_nsec,
+			}) < 0)
 			break;
-		if (p->len >= NFSSRC_PAGE_BYTES) {
+		if (p->entries.len >= NFSSRC_PAGE_BYTES) {
 			page_post(s, p);
 			p = NULL;
 		}

@@ -91,7 +91,9 @@ static char *join(char *buf, size_t size, const char *parent, const char *name)
 
 static void emit_file(struct walk *w, const char *relpath)
 {
-	if (w->emit(w->ctx, relpath) == SOURCE_STOP)
+	struct source_entry e = {.relpath = relpath};
+
+	if (w->emit(w->ctx, &e) == SOURCE_STOP)
 		atomic_store(w->stop, 1);
 }
 

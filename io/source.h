@@ -17,9 +17,25 @@
 /* What emit returns: go on, or stop the whole walk (limit reached, cancelled). */
 enum source_next { SOURCE_CONTINUE = 0, SOURCE_STOP = 1 };
 
-/* Called once per regular file found; relpath is borrowed for the call ('/'-separated,
- * relative to the source root, no leading "./"). Must be thread-safe. */
-typedef enum source_next (*source_emit_fn)(void *ctx, const char *relpath);
+/* What a listing already told about a file, so that its read can skip a round trip or
+ * three on a network source (nfs://: READDIRPLUS gives attributes and the file handle).
+ * A zero hint means nothing is known; a read then looks the path up. */
+struct source_hint {
+	const void *handle;  /* NULL, or the source's own handle of the file */
+	uint32_t handle_len; /* bytes at handle */
+	int has_attrs;       /* size and mtime_ns are from the listing */
+	uint64_t size;
+	int64_t mtime_ns;
+};
+
+/* One regular file found by a walk. Everything in it is borrowed for the emit call. */
+struct source_entry {
+	const char *relpath; /* '/'-separated, relative to the root, no leading "./" */
+	struct source_hint hint;
+};
+
+/* Called once per regular file found. Must be thread-safe. */
+typedef enum source_next (*source_emit_fn)(void *ctx, const struct source_entry *e);
 
 /* Outcome of a read, in source_read.status. */
 enum source_status {
@@ -33,6 +49,7 @@ enum source_status {
 struct source_read {
 	/* set by the caller before source_read_submit */
 	const char *relpath;  /* must live until done() */
+	struct source_hint hint; /* the entry's hint (or zero); its handle must live until done() */
 	uint64_t min_size;    /* skip files smaller than this */
 	uint64_t max_size;    /* skip files larger than this; UINT64_MAX: no bound */
 	void (*done)(struct source_read *req); /* the one completion, on an I/O thread */

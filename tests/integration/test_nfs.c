@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -295,25 +296,89 @@ Test(nfs, unknown_export_and_wrong_port_exit_2_quickly)
 struct walked {
 	pthread_mutex_t lock;
 	struct itest_list names;
+	const char *local;   /* the exported directory, to check the hints against */
+	int hints_checked;   /* entries whose size, mtime and handle were checked */
+	int want_handles;    /* every entry must come with its handle */
+	size_t nhints;       /* hints[i]: a copy of the hint of the entry names hint_of[i] */
+	struct source_hint hints[64];
+	char *hint_of[64];
 };
 
-static enum source_next collect(void *ctx, const char *relpath)
+/* Keeps a copy of e's hint (the first 64 entries) for reads by handle. */
+static void keep_hint(struct walked *w, const struct source_entry *e)
+{
+	struct source_hint *h = &w->hints[w->nhints];
+	void *fh;
+
+	if (w->nhints >= 64)
+		return;
+	*h = e->hint;
+	fh = malloc(e->hint.handle_len + 1);
+	memcpy(fh, e->hint.handle, e->hint.handle_len);
+	h->handle = fh;
+	w->hint_of[w->nhints++] = strdup(e->relpath);
+}
+
+/* The kept hint of relpath, or a zero one. */
+static struct source_hint hint_of(const struct walked *w, const char *relpath)
+{
+	for (size_t i = 0; i < w->nhints; i++)
+		if (!strcmp(w->hint_of[i], relpath))
+			return w->hints[i];
+	return (struct source_hint){0};
+}
+
+static void walked_free(struct walked *w)
+{
+	for (size_t i = 0; i < w->nhints; i++) {
+		free((void *)w->hints[i].handle);
+		free(w->hint_of[i]);
+	}
+	itest_list_free(&w->names);
+}
+
+/* Checks e's hint against lstat of the local file: the listing's size, mtime and a
+ * handle come with every entry (READDIRPLUS / READDIR attributes). */
+static void check_hint(struct walked *w, const struct source_entry *e)
+{
+	char *path = itest_fmt("%s/%s", w->local, e->relpath);
+	struct stat st;
+
+	cr_assert_eq(lstat(path, &st), 0, "%s", path);
+	cr_expect(e->hint.has_attrs, "%s: no attributes in the listing", e->relpath);
+	cr_expect(!w->want_handles || (e->hint.handle && e->hint.handle_len > 0),
+		  "%s: no handle", e->relpath);
+	cr_expect_eq(e->hint.size, (uint64_t)st.st_size, "%s: size", e->relpath);
+	cr_expect_eq(e->hint.mtime_ns,
+		     (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec, "%s: mtime",
+		     e->relpath);
+	free(path);
+}
+
+static enum source_next collect(void *ctx, const struct source_entry *e)
 {
 	struct walked *w = ctx;
 
 	pthread_mutex_lock(&w->lock);
-	itest_list_add(&w->names, relpath);
+	itest_list_add(&w->names, e->relpath);
+	keep_hint(w, e);
+	if (w->local) {
+		check_hint(w, e);
+		w->hints_checked++;
+	}
 	pthread_mutex_unlock(&w->lock);
 	return SOURCE_CONTINUE;
 }
 
-static void walk_url(const char *url, struct nfssrc **s, struct walked *w)
+static void walk_url(const char *url, const char *local, struct nfssrc **s, struct walked *w)
 {
 	struct source_opts o = {.walkers = 8, .io_depth = 8};
 	struct vherr err = {0};
 
 	cr_assert_eq(nfssrc_open(url, &o, NULL, s, &err), 0, "%s: %s", url, err.msg);
-	*w = (struct walked){.lock = PTHREAD_MUTEX_INITIALIZER};
+	*w = (struct walked){.lock = PTHREAD_MUTEX_INITIALIZER,
+			     .local = local,
+			     .want_handles = strstr(url, "version=4") == NULL};
 	cr_assert_eq(nfssrc_walk(*s, collect, w, NULL, &err), 0, "%s: %s", url, err.msg);
 	itest_list_sort(&w->names);
 }
@@ -336,23 +401,25 @@ Test(nfs, walks_list_the_local_files)
 	make_tree(src);
 	serve(src);
 	itest_list_files(src, &local);
-	walk_url(url3, &s3, &w3);
+	walk_url(url3, src, &s3, &w3);
 	itest_assert_lists_equal(&w3.names, &local, "NFSv3 walk vs local");
-	walk_url(url4, &s4, &w4);
+	cr_expect_eq(w3.hints_checked, (int)local.n);
+	walk_url(url4, src, &s4, &w4);
 	itest_assert_lists_equal(&w4.names, &local, "NFSv4 walk vs local");
+	cr_expect_eq(w4.hints_checked, (int)local.n);
 	nfssrc_free(s3);
 	nfssrc_free(s4);
-	itest_list_free(&w3.names);
-	itest_list_free(&w4.names);
+	walked_free(&w3);
+	walked_free(&w4);
 	itest_list_free(&local);
 	free(src);
 }
 
-static enum source_next stop_after_10(void *ctx, const char *relpath)
+static enum source_next stop_after_10(void *ctx, const struct source_entry *e)
 {
 	int *n = ctx;
 
-	(void)relpath;
+	(void)e;
 	return ++*n >= 10 ? SOURCE_STOP : SOURCE_CONTINUE;
 }
 
@@ -395,15 +462,18 @@ static void read_done(struct source_read *req)
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* Reads every walked file through s; the deleted one must fail as vanished. */
+/* Reads every walked file through s, by path or (by_handle) with the walk's hints; the
+ * deleted one must fail as vanished. */
 static void read_all(struct nfssrc *s, const struct walked *w, const char *src,
-		     const char *deleted, const char *what)
+		     const char *deleted, int by_handle, const char *what)
 {
 	struct reads r = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
 	struct source_read *reqs = calloc(w->names.n, sizeof(*reqs));
 
 	for (size_t i = 0; i < w->names.n; i++) {
 		reqs[i] = (struct source_read){.relpath = w->names.v[i],
+					       .hint = by_handle ? hint_of(w, w->names.v[i])
+								 : (struct source_hint){0},
 					       .max_size = UINT64_MAX,
 					       .done = read_done,
 					       .user = &r};
@@ -445,21 +515,28 @@ Test(nfs, a_file_deleted_after_the_walk_fails_as_vanished)
 {
 	char *src = itest_path("src");
 	char *victim = itest_fmt("%s/a/one.jpg", src);
+	char *grown = itest_fmt("%s/top.jpg", src);
 	struct walked w3, w4;
 	struct nfssrc *s3, *s4;
 
 	make_tree(src);
 	serve(src);
-	walk_url(url3, &s3, &w3);
-	walk_url(url4, &s4, &w4);
+	walk_url(url3, NULL, &s3, &w3);
+	walk_url(url4, NULL, &s4, &w4);
 	cr_assert(itest_list_has(&w3.names, "a/one.jpg"));
 	cr_assert_eq(unlink(victim), 0);
-	read_all(s3, &w3, src, "a/one.jpg", "NFSv3");
-	read_all(s4, &w4, src, "a/one.jpg", "NFSv4");
+	/* a file rewritten after the listing: a read by handle sees other attributes than
+	 * the listing's and reads it again by path, so the bytes are today's */
+	itest_write_file(grown, "rewritten after the walk, longer than it was", 45);
+	read_all(s3, &w3, src, "a/one.jpg", 0, "NFSv3 by path");
+	read_all(s3, &w3, src, "a/one.jpg", 1, "NFSv3 by handle");
+	read_all(s4, &w4, src, "a/one.jpg", 0, "NFSv4 by path");
+	read_all(s4, &w4, src, "a/one.jpg", 1, "NFSv4 by handle");
 	nfssrc_free(s3);
 	nfssrc_free(s4);
-	itest_list_free(&w3.names);
-	itest_list_free(&w4.names);
+	walked_free(&w3);
+	walked_free(&w4);
 	free(victim);
+	free(grown);
 	free(src);
 }

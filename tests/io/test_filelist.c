@@ -75,8 +75,9 @@ struct seen {
 	struct vherr errs[MAXSEEN];
 };
 
-static enum source_next on_emit(void *ctx, const char *relpath)
+static enum source_next on_emit(void *ctx, const struct source_entry *e)
 {
+	const char *relpath = e->relpath;
 	struct seen *s = ctx;
 
 	cr_assert_lt(s->n, MAXSEEN);

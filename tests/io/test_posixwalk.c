@@ -68,8 +68,9 @@ static void collect_release(struct collect *c)
 	live = NULL;
 }
 
-static enum source_next on_emit(void *ctx, const char *relpath)
+static enum source_next on_emit(void *ctx, const struct source_entry *e)
 {
+	const char *relpath = e->relpath;
 	struct collect *c = ctx;
 	int call = atomic_fetch_add(&c->calls, 1) + 1;
 

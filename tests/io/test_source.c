@@ -148,8 +148,9 @@ struct seen {
 	char paths[16][64];
 };
 
-static enum source_next on_emit(void *ctx, const char *relpath)
+static enum source_next on_emit(void *ctx, const struct source_entry *e)
 {
+	const char *relpath = e->relpath;
 	struct seen *s = ctx;
 
 	pthread_mutex_lock(&s->lock);
