@@ -110,7 +110,10 @@ static void on_read_done(struct source_read *req)
 		atomic_fetch_add(&st->skipped_size, 1);
 		item_release(it);
 	} else if (req->status == SOURCE_READ_FAILED) {
-		if (req->err.code == VHERR_CANCELLED)
+		if (req->err.code ==
+		    VHERR_LOST) /* the source is gone: one error ends the run */
+			set_fatal(p, &req->err);
+		if (req->err.code == VHERR_CANCELLED || req->err.code == VHERR_LOST)
 			atomic_fetch_add(&st->cancelled, 1);
 		else
 			record_failure(p, it->relpath, &req->err);

@@ -19,6 +19,7 @@
 #include "io/nfsurl.h"
 
 #define NFS_READ_CHUNK (16u << 20) /* one nfs_pread_async (split at readmax by libnfs) */
+#define NFS_RETRIES    3	   /* transport failures a request survives */
 
 /* ---- small FIFOs of anything with a 'next' as its first member ---- */
 
@@ -101,6 +102,7 @@ struct dirwork {
 	uint64_t cookie; /* v3: where the next page starts */
 	char verf[NFS3_COOKIEVERFSIZE];
 	int conn;
+	int attempts;	/* transport failures so far (retried up to NFS_RETRIES) */
 	uint64_t t0;	/* when its request was sent (oplat) */
 	char relpath[]; /* "" for the root */
 };
@@ -118,6 +120,9 @@ struct nread {
 	uint64_t t0;	/* when its OPEN or READ was sent (oplat) */
 	/* by handle: the listing gave the handle, size and mtime, so no OPEN, no GETATTR */
 	bool by_handle;
+	bool granted;	 /* the budget is held and data allocated */
+	bool retry;	 /* a READ met a broken transport: read again once all are back */
+	int attempts;	 /* transport failures so far (retried up to NFS_RETRIES) */
 	bool changed;	 /* the file changed since its listing: read it again by path */
 	int chunks;	 /* READs in flight */
 	uint64_t issued; /* bytes asked for so far */
@@ -125,14 +130,26 @@ struct nread {
 	char path[];	 /* "/" + relpath */
 };
 
+/* A connection's life: UP serves requests; a broken transport (or a timeout) drops it
+ * to DOWN (context destroyed, its requests retried elsewhere or later); the loop
+ * remounts it (MOUNTING) with a growing backoff. */
+enum conn_state { CONN_UP, CONN_DOWN, CONN_MOUNTING };
+
 struct conn {
-	struct nfs_context *nfs; /* set at creation; loop-only after */
+	struct nfs_context *nfs; /* loop-only after open; NULL while DOWN */
+	enum conn_state state;	 /* loop-only */
+	bool broken;		 /* loop-only: a request saw the transport fail: drop it */
+	uint64_t down_since;	 /* loop-only: ms (monotonic) it went down, 0 when UP */
+	uint64_t retry_at;	 /* loop-only: ms of the next remount */
+	int backoff_ms;		 /* loop-only: the next wait after a failed remount */
+	int reconnects;		 /* loop-only: remounts tried */
 	int mount_done;		 /* open-only */
 	int mount_rc;		 /* open-only */
 	char mount_msg[256];	 /* open-only */
 	int busy;		 /* loop-only: requests in flight */
 	bool seq_busy;		 /* loop-only, v4: an OPEN or CLOSE is in flight */
 	struct fifo seq_wait;	 /* loop-only, v4: reads waiting to OPEN or CLOSE */
+	struct fifo suspects;	 /* loop-only: reads by path that failed this service round */
 };
 
 struct nfssrc {
@@ -168,6 +185,10 @@ struct nfssrc {
 	int dirs_inflight;
 	int next_conn;
 	struct fifo reads_todo; /* reads to start (posted) or to continue (granted) */
+	struct fifo stalled;	/* reads waiting for a connection to come UP */
+	int timeout_ms;		/* set at creation: per RPC, and how long no connection is UP */
+	bool lost;		/* no connection came back within timeout_ms: all fails */
+	struct vherr lost_err;	/* why, once lost */
 };
 
 /* ---- provided by nfssrc.c ---- */
@@ -186,8 +207,19 @@ bool nfssrc_cancelled(struct nfssrc *s);
 enum vherr_code nfssrc_code_of(int errnum);
 /* Copies msg (may be NULL) into buf as one line; returns buf. */
 const char *nfssrc_one_line(const char *msg, char *buf, size_t size);
-/* The index of the least busy connection (round robin among equals). */
+/* The index of the least busy UP connection (round robin among equals), or -1 if none
+ * is UP (the caller waits: reads in s->stalled, directories in s->dirs). */
 int nfssrc_pick_conn(struct nfssrc *s);
+/* A request on connection conn failed in transport (error, timeout, cancel): marks the
+ * connection broken (the loop drops and remounts it) and counts the failure in
+ * *attempts. True if the request should be sent again (the caller queues it), false if
+ * it has failed for good (too many attempts, or the source is lost). */
+bool nfssrc_retry(struct nfssrc *s, int conn, int *attempts);
+/* Whether connection conn may take requests now. */
+static inline bool nfssrc_conn_up(const struct nfssrc *s, int conn)
+{
+	return s->conns[conn].state == CONN_UP && !s->conns[conn].broken;
+}
 
 /* ---- provided by nfswalk.c ---- */
 
@@ -209,5 +241,15 @@ void nfswalk_check_end(struct nfssrc *s);
 void nfsread_start(struct nread *nr);
 /* The budget is held (or cancelled): reads the bytes and completes nr. */
 void nfsread_granted(struct nread *nr);
+/* Starts again a read that waited for a connection (s->stalled), where it stopped. */
+void nfsread_resume(struct nread *nr);
+/* Fails nr for good because the source is lost (s->lost_err) and completes it. */
+void nfsread_lost(struct nread *nr);
+/* After a round of nfs_service on c: the reads that failed in it are retried if the
+ * connection broke (broken), else finished with their error. */
+void nfsread_judge(struct nfssrc *s, struct conn *c, bool broken);
+/* Starts the next waiting v4 OPEN or CLOSE of each UP connection that has none in
+ * flight (the loop's phase, after servicing). */
+void nfsread_seq_kick(struct nfssrc *s);
 
 #endif

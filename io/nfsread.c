@@ -8,6 +8,10 @@
 
 #include "io/nfsint.h"
 
+/* Exported by libnfs 4.0 (and later), declared only in its private header: frees a file
+ * handle without a CLOSE, for files whose connection is gone. */
+void nfs_free_nfsfh(struct nfsfh *nfsfh);
+
 /* Hands a finished read to the completion thread (any thread, lock not held). */
 static void read_complete(struct nread *nr)
 {
@@ -49,28 +53,47 @@ static void seq_submit(struct nread *nr, bool closing)
 {
 	struct conn *c = &nr->s->conns[nr->conn];
 
+	if (!nfssrc_conn_up(nr->s, nr->conn)) { /* dropped: no CLOSE, OPEN elsewhere */
+		if (closing) {
+			nfs_free_nfsfh(nr->fh);
+			nr->fh = NULL;
+			read_complete(nr);
+		} else {
+			fifo_push(&nr->s->stalled, nr);
+		}
+		return;
+	}
 	nr->closing = closing;
 	if (nr->s->url.version == 4) {
-		if (c->seq_busy) {
-			fifo_push(&c->seq_wait, nr);
-			return;
-		}
-		c->seq_busy = true;
+		fifo_push(&c->seq_wait, nr); /* nfsread_seq_kick sends it, from the loop */
+		return;
 	}
 	seq_issue(nr);
 }
 
-/* The sequenced operation of connection c is over: start the next one. */
+/* The sequenced operation of connection c is over: the loop starts the next one (in
+ * nfsread_seq_kick). Never from a callback: one may run while libnfs fails every request
+ * of a broken connection, and a request queued on it then trips libnfs' assertion
+ * (rpc_purge_all_pdus: !rpc->outqueue.head). */
 static void seq_next(struct nfssrc *s, struct conn *c)
+{
+	(void)s;
+	c->seq_busy = false;
+}
+
+void nfsread_seq_kick(struct nfssrc *s)
 {
 	struct nread *next;
 
 	if (s->url.version != 4)
 		return;
-	c->seq_busy = false;
-	if ((next = fifo_pop(&c->seq_wait))) {
-		c->seq_busy = true;
-		seq_issue(next);
+	for (int i = 0; i < s->nconns; i++) {
+		struct conn *c = &s->conns[i];
+
+		if (!c->seq_busy && nfssrc_conn_up(s, i) && (next = fifo_pop(&c->seq_wait))) {
+			c->seq_busy = true;
+			seq_issue(next);
+		}
 	}
 }
 
@@ -97,6 +120,73 @@ static void read_finish(struct nread *nr)
 
 static void read_next_chunk(struct nread *nr);
 
+/* Forgets what a read took (its open file, budget, buffer, progress) so it can start
+ * again from its OPEN. */
+static void read_reset(struct nread *nr)
+{
+	struct source_read *req = nr->req;
+
+	if (nr->fh)
+		nfs_free_nfsfh(nr->fh);
+	nr->fh = NULL;
+	if (req->charged)
+		budget_release(nr->s->opts.budget, req->charged);
+	req->charged = 0;
+	VH_FREE(req->data);
+	req->len = req->size = 0;
+	req->status = SOURCE_READ_FAILED;
+	vherr_clear(&req->err);
+	nr->granted = nr->by_handle = nr->changed = nr->retry = false;
+	nr->off = nr->issued = nr->end = 0;
+}
+
+/* Whether a libnfs failure message (may be NULL) is the transport's, not the server's:
+ * libnfs 4.0 words them "RPC ERROR: ..." (connection lost), "Command was cancelled"
+ * (context destroyed), "command timed out". */
+static bool transport_message(const char *msg)
+{
+	return msg && (strstr(msg, "RPC ERROR") || strstr(msg, "cancelled") ||
+		       strstr(msg, "timed out"));
+}
+
+/* Queues nr to start again from its OPEN (what it took forgotten) if attempts are left;
+ * true then. */
+static bool path_retry(struct nread *nr)
+{
+	if (!nfssrc_retry(nr->s, nr->conn, &nr->attempts))
+		return false;
+	read_reset(nr);
+	fifo_push(&nr->s->stalled, nr);
+	return true;
+}
+
+/* A request of a read by path failed, its error already in nr->req->err. Whether the
+ * server or the transport failed shows only after this round of nfs_service: libnfs
+ * fails every request of a broken connection with whatever text, then returns < 0. So
+ * unless it is plain already (connection not UP, or libnfs' transport wording), the
+ * read waits in its connection's suspects for nfsread_judge. */
+static void path_failed(struct nread *nr, const char *msg)
+{
+	struct conn *c = &nr->s->conns[nr->conn];
+
+	if (!nfssrc_conn_up(nr->s, nr->conn) || transport_message(msg)) {
+		if (!path_retry(nr))
+			read_finish(nr);
+		return;
+	}
+	fifo_push(&c->suspects, nr);
+}
+
+void nfsread_judge(struct nfssrc *s, struct conn *c, bool broken)
+{
+	struct nread *nr;
+
+	while ((nr = fifo_pop(&c->suspects)))
+		if (!broken || !path_retry(nr))
+			read_finish(nr);
+	(void)s;
+}
+
 /* libnfs 4.0's pread reports a server error as -EFAULT with the reply, not a message:
  * the reason is only in nfs_get_error ("NFS: Read failed with NFS3ERR_STALE(-116)").
  * A stale handle or a missing file there means the file vanished after its OPEN. */
@@ -118,7 +208,7 @@ static void on_pread(int err, struct nfs_context *nfs, void *data, void *priv)
 	oplat_record(nr->s->opts.lat, OPLAT_READ, oplat_now() - nr->t0);
 	if (err < 0) {
 		read_fail_pread(nr, nfs, err, data);
-		read_finish(nr);
+		path_failed(nr, err == -EFAULT ? NULL : data); /* EFAULT: data is no text */
 		return;
 	}
 	if (nfssrc_cancelled(nr->s)) {
@@ -157,6 +247,14 @@ static void read_next_chunk(struct nread *nr)
 	}
 }
 
+/* Sets nr's error to the source's loss (without completing it). */
+static void nfsread_fail_lost(struct nread *nr)
+{
+	nr->req->status = SOURCE_READ_FAILED;
+	nr->req->err = nr->s->lost_err;
+	nr->req->err.stage = VHSTAGE_READ;
+}
+
 /* ---- reads by handle: the listing's handle, size and mtime; raw READs, no OPEN ---- */
 
 #define HANDLE_CHUNKS 4 /* READs in flight per file */
@@ -170,7 +268,27 @@ struct rchunk {
 };
 
 static void handle_issue(struct nread *nr);
+static void handle_restart(struct nread *nr);
 static int handle_send(struct nread *nr, struct rchunk *ck);
+
+/* Reads nr again from its first byte, keeping its budget and buffer, on a connection
+ * that is UP (or waits in s->stalled for one). */
+static void handle_restart(struct nread *nr)
+{
+	nr->retry = false;
+	nr->changed = false;
+	nr->issued = 0;
+	nr->end = nr->req->size;
+	if (nr->s->lost) {
+		nfsread_lost(nr);
+		return;
+	}
+	if ((nr->conn = nfssrc_pick_conn(nr->s)) < 0) {
+		fifo_push(&nr->s->stalled, nr);
+		return;
+	}
+	handle_issue(nr);
+}
 
 /* Every READ of nr is back: completes it, or starts it again by path if the file
  * changed since its listing (the budget taken for the listed size is given back). */
@@ -179,13 +297,7 @@ static void handle_done(struct nread *nr)
 	struct source_read *req = nr->req;
 
 	if (nr->changed && !req->err.code) {
-		if (req->charged)
-			budget_release(nr->s->opts.budget, req->charged);
-		req->charged = 0;
-		VH_FREE(req->data);
-		req->len = req->size = 0;
-		nr->by_handle = false;
-		nr->off = 0;
+		read_reset(nr); /* by path from here on: read_reset clears by_handle */
 		seq_submit(nr, false);
 		return;
 	}
@@ -221,10 +333,15 @@ static void on_read3(struct rpc_context *rpc, int status, void *data, void *priv
 	if (req->err.code) {
 		/* an earlier READ of this file failed: nothing more to do */
 	} else if (status != RPC_STATUS_SUCCESS) {
-		read_fail(nr, status == RPC_STATUS_TIMEOUT ? ETIMEDOUT : EIO, "read",
-			  status == RPC_STATUS_TIMEOUT	? "timed out"
-			  : status == RPC_STATUS_CANCEL ? "cancelled"
-							: rpc_get_error(rpc));
+		if (nfssrc_retry(s, nr->conn, &nr->attempts))
+			nr->retry = true;
+		else if (s->lost)
+			nfsread_fail_lost(nr);
+		else
+			read_fail(nr, status == RPC_STATUS_TIMEOUT ? ETIMEDOUT : EIO, "read",
+				  status == RPC_STATUS_TIMEOUT	? "timed out"
+				  : status == RPC_STATUS_CANCEL ? "cancelled"
+								: rpc_get_error(rpc));
 	} else if (res->status != NFS3_OK) {
 		int e = -nfsstat3_to_errno(res->status);
 
@@ -253,8 +370,10 @@ static void on_read3(struct rpc_context *rpc, int status, void *data, void *priv
 	free(ck);
 	if (nfssrc_cancelled(s) && !req->err.code)
 		read_cancel(nr);
-	if (!req->err.code && !nr->changed)
+	if (!req->err.code && !nr->changed && !nr->retry)
 		handle_issue(nr); /* more READs, or the end once none is in flight */
+	else if (nr->chunks == 0 && nr->retry && !req->err.code)
+		handle_restart(nr);
 	else if (nr->chunks == 0)
 		handle_done(nr);
 }
@@ -283,8 +402,15 @@ static int handle_send(struct nread *nr, struct rchunk *ck)
 static void handle_issue(struct nread *nr)
 {
 	struct conn *c = &nr->s->conns[nr->conn];
-	uint64_t max = nfs_get_readmax(c->nfs);
+	uint64_t max;
 
+	if (!nfssrc_conn_up(nr->s, nr->conn)) { /* dropped while this file waited */
+		nr->retry = true;
+		if (nr->chunks == 0)
+			handle_restart(nr);
+		return;
+	}
+	max = nfs_get_readmax(c->nfs);
 	if (max == 0 || max > NFS_READ_CHUNK)
 		max = NFS_READ_CHUNK;
 	while (nr->chunks < HANDLE_CHUNKS && nr->issued < nr->end && !nr->req->err.code) {
@@ -330,10 +456,38 @@ void nfsread_granted(struct nread *nr)
 		read_finish(nr);
 		return;
 	}
-	if (nr->by_handle)
+	nr->granted = true;
+	if (nr->s->lost)
+		nfsread_lost(nr);
+	else if (nr->by_handle)
 		handle_issue(nr);
-	else
+	else if (!nfssrc_conn_up(nr->s, nr->conn)) { /* dropped while it waited: reopen */
+		read_reset(nr);
+		fifo_push(&nr->s->stalled, nr);
+	} else
 		read_next_chunk(nr);
+}
+
+void nfsread_resume(struct nread *nr)
+{
+	if (nr->closing && nr->fh) { /* read whole; only its CLOSE could not go out */
+		nfs_free_nfsfh(nr->fh);
+		nr->fh = NULL;
+		read_complete(nr);
+		return;
+	}
+	if (nr->s->lost)
+		nfsread_lost(nr);
+	else if (nr->granted && nr->by_handle)
+		handle_restart(nr);
+	else
+		nfsread_start(nr);
+}
+
+void nfsread_lost(struct nread *nr)
+{
+	nfsread_fail_lost(nr);
+	read_finish(nr);
 }
 
 /* req->size is known: skips a file outside the size bounds, else takes the budget (on the
@@ -369,7 +523,7 @@ static void on_fstat(int err, struct nfs_context *nfs, void *data, void *priv)
 	s->conns[nr->conn].busy--;
 	if (err < 0) {
 		read_fail(nr, -err, "stat", data);
-		read_finish(nr);
+		path_failed(nr, data);
 		return;
 	}
 	if (!S_ISREG(st->nfs_mode)) {
@@ -394,7 +548,7 @@ static void on_open(int err, struct nfs_context *nfs, void *data, void *priv)
 	oplat_record(s->opts.lat, OPLAT_OPEN, oplat_now() - nr->t0);
 	if (err < 0) {
 		read_fail(nr, -err, "open", data);
-		read_finish(nr);
+		path_failed(nr, data);
 	} else {
 		nr->fh = data;
 		c->busy++;
@@ -437,7 +591,15 @@ void nfsread_start(struct nread *nr)
 		read_complete(nr);
 		return;
 	}
-	nr->conn = nfssrc_pick_conn(nr->s);
+	if (nr->s->lost) {
+		nfsread_lost(nr);
+		return;
+	}
+	if ((nr->conn = nfssrc_pick_conn(nr->s)) < 0) {
+		fifo_push(&nr->s->stalled, nr);
+		return;
+	}
+	read_reset(nr); /* a read started again after a dropped connection */
 	if (h->handle && h->has_attrs && nr->s->url.version == 3) {
 		nr->by_handle = true;
 		nr->req->size = nr->end = h->size;

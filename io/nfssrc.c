@@ -35,6 +35,8 @@ struct rootfh_layout {
 #define DEFAULT_CONNECTIONS 4
 #define DEFAULT_TIMEOUT_MS  10000
 #define POLL_MS		    100
+#define BACKOFF_MIN_MS	    100 /* first wait before remounting a dropped connection */
+#define BACKOFF_MAX_MS	    1000
 
 /* ---- cross-thread signalling ---- */
 
@@ -156,14 +158,140 @@ static void *budget_main(void *arg)
 
 int nfssrc_pick_conn(struct nfssrc *s)
 {
-	int best = s->next_conn;
+	int best = -1;
 
-	s->next_conn = (s->next_conn + 1) % s->nconns;
-	for (int i = 0; i < s->nconns; i++)
-		if (s->conns[i].busy + s->conns[i].seq_wait.n <
-		    s->conns[best].busy + s->conns[best].seq_wait.n)
+	for (int k = 0; k < s->nconns; k++) {
+		int i = (s->next_conn + k) % s->nconns;
+
+		if (nfssrc_conn_up(s, i) &&
+		    (best < 0 || s->conns[i].busy + s->conns[i].seq_wait.n <
+				     s->conns[best].busy + s->conns[best].seq_wait.n))
 			best = i;
+	}
+	s->next_conn = (s->next_conn + 1) % s->nconns;
 	return best;
+}
+
+bool nfssrc_retry(struct nfssrc *s, int conn, int *attempts)
+{
+	s->conns[conn].broken = true;
+	if (s->lost || nfssrc_cancelled(s))
+		return false;
+	return ++*attempts <= NFS_RETRIES;
+}
+
+/* ---- connections: drop, remount with backoff, or give the source up ---- */
+
+static int conn_init(struct nfssrc *s, struct conn *c, int timeout_ms, struct vherr *err);
+
+/* Drops c: destroying its context completes each request still on it as cancelled
+ * (each is retried elsewhere or later); v4 reads waiting to OPEN or CLOSE on it go on
+ * elsewhere. The next remount is due after the backoff. */
+static void conn_drop(struct conn *c)
+{
+	uint64_t now = now_ms();
+	struct fifo waiting = c->seq_wait;
+	struct nread *nr;
+
+	c->state = CONN_DOWN;
+	if (!c->down_since)
+		c->down_since = now;
+	c->retry_at = now + (uint64_t)c->backoff_ms;
+	c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+	c->seq_wait = (struct fifo){0};
+	if (c->nfs)
+		nfs_destroy_context(c->nfs);
+	c->nfs = NULL;
+	c->broken = false;
+	c->busy = 0;
+	c->seq_busy = false;
+	while ((nr = fifo_pop(&waiting)))
+		nfsread_resume(nr);
+}
+
+/* Starts mounting c again (MOUNTING), or schedules the next try. */
+static void conn_remount(struct nfssrc *s, struct conn *c)
+{
+	struct vherr err;
+
+	c->reconnects++;
+	c->mount_done = 0;
+	c->mount_rc = 0;
+	if (conn_init(s, c, s->timeout_ms, &err) == 0) {
+		c->state = CONN_MOUNTING;
+		return;
+	}
+	conn_drop(c);
+}
+
+/* No connection came back within the timeout: every read and listing fails with one
+ * error, the run ends. */
+static void source_lost(struct nfssrc *s)
+{
+	struct nread *nr;
+	int tries = 0;
+
+	if (s->lost)
+		return;
+	for (int i = 0; i < s->nconns; i++)
+		tries += s->conns[i].reconnects;
+	s->lost = true;
+	vherr_set(&s->lost_err, VHERR_LOST, VHSTAGE_WALK,
+		  "lost the connection to '%s': no connection for %.1f s (%d reconnects)",
+		  s->base, s->timeout_ms / 1000.0, tries);
+	pthread_mutex_lock(&s->lock);
+	if (s->walk_running && !s->walk_rc) {
+		s->walk_rc = -VHERR_LOST;
+		s->walk_err = s->lost_err;
+	}
+	pthread_mutex_unlock(&s->lock);
+	while ((nr = fifo_pop(&s->stalled)))
+		nfsread_lost(nr);
+}
+
+/* The connections' phase of the loop: drops broken ones, finishes or starts remounts,
+ * resumes stalled reads once one is UP, gives the source up when none came back. */
+static void conns_tick(struct nfssrc *s)
+{
+	uint64_t now = now_ms();
+	bool up = false, waiting = false;
+	struct fifo stalled;
+	struct nread *nr;
+
+	for (int i = 0; i < s->nconns; i++) {
+		struct conn *c = &s->conns[i];
+
+		if (c->state == CONN_UP && c->broken)
+			conn_drop(c);
+		if (c->state == CONN_MOUNTING && c->mount_done) {
+			if (c->mount_rc == 0) {
+				c->state = CONN_UP;
+				c->down_since = 0;
+				c->backoff_ms = BACKOFF_MIN_MS;
+			} else {
+				conn_drop(c);
+			}
+		}
+		up |= c->state == CONN_UP;
+	}
+	/* a connection down for longer than the timeout is tried again only while another
+	 * one is UP (the server is there); with none UP, that is the end */
+	for (int i = 0; i < s->nconns; i++) {
+		struct conn *c = &s->conns[i];
+		bool in_time = now - c->down_since < (uint64_t)s->timeout_ms;
+
+		if (c->state == CONN_DOWN && now >= c->retry_at && (up || in_time))
+			conn_remount(s, c);
+		waiting |= c->state == CONN_MOUNTING || (c->state == CONN_DOWN && in_time);
+	}
+	if (!up && !waiting)
+		source_lost(s);
+	if (!up || !s->stalled.head)
+		return;
+	stalled = s->stalled;
+	s->stalled = (struct fifo){0};
+	while ((nr = fifo_pop(&stalled)))
+		nfsread_resume(nr);
 }
 
 /* Moves what other threads posted into the loop's own lists. */
@@ -184,11 +312,14 @@ static void run_posted(struct nfssrc *s)
 	struct fifo granted = {0};
 	struct nread *nr;
 
+	conns_tick(s);
+	nfsread_seq_kick(s);
 	take_posted(s, &granted);
 	while ((nr = fifo_pop(&granted)))
 		nfsread_granted(nr);
 	while ((nr = fifo_pop(&s->reads_todo)))
 		nfsread_start(nr);
+	nfsread_seq_kick(s);
 	nfswalk_start_dirs(s);
 	nfswalk_check_end(s);
 }
@@ -199,8 +330,10 @@ static void poll_and_service(struct nfssrc *s)
 	uint64_t junk;
 
 	for (int i = 0; i < s->nconns; i++) {
-		pfd[i].fd = nfs_get_fd(s->conns[i].nfs);
-		pfd[i].events = (short)nfs_which_events(s->conns[i].nfs);
+		struct nfs_context *nfs = s->conns[i].nfs;
+
+		pfd[i].fd = nfs ? nfs_get_fd(nfs) : -1;
+		pfd[i].events = nfs ? (short)nfs_which_events(nfs) : 0;
 		pfd[i].revents = 0;
 	}
 	pfd[s->nconns] = (struct pollfd){.fd = s->efd, .events = POLLIN};
@@ -211,10 +344,23 @@ static void poll_and_service(struct nfssrc *s)
 
 		(void)n;
 	}
-	/* revents 0 too: libnfs runs its RPC timeouts from nfs_service */
-	/* < 0 is a broken connection: libnfs reconnects it (autoreconnect) or times out */
-	for (int i = 0; i < s->nconns; i++)
-		nfs_service(s->conns[i].nfs, pfd[i].revents);
+	/* revents 0 too: libnfs runs its RPC timeouts from nfs_service. < 0 is a broken
+	 * connection (libnfs' autoreconnect is off): conns_tick drops and remounts it */
+	for (int i = 0; i < s->nconns; i++) {
+		struct conn *c = &s->conns[i];
+
+		if (!c->nfs)
+			continue;
+		if (nfs_service(c->nfs, pfd[i].revents) < 0) {
+			if (c->state == CONN_MOUNTING && !c->mount_done) {
+				c->mount_done = 1;
+				c->mount_rc = -ECONNREFUSED;
+			} else if (c->state == CONN_UP) {
+				c->broken = true;
+			}
+		}
+		nfsread_judge(s, c, c->broken);
+	}
 }
 
 static bool loop_quit(struct nfssrc *s)
@@ -347,7 +493,8 @@ static int conn_init(struct nfssrc *s, struct conn *c, int timeout_ms, struct vh
 	if (s->url.gid >= 0)
 		nfs_set_gid(c->nfs, (int)s->url.gid);
 	nfs_set_timeout(c->nfs, (timeout_ms + 999) / 1000 * 1000);
-	nfs_set_autoreconnect(c->nfs, 3);
+	/* our own reconnect: requests retried on other connections, backoff, a timeout */
+	nfs_set_autoreconnect(c->nfs, 0);
 	if (nfs_mount_async(c->nfs, s->url.host, s->url.path, on_mounted, c) != 0)
 		return vherr_set(err, VHERR_NET, VHSTAGE_WALK, "cannot mount '%s': %s", s->base,
 				 nfs_get_error(c->nfs));
@@ -421,6 +568,7 @@ int nfssrc_open(const char *url, const struct source_opts *opts,
 	if (s->opts.io_depth < 1)
 		s->opts.io_depth = 1;
 	s->nconns = nopts && nopts->connections > 0 ? nopts->connections : DEFAULT_CONNECTIONS;
+	s->timeout_ms = timeout_ms;
 	if ((rc = nfsurl_parse(url, &s->url, err)) < 0)
 		goto fail;
 	s->base = make_base(&s->url);
@@ -430,9 +578,11 @@ int nfssrc_open(const char *url, const struct source_opts *opts,
 		rc = vherr_set(err, VHERR_NOMEM, VHSTAGE_WALK, NULL);
 		goto fail;
 	}
-	for (int i = 0; i < s->nconns; i++)
+	for (int i = 0; i < s->nconns; i++) {
+		s->conns[i].backoff_ms = BACKOFF_MIN_MS;
 		if ((rc = conn_init(s, &s->conns[i], timeout_ms, err)) < 0)
 			goto fail;
+	}
 	if ((rc = mount_wait(s, timeout_ms, err)) < 0 || (rc = check_root(s, err)) < 0)
 		goto fail;
 	if (start_threads(s) < 0) {

@@ -156,6 +156,22 @@ static int take_entries3(struct dirwork *w, const entryplus3 *next, struct page 
 	return 0;
 }
 
+/* A listing request of w failed in transport (error, timeout, cancel): queues w again,
+ * first, to go out once a connection is UP; or, past its attempts, fails it (unless the
+ * whole source is lost: the loop reports that once). Frees or requeues w. */
+static void retry_or_fail(struct dirwork *w, int errnum, const char *msg)
+{
+	struct nfssrc *s = w->s;
+
+	if (nfssrc_retry(s, w->conn, &w->attempts)) {
+		fifo_push_front(&s->dirs, w);
+		return;
+	}
+	if (!s->lost)
+		walk_fail(w, errnum, msg);
+	nfswalk_dir_free(w);
+}
+
 static void on_readdirplus(struct rpc_context *rpc, int status, void *data, void *priv)
 {
 	struct dirwork *w = priv;
@@ -166,14 +182,11 @@ static void on_readdirplus(struct rpc_context *rpc, int status, void *data, void
 	s->dirs_inflight--;
 	s->conns[w->conn].busy--;
 	oplat_record(s->opts.lat, OPLAT_DIR, oplat_now() - w->t0);
-	if (status == RPC_STATUS_CANCEL) {
-		nfswalk_dir_free(w);
-		return;
-	}
 	if (status != RPC_STATUS_SUCCESS) {
-		walk_fail(w, status == RPC_STATUS_TIMEOUT ? ETIMEDOUT : EIO,
-			  status == RPC_STATUS_TIMEOUT ? "timed out" : rpc_get_error(rpc));
-		nfswalk_dir_free(w);
+		retry_or_fail(w, status == RPC_STATUS_TIMEOUT ? ETIMEDOUT : EIO,
+			      status == RPC_STATUS_TIMEOUT  ? "timed out"
+			      : status == RPC_STATUS_CANCEL ? "cancelled"
+							    : rpc_get_error(rpc));
 		return;
 	}
 	if (res->status != NFS3_OK) {
@@ -213,6 +226,10 @@ static void on_opendir4(int err, struct nfs_context *nfs, void *data, void *priv
 	s->dirs_inflight--;
 	s->conns[w->conn].busy--;
 	oplat_record(s->opts.lat, OPLAT_DIR, oplat_now() - w->t0); /* v4: a whole listing */
+	if (err < 0 && !nfssrc_conn_up(s, w->conn)) {		   /* the connection dropped */
+		retry_or_fail(w, ECONNRESET, data);
+		return;
+	}
 	if (err < 0) {
 		walk_fail(w, -err, data);
 		nfswalk_dir_free(w);
@@ -249,13 +266,17 @@ static void on_opendir4(int err, struct nfs_context *nfs, void *data, void *priv
 	nfswalk_dir_free(w);
 }
 
-/* Sends the request for the next page of w; if it cannot, posts the error and frees w. */
-static void dir_start(struct nfssrc *s, struct dirwork *w)
+/* Sends the request for the next page of w; if it cannot, posts the error and frees w.
+ * False (w back at the head of the queue) when no connection is UP. */
+static bool dir_start(struct nfssrc *s, struct dirwork *w)
 {
 	struct conn *c;
 	int rc;
 
-	w->conn = nfssrc_pick_conn(s);
+	if ((w->conn = nfssrc_pick_conn(s)) < 0) {
+		fifo_push_front(&s->dirs, w);
+		return false;
+	}
 	c = &s->conns[w->conn];
 	w->t0 = oplat_now();
 	if (s->url.version == 4) {
@@ -278,10 +299,11 @@ static void dir_start(struct nfssrc *s, struct dirwork *w)
 	if (rc != 0) {
 		walk_fail(w, EIO, nfs_get_error(c->nfs));
 		nfswalk_dir_free(w);
-		return;
+		return true;
 	}
 	c->busy++;
 	s->dirs_inflight++;
+	return true;
 }
 
 /* Starts directory requests while under the caps; drops the queue once stopped. */
@@ -295,7 +317,7 @@ void nfswalk_start_dirs(struct nfssrc *s)
 	waiting = s->pages.n;
 	stop = s->walk_stop || s->cancelled;
 	pthread_mutex_unlock(&s->lock);
-	if (stop) {
+	if (stop || s->lost) {
 		while ((w = fifo_pop(&s->dirs)))
 			nfswalk_dir_free(w);
 		return;
@@ -303,7 +325,8 @@ void nfswalk_start_dirs(struct nfssrc *s)
 	while (s->dirs_inflight < s->opts.walkers &&
 	       waiting + (size_t)s->dirs_inflight < NFSSRC_PAGES_MAX &&
 	       (w = fifo_pop(&s->dirs)))
-		dir_start(s, w);
+		if (!dir_start(s, w))
+			break;
 }
 
 /* Tells the walk thread when no directory is left queued or in flight. */

@@ -11,9 +11,11 @@
  * 77 where it cannot run and the test is skipped. The server is stopped in .fini. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -238,9 +240,9 @@ Test(nfs, v3_and_v4_outputs_equal_the_local_run)
 
 		cr_expect_eq(json_array_size(errs), 1);
 		cr_expect_str_eq(itest_jstr(json_array_get(errs, 0), "reason"), "not_image");
-		cr_expect(
-		    strstr(itest_jstr(json_array_get(errs, 0), "path"), "nfs://127.0.0.1:" NFS_PORT "/"),
-		    "error path is not an nfs:// location");
+		cr_expect(strstr(itest_jstr(json_array_get(errs, 0), "path"),
+				 "nfs://127.0.0.1:" NFS_PORT "/"),
+			  "error path is not an nfs:// location");
 		json_decref(errs);
 	}
 	free(src);
@@ -296,10 +298,10 @@ Test(nfs, unknown_export_and_wrong_port_exit_2_quickly)
 struct walked {
 	pthread_mutex_t lock;
 	struct itest_list names;
-	const char *local;   /* the exported directory, to check the hints against */
-	int hints_checked;   /* entries whose size, mtime and handle were checked */
-	int want_handles;    /* every entry must come with its handle */
-	size_t nhints;       /* hints[i]: a copy of the hint of the entry names hint_of[i] */
+	const char *local; /* the exported directory, to check the hints against */
+	int hints_checked; /* entries whose size, mtime and handle were checked */
+	int want_handles;  /* every entry must come with its handle */
+	size_t nhints;	   /* hints[i]: a copy of the hint of the entry names hint_of[i] */
 	struct source_hint hints[64];
 	char *hint_of[64];
 };
@@ -307,15 +309,18 @@ struct walked {
 /* Keeps a copy of e's hint (the first 64 entries) for reads by handle. */
 static void keep_hint(struct walked *w, const struct source_entry *e)
 {
-	struct source_hint *h = &w->hints[w->nhints];
+	struct source_hint *h;
 	void *fh;
 
 	if (w->nhints >= 64)
 		return;
+	h = &w->hints[w->nhints];
 	*h = e->hint;
-	fh = malloc(e->hint.handle_len + 1);
-	memcpy(fh, e->hint.handle, e->hint.handle_len);
-	h->handle = fh;
+	if (e->hint.handle) {
+		fh = malloc(e->hint.handle_len);
+		memcpy(fh, e->hint.handle, e->hint.handle_len);
+		h->handle = fh;
+	}
 	w->hint_of[w->nhints++] = strdup(e->relpath);
 }
 
@@ -539,4 +544,168 @@ Test(nfs, a_file_deleted_after_the_walk_fails_as_vanished)
 	free(victim);
 	free(grown);
 	free(src);
+}
+
+/* ---- the server goes away mid-run ---- */
+
+#define OUTAGE_FILES 300
+
+/* OUTAGE_FILES small JPEGs in 3 folders: enough for a slow run (libvips, one thread). */
+static void make_many(const char *src)
+{
+	for (int i = 0; i < OUTAGE_FILES; i++) {
+		char *p = itest_fmt("%s/c%d/img_%04d.jpg", src, i % 3, i);
+
+		itest_make_image(p, 320, 240, 3, (unsigned)i, 0);
+		free(p);
+	}
+}
+
+/* Starts a slow vhprep run of url into out (one thread, libvips) with --nfs-timeout
+ * timeout, and returns once its first output is recorded. */
+static pid_t start_slow_run(const char *url, const char *out, const char *timeout)
+{
+	char *meta = itest_fmt("%s/valohai.metadata.jsonl", out);
+	char *out_path = itest_fmt("%s.stdout", out), *err_path = itest_fmt("%s.stderr", out);
+	struct itest_argv a = {0};
+	pid_t pid;
+
+	itest_argv_add(&a, itest_bin());
+	itest_argv_add(&a, "--resize");
+	itest_argv_add(&a, "64");
+	itest_argv_add(&a, "--kernel");
+	itest_argv_add(&a, "vips");
+	itest_argv_add(&a, "--threads");
+	itest_argv_add(&a, "1");
+	itest_argv_add(&a, "--nfs-timeout");
+	itest_argv_add(&a, timeout);
+	itest_argv_add(&a, "-o");
+	itest_argv_add(&a, out);
+	itest_argv_add(&a, url);
+	pid = itest_spawn(a.v, NULL, out_path, err_path);
+	for (;;) {
+		char *text = itest_exists(meta) ? itest_slurp(meta, NULL) : NULL;
+		int started = text && strchr(text, '\n');
+		int code, term;
+
+		free(text);
+		if (started)
+			break;
+		cr_assert(!itest_wait(pid, 0.01, &code, &term),
+			  "vhprep ended (exit %d) before its first output", code);
+	}
+	itest_argv_free(&a);
+	free(meta);
+	free(out_path);
+	free(err_path);
+	return pid;
+}
+
+/* The JSON lines of out/name (asserted to exist; caller decrefs). */
+static json_t *read_out_jsonl(const char *out, const char *name)
+{
+	char *path = itest_fmt("%s/%s", out, name);
+	json_t *j;
+
+	cr_assert(itest_exists(path), "%s is missing", path);
+	j = itest_read_jsonl(path);
+	free(path);
+	return j;
+}
+
+/* Waits for pid (at most limit_s) and returns its exit code and stderr (*err, malloc'd). */
+static int wait_run(pid_t pid, const char *out, double limit_s, char **err)
+{
+	char *err_path = itest_fmt("%s.stderr", out);
+	int code = -1, term = 0;
+
+	if (!itest_wait(pid, limit_s, &code, &term)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		cr_assert_fail("vhprep did not end within %.0f s of the outage", limit_s);
+	}
+	cr_assert_eq(term, 0, "vhprep died of signal %d", term);
+	*err = itest_slurp(err_path, NULL);
+	free(err_path);
+	return code;
+}
+
+Test(nfs, a_server_that_stays_down_ends_the_run_with_one_error)
+{
+	char *src = itest_path("src"), *out = itest_path("out"), *err;
+	json_t *lines, *errors;
+	pid_t pid;
+	double t0;
+	int code;
+
+	make_many(src);
+	serve(src);
+	pid = start_slow_run(url3, out, "2");
+	cr_assert_eq(fixture("stop", NULL, NULL, NULL), 0);
+	server_up = 0;
+	t0 = (double)time(NULL);
+	code = wait_run(pid, out, 60, &err);
+	cr_expect_eq(code, 1, "exit %d, want 1 (fatal); stderr:\n%s", code, err);
+	cr_expect(strstr(err, "lost the connection to 'nfs://127.0.0.1"), "stderr:\n%s", err);
+	cr_expect_leq((double)time(NULL) - t0, 20, "the run went on long after the outage");
+	/* what was written is whole and recorded; what was not is not an error per file */
+	lines = itest_check_outputs(out, "processed_images", 1);
+	cr_expect_lt(json_array_size(lines) - 1, OUTAGE_FILES, "nothing was left to do");
+	errors = read_out_jsonl(out, "vhprep-errors.jsonl");
+	cr_expect_eq(json_array_size(errors), 0, "per-file errors for a lost server");
+	{
+		char *sum = itest_fmt("%s/vhprep-summary.json", out);
+		json_t *j = itest_read_json(sum);
+
+		cr_expect_eq(itest_jint(j, "exit_code"), 1, "the summary's exit code");
+		json_decref(j);
+		free(sum);
+	}
+	json_decref(lines);
+	json_decref(errors);
+	free(err);
+	free(src);
+	free(out);
+}
+
+/* The server restarts (same export, same ports) while a run is going: the dropped
+ * connections are mounted again, the requests retried, and nothing is lost. */
+static void outage_and_back(const char *version)
+{
+	char *src = itest_path("src"), *out = itest_path("out"), *err;
+	json_t *lines, *errors;
+	pid_t pid;
+	int code;
+
+	make_many(src);
+	serve(src);
+	pid = start_slow_run(strcmp(version, "4") ? url3 : url4, out, "30");
+	cr_assert_eq(fixture("stop", NULL, NULL, NULL), 0);
+	usleep(500 * 1000);
+	VH_FREE(url3);
+	VH_FREE(url4);
+	serve(src);
+	code = wait_run(pid, out, 120, &err);
+	cr_expect_eq(code, 0, "NFSv%s: exit %d; stderr:\n%s", version, code, err);
+	lines = itest_check_outputs(out, "processed_images", 1);
+	cr_expect_eq(json_array_size(lines) - 1, OUTAGE_FILES, "NFSv%s: outputs lost", version);
+	errors = read_out_jsonl(out, "vhprep-errors.jsonl");
+	cr_expect_eq(
+	    json_array_size(errors), 0, "NFSv%s: errors after the outage, first: %s", version,
+	    json_array_size(errors) ? itest_jstr(json_array_get(errors, 0), "message") : "");
+	json_decref(lines);
+	json_decref(errors);
+	free(err);
+	free(src);
+	free(out);
+}
+
+Test(nfs, a_server_restart_mid_run_loses_nothing_v3)
+{
+	outage_and_back("3");
+}
+
+Test(nfs, a_server_restart_mid_run_loses_nothing_v4)
+{
+	outage_and_back("4");
 }
