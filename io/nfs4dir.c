@@ -274,13 +274,32 @@ static const char *op_name(int op)
 	}
 }
 
+/* Returns a copy of result i of res. libnfs 4.0 decodes into zdr_malloc blocks whose
+ * payload starts 12 bytes into a malloc'd block (lib/libnfs-zdr.c:82-95), so arrays and
+ * list nodes holding 64-bit fields are misaligned: they are copied, never dereferenced. */
+static nfs_resop4 resop_get(const COMPOUND4res *res, uint32_t i)
+{
+	nfs_resop4 op;
+
+	memcpy(&op, (const char *)res->resarray.resarray_val + (size_t)i * sizeof(op),
+	       sizeof(op));
+	return op;
+}
+
+/* Copies the list node at w into *e (see resop_get); returns e. */
+static const entry4 *entry_get(const entry4 *w, entry4 *e)
+{
+	memcpy(e, (const void *)w, sizeof(*e));
+	return e;
+}
+
 /* Checks the ops of res against want (nwant opcodes); 0, or a negative errno with msg
  * (in buf) naming the failing op and status. */
 static int compound_check(const COMPOUND4res *res, const int *want, uint32_t nwant, char *buf,
 			  size_t size)
 {
 	uint32_t n = res->resarray.resarray_len;
-	int failed_op = n ? (int)res->resarray.resarray_val[n - 1].resop : -1;
+	int failed_op = n ? (int)resop_get(res, n - 1).resop : -1;
 
 	if (res->status != NFS4_OK) {
 		snprintf(buf, size, "%s: %s (%d)",
@@ -291,7 +310,7 @@ static int compound_check(const COMPOUND4res *res, const int *want, uint32_t nwa
 	if (n != nwant)
 		goto bad;
 	for (uint32_t i = 0; i < n; i++)
-		if ((int)res->resarray.resarray_val[i].resop != want[i])
+		if ((int)resop_get(res, i).resop != want[i])
 			goto bad;
 	return 0;
 bad:
@@ -350,10 +369,9 @@ static int lookup_split(struct lookup_req *r, const char *path)
 static int lookup_result(struct lookup_req *r, const COMPOUND4res *res, char **fh,
 			 uint32_t *fhlen, char *msg, size_t size)
 {
-	const nfs_resop4 *ops = res->resarray.resarray_val;
-	const nfs_fh4 *h = &ops[r->ncomp + 1].nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
-	const fattr4 *a =
-	    &ops[r->ncomp + 2].nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes;
+	nfs_resop4 getfh = resop_get(res, r->ncomp + 1), getattr = resop_get(res, r->ncomp + 2);
+	const nfs_fh4 *h = &getfh.nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
+	const fattr4 *a = &getattr.nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes;
 	struct nfs4dir_entry e = {0};
 
 	if (h->nfs_fh4_len == 0 || h->nfs_fh4_len > NFS4DIR_FH_MAX)
@@ -385,7 +403,7 @@ static void lookup_blame(struct lookup_req *r, const COMPOUND4res *res, char *ms
 	uint32_t n = res->resarray.resarray_len;
 	char head[160];
 
-	if (n < 2 || n > r->ncomp + 1 || res->resarray.resarray_val[n - 1].resop != OP_LOOKUP)
+	if (n < 2 || n > r->ncomp + 1 || resop_get(res, n - 1).resop != OP_LOOKUP)
 		return;
 	snprintf(head, sizeof(head), "%s", msg);
 	snprintf(msg, size, "%s of '%s' in '%s'", head, r->comp[n - 2], r->path);
@@ -525,15 +543,18 @@ static void entry_fill(struct nfs4dir_entry *e, const entry4 *w, char **names,
 }
 
 /* Counts the entries of the reply and their name bytes; -1 if a name is implausible. */
-static int entries_measure(const entry4 *w, size_t *count, size_t *bytes)
+static int entries_measure(const entry4 *next, size_t *count, size_t *bytes)
 {
+	entry4 e;
+
 	*count = *bytes = 0;
-	for (; w; w = w->nextentry) {
-		if (w->name.utf8string_len > REPLY_MAX ||
-		    (w->name.utf8string_len && !w->name.utf8string_val))
+	for (const entry4 *w = next; w; w = e.nextentry) {
+		entry_get(w, &e);
+		if (e.name.utf8string_len > REPLY_MAX ||
+		    (e.name.utf8string_len && !e.name.utf8string_val))
 			return -1;
 		(*count)++;
-		*bytes += w->name.utf8string_len + 1;
+		*bytes += e.name.utf8string_len + 1;
 	}
 	return 0;
 }
@@ -543,6 +564,7 @@ static int readdir_deliver(struct readdir_req *r, const READDIR4resok *rd, const
 {
 	struct nfs4dir_page page = {0};
 	struct nfs4dir_entry *ents = NULL;
+	entry4 e;
 	char *names = NULL, *np;
 	size_t count, bytes, i = 0;
 
@@ -558,8 +580,8 @@ static int readdir_deliver(struct readdir_req *r, const READDIR4resok *rd, const
 		return *msg = "out of memory", -ENOMEM;
 	}
 	np = names;
-	for (const entry4 *w = rd->reply.entries; w; w = w->nextentry)
-		entry_fill(&ents[i++], w, &np, r->attrs);
+	for (const entry4 *w = rd->reply.entries; w; w = e.nextentry)
+		entry_fill(&ents[i++], entry_get(w, &e), &np, r->attrs);
 	page.entries = ents;
 	page.count = count;
 	page.cookie = count ? ents[count - 1].cookie : r->cookie;
@@ -576,6 +598,7 @@ static void on_readdir(struct rpc_context *rpc, int status, void *data, void *pr
 	static const int want[2] = {OP_PUTFH, OP_READDIR};
 	struct readdir_req *r = priv;
 	const COMPOUND4res *res = data;
+	nfs_resop4 rd;
 	const char *msg = NULL;
 	char buf[256];
 	int rc;
@@ -589,9 +612,8 @@ static void on_readdir(struct rpc_context *rpc, int status, void *data, void *pr
 	msg = buf;
 	if (rc < 0)
 		goto fail;
-	rc = readdir_deliver(
-	    r, &res->resarray.resarray_val[1].nfs_resop4_u.opreaddir.READDIR4res_u.resok4,
-	    &msg);
+	rd = resop_get(res, 1);
+	rc = readdir_deliver(r, &rd.nfs_resop4_u.opreaddir.READDIR4res_u.resok4, &msg);
 	if (rc < 0)
 		goto fail;
 	free(r);

@@ -11,6 +11,7 @@
  * Skipped when the fixture exits 77 (not root, ganesha missing). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -170,6 +171,42 @@ static void mount_v4(const char *url)
 	nfsurl_release(&u);
 }
 
+/* Runs a shell command built printf-style; returns its exit code. */
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* Stops the servers and removes the temp dirs of earlier runs of this test whose process
+ * is gone (a sanitizer report exits without running .fini), so the port is free. */
+static void reap_stale_runs(void)
+{
+	sh("for d in /tmp/test_nfs4dir.*; do [ -f \"$d/owner.pid\" ] || continue; "
+	   "kill -0 \"$(cat \"$d/owner.pid\")\" 2>/dev/null && continue; "
+	   "GANESHA_STATE_DIR=\"$d/ganesha-state\" bash '%s/tests/fixtures/ganesha.sh' stop; "
+	   "rm -rf \"$d\"; done >/dev/null 2>&1",
+	   getenv("VHPREP_SOURCE_DIR"));
+}
+
+/* Stops this run's server and removes tmp once this process is gone, however it ends;
+ * detached (setsid, no inherited pipes). A normal .fini gets there first. */
+static void start_watchdog(void)
+{
+	sh("setsid bash -c 'while kill -0 %ld 2>/dev/null; do sleep 0.2; done; "
+	   "GANESHA_STATE_DIR=\"%s/ganesha-state\" bash \"%s/tests/fixtures/ganesha.sh\" stop; "
+	   "rm -rf \"%s\"' </dev/null >/dev/null 2>&1 &",
+	   (long)getpid(), tmp, getenv("VHPREP_SOURCE_DIR"), tmp);
+}
+
 static void setup(void)
 {
 	char out[2048], err[2048], state[400];
@@ -177,7 +214,9 @@ static void setup(void)
 	int code;
 
 	snprintf(tmp, sizeof(tmp), "/tmp/test_nfs4dir.XXXXXX");
+	reap_stale_runs();
 	cr_assert_not_null(mkdtemp(tmp));
+	cr_assert_eq(sh("echo %ld > '%s/owner.pid'", (long)getpid(), tmp), 0);
 	make_tree();
 	snprintf(state, sizeof(state), "%s/ganesha-state", tmp);
 	setenv("GANESHA_STATE_DIR", state, 1);
@@ -185,9 +224,13 @@ static void setup(void)
 	setenv("GANESHA_MNT_PORT", MNT_PORT, 1);
 	code = fixture("start", out, sizeof(out));
 	fixture_err(err, sizeof(err));
-	if (code == 77)
+	if (code == 77) {
+		sh("rm -rf '%s'", tmp);
+		tmp[0] = '\0';
 		cr_skip("nfs-ganesha is unavailable here (fixture exit 77): %s", err);
+	}
 	server_up = 1;
+	start_watchdog();
 	cr_assert_eq(code, 0, "ganesha.sh start: exit %d: %s", code, err);
 	url = strstr(out, "NFS4_URL=");
 	cr_assert_not_null(url, "no NFS4_URL line: %s", out);
@@ -198,19 +241,14 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char cmd[400];
-
 	if (nfs)
 		nfs_destroy_context(nfs);
 	nfs = NULL;
 	if (server_up && fixture("stop", NULL, 0) != 0)
 		cr_log_error("ganesha.sh stop failed");
 	server_up = 0;
-	if (tmp[0]) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-		if (system(cmd) != 0)
-			cr_log_error("cannot remove %s", tmp);
-	}
+	if (tmp[0] && sh("rm -rf '%s'", tmp) != 0)
+		cr_log_error("cannot remove %s", tmp);
 }
 
 TestSuite(nfs4dir, .init = setup, .fini = teardown, .timeout = 240);
@@ -388,7 +426,8 @@ static void check_listing(struct listing *l, const char *dir, bool full)
 	char **names;
 	size_t n = local_names(dir, &names);
 
-	qsort(l->e, l->n, sizeof(*l->e), by_name);
+	if (l->n)
+		qsort(l->e, l->n, sizeof(*l->e), by_name);
 	cr_assert_eq(l->n, n, "%s: %zu entries over NFS, %zu local", dir, l->n, n);
 	for (size_t i = 0; i < n; i++) {
 		struct ent *e = &l->e[i];
