@@ -293,8 +293,29 @@ static const entry4 *entry_get(const entry4 *w, entry4 *e)
 	return e;
 }
 
-/* Checks the ops of res against want (nwant opcodes); 0, or a negative errno with msg
- * (in buf) naming the failing op and status. */
+/* The status of one result: each of the ops we send starts its result with one. */
+static int resop_status(const nfs_resop4 *op)
+{
+	switch (op->resop) {
+	case OP_PUTROOTFH:
+		return op->nfs_resop4_u.opputrootfh.status;
+	case OP_PUTFH:
+		return op->nfs_resop4_u.opputfh.status;
+	case OP_LOOKUP:
+		return op->nfs_resop4_u.oplookup.status;
+	case OP_GETFH:
+		return op->nfs_resop4_u.opgetfh.status;
+	case OP_GETATTR:
+		return op->nfs_resop4_u.opgetattr.status;
+	case OP_READDIR:
+		return op->nfs_resop4_u.opreaddir.status;
+	default:
+		return NFS4ERR_OP_ILLEGAL;
+	}
+}
+
+/* Checks the ops of res against want (nwant opcodes, all NFS4_OK); 0, or a negative errno
+ * with a message in buf naming the failing op and status. */
 static int compound_check(const COMPOUND4res *res, const int *want, uint32_t nwant, char *buf,
 			  size_t size)
 {
@@ -309,13 +330,18 @@ static int compound_check(const COMPOUND4res *res, const int *want, uint32_t nwa
 	}
 	if (n != nwant)
 		goto bad;
-	for (uint32_t i = 0; i < n; i++)
-		if ((int)resop_get(res, i).resop != want[i])
+	for (uint32_t i = 0; i < n; i++) {
+		nfs_resop4 op = resop_get(res, i);
+
+		if ((int)op.resop != want[i] || resop_status(&op) != NFS4_OK)
 			goto bad;
+	}
 	return 0;
 bad:
-	snprintf(buf, size, "the server answered %u operations out of %u or out of order", n,
-		 nwant);
+	snprintf(buf, size,
+		 "the server answered %u operations of %u, out of order or failed "
+		 "under an NFS4_OK",
+		 n, nwant);
 	return -EIO;
 }
 
@@ -397,16 +423,15 @@ static int lookup_result(struct lookup_req *r, const COMPOUND4res *res, char **f
 	return 0;
 }
 
-/* Names the component whose LOOKUP failed in msg (after compound_check's text). */
+/* Rewrites msg to name the component whose LOOKUP failed, if one did. */
 static void lookup_blame(struct lookup_req *r, const COMPOUND4res *res, char *msg, size_t size)
 {
 	uint32_t n = res->resarray.resarray_len;
-	char head[160];
 
 	if (n < 2 || n > r->ncomp + 1 || resop_get(res, n - 1).resop != OP_LOOKUP)
 		return;
-	snprintf(head, sizeof(head), "%s", msg);
-	snprintf(msg, size, "%s of '%s' in '%s'", head, r->comp[n - 2], r->path);
+	snprintf(msg, size, "LOOKUP '%s' in '%s': %s (%d)", r->comp[n - 2], r->path,
+		 nfs4dir_status_name(res->status), (int)res->status);
 }
 
 static void on_lookup(struct rpc_context *rpc, int status, void *data, void *priv)

@@ -12,6 +12,14 @@
  * Threads: every function here runs on the loop thread that services the rpc_context
  * (nfs_service of the nfs_context it came from); the callbacks run there too, from
  * nfs_service, or from nfs_destroy_context with -ECANCELED for requests still in flight.
+ * A callback given -ECANCELED, or -EIO from a dropped connection, must not submit again:
+ * libnfs 4.0 is then emptying its queues and assumes no callback adds to them
+ * (lib/init.c:275-280).
+ * Stack: libnfs 4.0 decodes a READDIR reply's entry list recursively, two frames per
+ * entry (nfs4/libnfs-raw-nfs4.c:2143), on the thread that calls nfs_service. Measured:
+ * a 1 MiB names-only page of 12,500 entries overflows a 1 MiB stack and fits in 2 MiB
+ * (release; ASan needs several times more). Keep maxcount at the default (256 KiB, ~3k
+ * entries) on threads with small stacks.
  * Completion: a submit that returns 0 calls its callback exactly once; a submit that
  * returns a negative errno never calls it and keeps nothing.
  * Errors: negative errno values. NFS4ERR_* statuses map to the closest errno (NOENT →
@@ -111,8 +119,10 @@ typedef void (*nfs4dir_readdir_cb)(int rc, const struct nfs4dir_page *page, cons
 /* Looks up the absolute path (from the server's pseudo root, e.g. "/export/sub"; "/" is
  * the root itself; empty components are skipped; "." and ".." are refused) on rpc, the
  * context of a mounted NFSv4 nfs_context (nfs_get_rpc_context). Symlinks are not
- * followed. path is copied. Returns 0 (cb will run once), -EINVAL (bad path), -ENOMEM,
- * or -EIO (libnfs refused the request: rpc_get_error(rpc) says why). Loop thread only. */
+ * followed: a symlink as the last component is -ENOTDIR, before it the server's
+ * NFS4ERR_SYMLINK (-ELOOP). path is copied. Returns 0 (cb will run once), -EINVAL (bad path),
+ * -ENOMEM, or -EIO (libnfs refused the request: rpc_get_error(rpc) says why). Loop thread only.
+ */
 int nfs4dir_lookup(struct rpc_context *rpc, const char *path, nfs4dir_lookup_cb cb, void *priv);
 
 /* Reads one page of the directory args->fh on rpc (as nfs4dir_lookup). args is copied.
