@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/nfs4read.h"
 #include "io/nfsint.h"
 
 /* Exported by libnfs 4.0 (and later), declared only in its private header: frees a file
@@ -308,54 +309,48 @@ static void handle_done(struct nread *nr)
 	read_complete(nr);
 }
 
-/* Whether the post-READ attributes say the file is not the one listed. */
-static bool handle_changed(const struct nread *nr, const post_op_attr *pa)
-{
-	const fattr3 *a = &pa->post_op_attr_u.attributes;
+/* One READ's outcome, whatever the NFS version. */
+struct rdone {
+	int errnum;	 /* 0, or a positive errno */
+	bool transport;	 /* errnum is the connection's (retried), not the server's */
+	const char *msg; /* with errnum */
+	const char *data;
+	uint32_t n; /* bytes at data */
+	bool eof;
+	bool have_attrs; /* size and mtime_ns are the file's after the READ */
+	uint64_t size;
+	int64_t mtime_ns;
+};
 
-	if (!pa->attributes_follow)
-		return false;
-	return a->size != nr->req->size ||
-	       (int64_t)a->mtime.seconds * 1000000000 + a->mtime.nseconds != nr->req->mtime_ns;
-}
-
-static void on_read3(struct rpc_context *rpc, int status, void *data, void *priv)
+/* A READ of nr is back: copies its bytes, asks for the rest of a short one, keeps up to
+ * HANDLE_CHUNKS in flight, and once none is, completes, retries or rereads by path. */
+static void chunk_done(struct rchunk *ck, const struct rdone *d)
 {
-	struct rchunk *ck = priv;
 	struct nread *nr = ck->nr;
 	struct nfssrc *s = nr->s;
 	struct source_read *req = nr->req;
-	READ3res *res = data;
 
 	nr->chunks--;
 	s->conns[nr->conn].busy--;
 	oplat_record(s->opts.lat, OPLAT_READ, oplat_now() - ck->t0);
 	if (req->err.code) {
 		/* an earlier READ of this file failed: nothing more to do */
-	} else if (status != RPC_STATUS_SUCCESS) {
+	} else if (d->transport) {
 		if (nfssrc_retry(s, nr->conn, &nr->attempts))
 			nr->retry = true;
 		else if (s->lost)
 			nfsread_fail_lost(nr);
 		else
-			read_fail(nr, status == RPC_STATUS_TIMEOUT ? ETIMEDOUT : EIO, "read",
-				  status == RPC_STATUS_TIMEOUT	? "timed out"
-				  : status == RPC_STATUS_CANCEL ? "cancelled"
-								: rpc_get_error(rpc));
-	} else if (res->status != NFS3_OK) {
-		int e = -nfsstat3_to_errno(res->status);
-
-		read_fail(nr, e, "read", strerror(e));
+			read_fail(nr, d->errnum, "read", d->msg);
+	} else if (d->errnum) {
+		read_fail(nr, d->errnum, "read", d->msg);
 	} else {
-		const READ3resok *ok = &res->READ3res_u.resok;
-		uint32_t n = ok->count < ok->data.data_len ? ok->count : ok->data.data_len;
+		uint32_t n = d->n < ck->len ? d->n : ck->len;
 
-		if (n > ck->len)
-			n = ck->len;
-		memcpy(req->data + ck->off, ok->data.data_val, n);
-		if (handle_changed(nr, &ok->file_attributes))
-			nr->changed = true;
-		if (n < ck->len && ok->eof) {
+		memcpy(req->data + ck->off, d->data, n);
+		if (d->have_attrs && (d->size != req->size || d->mtime_ns != req->mtime_ns))
+			nr->changed = true; /* not the file listed: read it again by path */
+		if (n < ck->len && d->eof) {
 			if (ck->off + n < nr->end)
 				nr->end = ck->off + n; /* the file shrank */
 		} else if (n < ck->len) {
@@ -378,6 +373,54 @@ static void on_read3(struct rpc_context *rpc, int status, void *data, void *priv
 		handle_done(nr);
 }
 
+static void on_read3(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+	READ3res *res = data;
+	struct rdone d = {0};
+
+	if (status != RPC_STATUS_SUCCESS) {
+		d.transport = true;
+		d.errnum = status == RPC_STATUS_TIMEOUT ? ETIMEDOUT : EIO;
+		d.msg = status == RPC_STATUS_TIMEOUT  ? "timed out"
+			: status == RPC_STATUS_CANCEL ? "cancelled"
+						      : rpc_get_error(rpc);
+	} else if (res->status != NFS3_OK) {
+		d.errnum =
+		    nfsstat3_to_errno(res->status) < 0 ? -nfsstat3_to_errno(res->status) : EIO;
+		d.msg = strerror(d.errnum);
+	} else {
+		const READ3resok *ok = &res->READ3res_u.resok;
+		const fattr3 *a = &ok->file_attributes.post_op_attr_u.attributes;
+
+		d.data = ok->data.data_val;
+		d.n = ok->count < ok->data.data_len ? ok->count : ok->data.data_len;
+		d.eof = ok->eof;
+		d.have_attrs = ok->file_attributes.attributes_follow;
+		d.size = a->size;
+		d.mtime_ns = (int64_t)a->mtime.seconds * 1000000000 + a->mtime.nseconds;
+	}
+	chunk_done(priv, &d);
+}
+
+static void on_read4(int rc, const struct nfs4read_result *res, const char *msg, void *priv)
+{
+	struct rdone d = {0};
+
+	if (rc < 0) {
+		d.errnum = -rc;
+		d.transport = rc == -ECANCELED || rc == -ETIMEDOUT || rc == -EIO;
+		d.msg = msg;
+	} else {
+		d.data = res->data;
+		d.n = res->len;
+		d.eof = res->eof;
+		d.have_attrs = res->have_attrs;
+		d.size = res->size;
+		d.mtime_ns = res->mtime_sec * 1000000000 + res->mtime_nsec;
+	}
+	chunk_done(priv, &d);
+}
+
 /* Sends the READ of ck; 0, or -1 with the read failed (ck is then the caller's). */
 static int handle_send(struct nread *nr, struct rchunk *ck)
 {
@@ -389,7 +432,10 @@ static int handle_send(struct nread *nr, struct rchunk *ck)
 	a.offset = ck->off;
 	a.count = ck->len;
 	ck->t0 = oplat_now();
-	if (rpc_nfs3_read_async(nfs_get_rpc_context(c->nfs), on_read3, &a, ck) != 0) {
+	if (nr->s->url.version == 4
+		? nfs4read_read(nfs_get_rpc_context(c->nfs), nr->req->hint.handle,
+				nr->req->hint.handle_len, ck->off, ck->len, on_read4, ck) != 0
+		: rpc_nfs3_read_async(nfs_get_rpc_context(c->nfs), on_read3, &a, ck) != 0) {
 		read_fail(nr, EIO, "read", nfs_get_error(c->nfs));
 		return -1;
 	}
@@ -600,7 +646,7 @@ void nfsread_start(struct nread *nr)
 		return;
 	}
 	read_reset(nr); /* a read started again after a dropped connection */
-	if (h->handle && h->has_attrs && nr->s->url.version == 3) {
+	if (h->handle && h->has_attrs) {
 		nr->by_handle = true;
 		nr->req->size = nr->end = h->size;
 		nr->req->mtime_ns = h->mtime_ns;

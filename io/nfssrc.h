@@ -3,17 +3,24 @@
  * in flight. It implements the source operations of io/source.h (walk, read submit,
  * cancel, free) for source.c's dispatch table.
  *
- * Walk: directories are work items; up to source_opts.walkers directory requests are in
- * flight at once, spread over the connections. NFSv3 lists with raw READDIRPLUS calls
- * (the cookie chain, one page per call; subdirectories by the handle READDIRPLUS returns,
- * no LOOKUP), so a huge directory is never held whole: each page's file names go to the
- * walking thread as the page arrives, and at most NFSSRC_PAGES_MAX pages wait there.
- * NFSv4 lists a directory whole with libnfs' nfs_opendir_async (correct, slower: libnfs
- * 4.0 maps owners through NSS).
- * Reads: open + fstat + pread of the whole file (libnfs sends it as parallel READs of
- * readmax bytes) + close, at most source_opts.io_depth files in flight. The byte budget
- * is taken by a budget thread (budget_acquire blocks; the loop never does), and
- * completions run on a completion thread (req->done may block; the loop never does).
+ * Walk (io/nfswalk.c): directories are work items; up to source_opts.walkers directory
+ * requests are in flight at once, spread over the connections. A directory is listed one
+ * page per request with the raw RPC layer: NFSv3 READDIRPLUS, NFSv4 COMPOUND READDIR
+ * asking only for type, size, mtime and handle (io/nfs4dir.h; never owners, which
+ * makes servers map every entry through NSS). So a huge directory is never held whole:
+ * each page's files go to the walking thread as the page arrives, with their size, mtime
+ * and file handle as the entry's hint, and at most NFSSRC_PAGES_MAX pages wait there.
+ * Reads (io/nfsread.c): a file with a hint is read by its handle, one round trip for a
+ * small file (v3 READ; v4 PUTFH + READ with the anonymous stateid + GETATTR, no OPEN),
+ * up to 4 READs in flight per file; a file whose attributes changed since its listing,
+ * or one without a hint, is read by path (open + fstat + pread + close; v4 OPENs and
+ * CLOSEs one at a time per connection, as NFSv4.0 sequencing needs). At most
+ * source_opts.io_depth files are in flight. The byte budget is taken by a budget thread
+ * (budget_acquire blocks; the loop never does); completions run on a completion thread.
+ * Faults: a connection that breaks or times out is dropped and mounted again with a
+ * backoff (100 ms doubling to 1 s); its requests are retried (up to 3 times each) on
+ * the other connections or once it is back. If no connection is back within the
+ * timeout, the source is lost: every read still to complete fails with VHERR_LOST.
  *
  * Threads: the loop, budget and completion threads belong to the source. walk runs in
  * the caller's thread and calls emit there. submit, stop and cancel are thread-safe. */

@@ -1,12 +1,12 @@
 /* nfswalk: the directory listing of the nfs:// source (see nfssrc.h). Directories are
- * work items; v3 lists one READDIRPLUS page per request (the cookie chain), v4 a whole
- * directory with nfs_opendir_async. Loop thread, except where a comment says so. */
+ * work items; each request lists one page (v3 READDIRPLUS, v4 COMPOUND READDIR through
+ * io/nfs4dir) and the next cookie goes back to the front of the queue. Loop thread. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "io/nfs4dir.h"
 #include "io/nfsint.h"
 
 /* ---- walk (loop thread) ---- */
@@ -215,55 +215,100 @@ static void on_readdirplus(struct rpc_context *rpc, int status, void *data, void
 	fifo_push_front(&s->dirs, w); /* the next page of this directory goes first */
 }
 
-static void on_opendir4(int err, struct nfs_context *nfs, void *data, void *priv)
+/* Whether an nfs4dir/nfs4read failure is the transport's (retried), not the server's. */
+static bool transport_rc(int rc)
+{
+	return rc == -ECANCELED || rc == -ETIMEDOUT || rc == -EIO;
+}
+
+/* v4: the root's handle (one LOOKUP COMPOUND of the export path), then its pages. */
+static void on_lookup4(int rc, char *fh, uint32_t fhlen, const char *msg, void *priv)
 {
 	struct dirwork *w = priv;
 	struct nfssrc *s = w->s;
-	struct nfsdir *dir = data;
-	struct nfsdirent *e;
-	struct page *p = NULL;
 
 	s->dirs_inflight--;
 	s->conns[w->conn].busy--;
-	oplat_record(s->opts.lat, OPLAT_DIR, oplat_now() - w->t0); /* v4: a whole listing */
-	if (err < 0 && !nfssrc_conn_up(s, w->conn)) {		   /* the connection dropped */
-		retry_or_fail(w, ECONNRESET, data);
+	if (rc < 0 && transport_rc(rc)) {
+		retry_or_fail(w, -rc, msg);
 		return;
 	}
-	if (err < 0) {
-		walk_fail(w, -err, data);
+	if (rc < 0) {
+		walk_fail(w, -rc, msg);
 		nfswalk_dir_free(w);
 		return;
 	}
-	while ((e = nfs_readdir(nfs, dir))) {
-		if (dot_or_dotdot(e->name))
-			continue;
-		if (S_ISDIR(e->mode)) {
-			if (!queue_subdir(w, e->name, NULL, 0))
-				break;
-			continue;
-		}
-		if (!S_ISREG(e->mode))
-			continue;
-		if (!p && !(p = calloc(1, sizeof(*p))))
-			break;
-		if (entrybuf_add(
-			&p->entries, w->relpath, e->name,
-			&(struct source_hint){
-			    .has_attrs = 1,
-			    .size = e->size,
-			    .mtime_ns = (int64_t)e->mtime.tv_sec * 1000000000 + e->mtime_nsec,
-			}) < 0)
-			break;
-		if (p->entries.len >= NFSSRC_PAGE_BYTES) {
-			page_post(s, p);
+	w->fh = fh;
+	w->fhlen = fhlen;
+	fifo_push_front(&s->dirs, w);
+}
+
+/* One v4 entry into p (a file with its hint) or the queue (a directory). */
+static int take_entry4(struct dirwork *w, const struct nfs4dir_entry *e, struct page *p)
+{
+	if (e->err) {
+		entry_incomplete(w, e->name, e->errmsg);
+	} else if (e->type == NFS4DIR_REG) {
+		struct source_hint hint = {
+		    .has_attrs =
+			(e->have & NFS4DIR_HAVE_SIZE) && (e->have & NFS4DIR_HAVE_MTIME),
+		    .size = e->size,
+		    .mtime_ns = e->mtime_sec * 1000000000 + e->mtime_nsec,
+		    .handle = (e->have & NFS4DIR_HAVE_FH) ? e->fh : NULL,
+		    .handle_len = (e->have & NFS4DIR_HAVE_FH) ? e->fhlen : 0,
+		};
+
+		if (entrybuf_add(&p->entries, w->relpath, e->name, &hint) < 0)
+			return -ENOMEM;
+	} else if (e->type == NFS4DIR_DIR && !(e->have & NFS4DIR_HAVE_FH)) {
+		entry_incomplete(w, e->name, "the server sent no handle for it");
+	} else if (e->type == NFS4DIR_DIR) {
+		if (!queue_subdir(w, e->name, e->fh, e->fhlen))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void on_readdir4(int rc, const struct nfs4dir_page *pg, const char *msg, void *priv)
+{
+	struct dirwork *w = priv;
+	struct nfssrc *s = w->s;
+	struct page *p;
+
+	s->dirs_inflight--;
+	s->conns[w->conn].busy--;
+	oplat_record(s->opts.lat, OPLAT_DIR, oplat_now() - w->t0);
+	if (rc < 0 && transport_rc(rc)) {
+		retry_or_fail(w, -rc, msg);
+		return;
+	}
+	if (rc < 0) {
+		walk_fail(w, -rc, msg);
+		nfswalk_dir_free(w);
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	for (size_t i = 0; p && i < pg->count; i++)
+		if (take_entry4(w, &pg->entries[i], p) < 0) {
+			nfswalk_page_free(p);
 			p = NULL;
 		}
+	if (!p) {
+		walk_fail(w, ENOMEM, "out of memory");
+		nfswalk_dir_free(w);
+		return;
 	}
-	if (p)
+	if (p->entries.count)
 		page_post(s, p);
-	nfs_closedir(nfs, dir);
-	nfswalk_dir_free(w);
+	else
+		nfswalk_page_free(p);
+	if (pg->eof) {
+		nfswalk_dir_free(w);
+		return;
+	}
+	w->cookie = pg->cookie;
+	memcpy(w->verf, pg->cookieverf, NFS4DIR_VERF_SIZE);
+	fifo_push_front(&s->dirs, w); /* the next page of this directory goes first */
 }
 
 /* Sends the request for the next page of w; if it cannot, posts the error and frees w.
@@ -279,11 +324,17 @@ static bool dir_start(struct nfssrc *s, struct dirwork *w)
 	}
 	c = &s->conns[w->conn];
 	w->t0 = oplat_now();
-	if (s->url.version == 4) {
-		char path[4096];
+	if (s->url.version == 4 && !w->fh) {
+		rc = nfs4dir_lookup(nfs_get_rpc_context(c->nfs), s->url.path, on_lookup4, w);
+	} else if (s->url.version == 4) {
+		struct nfs4dir_readdir_args a = {.fh = w->fh,
+						 .fhlen = w->fhlen,
+						 .cookie = w->cookie,
+						 .maxcount = NFSSRC_PAGE_BYTES,
+						 .attrs = NFS4DIR_ATTRS_FULL};
 
-		snprintf(path, sizeof(path), "/%s", w->relpath);
-		rc = nfs_opendir_async(c->nfs, path, on_opendir4, w);
+		memcpy(a.cookieverf, w->verf, NFS4DIR_VERF_SIZE);
+		rc = nfs4dir_readdir(nfs_get_rpc_context(c->nfs), &a, on_readdir4, w);
 	} else {
 		READDIRPLUS3args a = {0};
 

@@ -1,0 +1,130 @@
+/* nfs4read: PUTFH + READ(anonymous stateid) + GETATTR in one COMPOUND (see nfs4read.h).
+ * Replies are decoded by libnfs into misaligned blocks (see nfs4dir.c): results are
+ * copied before use, never dereferenced in place. */
+#include "io/nfs4read.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nfsc/libnfs.h>
+#include <nfsc/libnfs-raw.h>
+#include <nfsc/libnfs-raw-nfs4.h>
+
+#include "io/nfs4dir.h"
+
+struct read_req {
+	nfs4read_cb cb;
+	void *priv;
+};
+
+static nfs_resop4 resop_at(const COMPOUND4res *res, uint32_t i)
+{
+	nfs_resop4 op;
+
+	memcpy(&op, (const char *)res->resarray.resarray_val + (size_t)i * sizeof(op),
+	       sizeof(op));
+	return op;
+}
+
+/* The result of a successful COMPOUND into *out; 0, or a negative errno with msg set. */
+static int read_result(const COMPOUND4res *res, struct nfs4read_result *out, char *msg,
+		       size_t size)
+{
+	nfs_resop4 rd, ga;
+	const fattr4 *a;
+	struct nfs4dir_entry e = {0};
+
+	if (res->status != NFS4_OK) {
+		uint32_t n = res->resarray.resarray_len;
+		int op = n ? (int)resop_at(res, n - 1).resop : -1;
+
+		snprintf(msg, size, "%s: %s (%d)",
+			 op == OP_PUTFH	 ? "PUTFH"
+			 : op == OP_READ ? "READ"
+					 : "GETATTR",
+			 nfs4dir_status_name(res->status), (int)res->status);
+		return nfs4dir_status_errno(res->status);
+	}
+	if (res->resarray.resarray_len != 3 || (rd = resop_at(res, 1)).resop != OP_READ ||
+	    (ga = resop_at(res, 2)).resop != OP_GETATTR)
+		return snprintf(msg, size, "the server answered other operations than asked"),
+		       -EIO;
+	*out = (struct nfs4read_result){
+	    .data = rd.nfs_resop4_u.opread.READ4res_u.resok4.data.data_val,
+	    .len = rd.nfs_resop4_u.opread.READ4res_u.resok4.data.data_len,
+	    .eof = rd.nfs_resop4_u.opread.READ4res_u.resok4.eof != 0,
+	};
+	a = &ga.nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes;
+	if (nfs4dir_decode_attrs(a->attrmask.bitmap4_val, a->attrmask.bitmap4_len,
+				 a->attr_vals.attrlist4_val, a->attr_vals.attrlist4_len,
+				 &e) < 0 ||
+	    e.err)
+		return snprintf(msg, size, "GETATTR: %s", e.errmsg), e.err ? e.err : -EIO;
+	if ((e.have & NFS4DIR_HAVE_SIZE) && (e.have & NFS4DIR_HAVE_MTIME)) {
+		out->have_attrs = true;
+		out->size = e.size;
+		out->mtime_sec = e.mtime_sec;
+		out->mtime_nsec = e.mtime_nsec;
+	}
+	return 0;
+}
+
+static void on_read(struct rpc_context *rpc, int status, void *data, void *priv)
+{
+	struct read_req *r = priv;
+	struct nfs4read_result res;
+	char buf[256];
+	const char *msg = buf;
+	int rc;
+
+	(void)rpc;
+	if (status == RPC_STATUS_SUCCESS) {
+		rc = read_result(data, &res, buf, sizeof(buf));
+	} else if (status == RPC_STATUS_TIMEOUT) {
+		rc = -ETIMEDOUT;
+		msg = "the server did not answer in time";
+	} else if (status == RPC_STATUS_CANCEL) {
+		rc = -ECANCELED;
+		msg = "the request was cancelled (connection closed)";
+	} else {
+		rc = -EIO;
+		msg = data ? (const char *)data : "RPC error";
+	}
+	r->cb(rc, rc < 0 ? NULL : &res, rc < 0 ? msg : NULL, r->priv);
+	free(r);
+}
+
+int nfs4read_read(struct rpc_context *rpc, const char *fh, uint32_t fhlen, uint64_t offset,
+		  uint32_t count, nfs4read_cb cb, void *priv)
+{
+	uint32_t bits[2] = {1u << FATTR4_SIZE, 1u << (FATTR4_TIME_MODIFY - 32)};
+	nfs_argop4 op[3];
+	COMPOUND4args args = {0};
+	struct read_req *r;
+
+	if (!rpc || !fh || fhlen == 0 || fhlen > NFS4DIR_FH_MAX || count == 0 || !cb)
+		return -EINVAL;
+	r = malloc(sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	*r = (struct read_req){cb, priv};
+	memset(op, 0, sizeof(op));
+	op[0].argop = OP_PUTFH;
+	op[0].nfs_argop4_u.opputfh.object.nfs_fh4_len = fhlen;
+	op[0].nfs_argop4_u.opputfh.object.nfs_fh4_val = (char *)fh;
+	op[1].argop = OP_READ; /* stateid all zeros: the anonymous stateid */
+	op[1].nfs_argop4_u.opread.offset = offset;
+	op[1].nfs_argop4_u.opread.count = count;
+	op[2].argop = OP_GETATTR;
+	op[2].nfs_argop4_u.opgetattr.attr_request.bitmap4_len = 2;
+	op[2].nfs_argop4_u.opgetattr.attr_request.bitmap4_val = bits;
+	args.argarray.argarray_len = 3;
+	args.argarray.argarray_val = op;
+	if (rpc_nfs4_compound_async(rpc, on_read, &args, r) != 0) {
+		free(r);
+		return -EIO;
+	}
+	return 0;
+}
