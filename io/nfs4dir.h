@@ -25,8 +25,10 @@
  * Errors: negative errno values. NFS4ERR_* statuses map to the closest errno (NOENT →
  * -ENOENT, ACCESS → -EACCES, PERM → -EPERM, NOTDIR → -ENOTDIR, STALE/FHEXPIRED →
  * -ESTALE, TOOSMALL → -EMSGSIZE, DELAY/GRACE → -EAGAIN, ...; unknown → -EIO) and the
- * callback's message names the status ("READDIR: NFS4ERR_STALE (70)"). RPC failures:
- * timeout → -ETIMEDOUT, cancel → -ECANCELED, transport error → -EIO. */
+ * callback's message names the status ("READDIR: NFS4ERR_STALE (70)"). RPC failures,
+ * which no NFS4 status maps to: timeout → -ETIMEDOUT, cancelled (context destroyed) →
+ * -ECANCELED, RPC error (connection lost, reply rejected or undecodable) → -ECOMM; see
+ * nfs4dir_rc_is_transport. */
 #ifndef VHPREP_IO_NFS4DIR_H
 #define VHPREP_IO_NFS4DIR_H
 
@@ -144,6 +146,10 @@ int nfs4dir_readdir(struct rpc_context *rpc, const struct nfs4dir_readdir_args *
  * Exposed for the readdir decoder's own tests and fuzzing. Any thread. */
 int nfs4dir_decode_attrs(const uint32_t *mask, uint32_t masklen, const char *buf, uint32_t len,
 			 struct nfs4dir_entry *e);
+
+/* Whether a callback's rc is an RPC failure (-ETIMEDOUT, -ECANCELED, -ECOMM: the request
+ * may be sent again on a working connection) rather than the server's answer. Any thread. */
+bool nfs4dir_rc_is_transport(int rc);
 
 /* Returns the negative errno for an NFSv4 status (0 for NFS4_OK, -EIO if unknown). Any
  * thread. */
