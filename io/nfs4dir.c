@@ -71,6 +71,11 @@ static const struct status_row *status_find(int st)
 	return NULL;
 }
 
+bool nfs4dir_rc_is_transport(int rc)
+{
+	return rc == -ETIMEDOUT || rc == -ECANCELED || rc == -ECOMM;
+}
+
 int nfs4dir_status_errno(int nfsstat4)
 {
 	const struct status_row *r = status_find(nfsstat4);
@@ -250,7 +255,7 @@ static int rpc_failure(int status, void *data, const char **msg)
 		return -ECANCELED;
 	default:
 		*msg = data ? (const char *)data : "RPC error";
-		return -EIO;
+		return -ECOMM;
 	}
 }
 

@@ -25,8 +25,10 @@
  * Errors: negative errno values. NFS4ERR_* statuses map to the closest errno (NOENT →
  * -ENOENT, ACCESS → -EACCES, PERM → -EPERM, NOTDIR → -ENOTDIR, STALE/FHEXPIRED →
  * -ESTALE, TOOSMALL → -EMSGSIZE, DELAY/GRACE → -EAGAIN, ...; unknown → -EIO) and the
- * callback's message names the status ("READDIR: NFS4ERR_STALE (70)"). RPC failures:
- * timeout → -ETIMEDOUT, cancel → -ECANCELED, transport error → -EIO. */
+ * callback's message names the status ("READDIR: NFS4ERR_STALE (70)"). RPC failures,
+ * which no NFS4 status maps to: timeout → -ETIMEDOUT, cancelled (context destroyed) →
+ * -ECANCELED, RPC error (connection lost, reply rejected or undecodable) → -ECOMM; see
+ * nfs4dir_rc_is_transport. */
 #ifndef VHPREP_IO_NFS4DIR_H
 #define VHPREP_IO_NFS4DIR_H
 
@@ -66,15 +68,17 @@ enum nfs4dir_attrs {
 #define NFS4DIR_HAVE_FH	    (1u << 3)
 #define NFS4DIR_HAVE_MTIME  (1u << 4)
 
-/* One directory entry; every pointer valid only during the readdir callback. */
+/* One directory entry; name and fh valid only during the readdir callback.
+ * err, when not 0: -EBADMSG (a malformed attribute list, or a name that is empty, ".",
+ * "..", or holds '/' or NUL), -EIO (a type, or with NFS4DIR_ATTRS_FULL a size or mtime,
+ * or a directory's handle, was not sent), or the server's RDATTR_ERROR mapped like any
+ * NFS4 status. Then trust only name (for messages) and cookie. */
 struct nfs4dir_entry {
-	const char *name; /* NUL-terminated, namelen bytes, never "", ".", ".." nor with '/' or
-			     NUL unless err says "invalid name" */
+	const char *name; /* NUL-terminated, namelen bytes (see err for the invalid ones) */
 	uint32_t namelen;
 	uint64_t cookie;    /* the server's cookie for this entry */
-	int err;	    /* 0, or a negative errno: this entry's attributes are missing or
-			       malformed (errmsg says which); then trust only name and cookie */
-	const char *errmsg; /* static string; NULL when err == 0 */
+	int err;	    /* 0, or a negative errno (above) */
+	const char *errmsg; /* static, one line: why err; NULL when err == 0 */
 	unsigned have;	    /* NFS4DIR_HAVE_* bits */
 	enum nfs4dir_type type;
 	uint64_t size;
@@ -107,7 +111,9 @@ struct nfs4dir_readdir_args {
 
 /* Lookup completion. rc 0: fh (fhlen bytes, malloc'd) is the directory's handle and the
  * callback owns it (free it). rc < 0: fh is NULL and msg one line saying why, valid only
- * during the callback (-ENOTDIR when the path names a non-directory, symlinks included). */
+ * during the callback: -ENOENT (a component is missing, msg names it), -ENOTDIR (the path
+ * names a file or a symlink, or a file is inside it), -ELOOP (a symlink is inside it:
+ * NFS4ERR_SYMLINK), or as the module's errors above. */
 typedef void (*nfs4dir_lookup_cb)(int rc, char *fh, uint32_t fhlen, const char *msg,
 				  void *priv);
 
@@ -119,10 +125,8 @@ typedef void (*nfs4dir_readdir_cb)(int rc, const struct nfs4dir_page *page, cons
 /* Looks up the absolute path (from the server's pseudo root, e.g. "/export/sub"; "/" is
  * the root itself; empty components are skipped; "." and ".." are refused) on rpc, the
  * context of a mounted NFSv4 nfs_context (nfs_get_rpc_context). Symlinks are not
- * followed: a symlink as the last component is -ENOTDIR, before it the server's
- * NFS4ERR_SYMLINK (-ELOOP). path is copied. Returns 0 (cb will run once), -EINVAL (bad path),
- * -ENOMEM, or -EIO (libnfs refused the request: rpc_get_error(rpc) says why). Loop thread only.
- */
+ * followed. path is copied. Returns 0 (cb will run once), -EINVAL (bad path), -ENOMEM,
+ * or -EIO (libnfs refused the request: rpc_get_error(rpc) says why). Loop thread only. */
 int nfs4dir_lookup(struct rpc_context *rpc, const char *path, nfs4dir_lookup_cb cb, void *priv);
 
 /* Reads one page of the directory args->fh on rpc (as nfs4dir_lookup). args is copied.
@@ -142,6 +146,10 @@ int nfs4dir_readdir(struct rpc_context *rpc, const struct nfs4dir_readdir_args *
  * Exposed for the readdir decoder's own tests and fuzzing. Any thread. */
 int nfs4dir_decode_attrs(const uint32_t *mask, uint32_t masklen, const char *buf, uint32_t len,
 			 struct nfs4dir_entry *e);
+
+/* Whether a callback's rc is an RPC failure (-ETIMEDOUT, -ECANCELED, -ECOMM: the request
+ * may be sent again on a working connection) rather than the server's answer. Any thread. */
+bool nfs4dir_rc_is_transport(int rc);
 
 /* Returns the negative errno for an NFSv4 status (0 for NFS4_OK, -EIO if unknown). Any
  * thread. */
