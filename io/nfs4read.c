@@ -89,7 +89,7 @@ static void on_read(struct rpc_context *rpc, int status, void *data, void *priv)
 		rc = -ECANCELED;
 		msg = "the request was cancelled (connection closed)";
 	} else {
-		rc = -EIO;
+		rc = -ECOMM; /* as nfs4dir: an RPC error, told apart by nfs4dir_rc_is_transport */
 		msg = data ? (const char *)data : "RPC error";
 	}
 	r->cb(rc, rc < 0 ? NULL : &res, rc < 0 ? msg : NULL, r->priv);

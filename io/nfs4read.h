@@ -10,7 +10,7 @@
  * Threads and completion as nfs4dir.h: the loop thread that services the rpc_context;
  * a submit that returns 0 runs its callback exactly once (from nfs_service, or from
  * nfs_destroy_context with -ECANCELED), and a callback must not submit on the same
- * rpc_context when given -ECANCELED or -EIO. */
+ * rpc_context when given -ECANCELED or -ECOMM. */
 #ifndef VHPREP_IO_NFS4READ_H
 #define VHPREP_IO_NFS4READ_H
 
@@ -31,7 +31,8 @@ struct nfs4read_result {
 };
 
 /* rc 0: res holds the bytes and attributes. rc < 0 (negative errno, as nfs4dir.h maps
- * statuses and RPC failures: -ESTALE for a file gone, -ETIMEDOUT, -ECANCELED, -EIO):
+ * statuses and RPC failures: -ESTALE for a file gone; -ETIMEDOUT, -ECANCELED, -ECOMM
+ * for the transport, see nfs4dir_rc_is_transport):
  * res is NULL and msg one line saying why. Both valid only during the callback. */
 typedef void (*nfs4read_cb)(int rc, const struct nfs4read_result *res, const char *msg,
 			    void *priv);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/nfs4dir.h"
 #include "io/nfs4read.h"
 #include "io/nfsint.h"
 
@@ -408,7 +409,7 @@ static void on_read4(int rc, const struct nfs4read_result *res, const char *msg,
 
 	if (rc < 0) {
 		d.errnum = -rc;
-		d.transport = rc == -ECANCELED || rc == -ETIMEDOUT || rc == -EIO;
+		d.transport = nfs4dir_rc_is_transport(rc);
 		d.msg = msg;
 	} else {
 		d.data = res->data;

@@ -215,12 +215,6 @@ static void on_readdirplus(struct rpc_context *rpc, int status, void *data, void
 	fifo_push_front(&s->dirs, w); /* the next page of this directory goes first */
 }
 
-/* Whether an nfs4dir/nfs4read failure is the transport's (retried), not the server's. */
-static bool transport_rc(int rc)
-{
-	return rc == -ECANCELED || rc == -ETIMEDOUT || rc == -EIO;
-}
-
 /* v4: the root's handle (one LOOKUP COMPOUND of the export path), then its pages. */
 static void on_lookup4(int rc, char *fh, uint32_t fhlen, const char *msg, void *priv)
 {
@@ -229,7 +223,7 @@ static void on_lookup4(int rc, char *fh, uint32_t fhlen, const char *msg, void *
 
 	s->dirs_inflight--;
 	s->conns[w->conn].busy--;
-	if (rc < 0 && transport_rc(rc)) {
+	if (rc < 0 && nfs4dir_rc_is_transport(rc)) {
 		retry_or_fail(w, -rc, msg);
 		return;
 	}
@@ -278,7 +272,7 @@ static void on_readdir4(int rc, const struct nfs4dir_page *pg, const char *msg, 
 	s->dirs_inflight--;
 	s->conns[w->conn].busy--;
 	oplat_record(s->opts.lat, OPLAT_DIR, oplat_now() - w->t0);
-	if (rc < 0 && transport_rc(rc)) {
+	if (rc < 0 && nfs4dir_rc_is_transport(rc)) {
 		retry_or_fail(w, -rc, msg);
 		return;
 	}
