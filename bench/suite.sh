@@ -125,6 +125,14 @@ mount_source() {
 	echo "$mnt"
 }
 
+# mount_round_trips: unmounts latencyfs if it is mounted and prints the round trips it
+# served (its counters line), or nothing.
+mount_round_trips() {
+	grep -q " $mnt fuse.latencyfs " /proc/self/mounts || return 0
+	bash tests/fixtures/latencyfs.sh umount "$mnt" 2>"$work/lfs.txt" || true
+	sed -n 's/.* round_trips=\([0-9]*\).*/\1/p' "$work/lfs.txt" | tail -1
+}
+
 stop_proxy() {
 	[ -n "$proxy_pid" ] || return 0
 	kill -TERM "$proxy_pid" 2>/dev/null || true
@@ -172,7 +180,7 @@ check_fuse() {
 
 # ---- one run ----
 
-declare -A rate mbps rss_mb label
+declare -A rate mbps rss_mb label per_file
 rows=() # "key" of each measured run of the current table, in order
 
 json_str() {
@@ -212,7 +220,8 @@ measure() {
 		tail -5 "$work/stderr" >&2
 		exit 1
 	fi
-	local got secs kb
+	local got secs kb trips
+	trips=$(mount_round_trips)
 	got=$(count_output "$check" "$out")
 	if [ "${got:-0}" -ne "$cur_files" ]; then
 		echo "suite: $key: $got files, want $cur_files" >&2
@@ -223,11 +232,13 @@ measure() {
 	rate[$key]=$(awk -v n="$cur_files" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')
 	mbps[$key]=$(awk -v b="$cur_bytes" -v s="$secs" 'BEGIN { printf "%.1f", b / s / 1e6 }')
 	rss_mb[$key]=$(awk -v k="$kb" 'BEGIN { printf "%.0f", k / 1024 }')
+	per_file[$key]=-
+	[ -n "$trips" ] && per_file[$key]=$(awk -v t="$trips" -v n="$cur_files" 'BEGIN { printf "%.1f", t / n }')
 	label[$key]=$what
 	rows+=("$key")
-	printf '{"bench":"suite","dataset":"%s","profile":"%s","rtt_ms":%s,"run":"%s","files":%d,"bytes":%d,"seconds":%s,"files_per_s":%s,"mb_per_s":%s,"peak_rss_kb":%d,"cores":%d,"smoke":%d,"date":"%s","command":%s}\n' \
+	printf '{"bench":"suite","dataset":"%s","profile":"%s","rtt_ms":%s,"run":"%s","files":%d,"bytes":%d,"seconds":%s,"files_per_s":%s,"mb_per_s":%s,"peak_rss_kb":%d,"mount_round_trips":%s,"cores":%d,"smoke":%d,"date":"%s","command":%s}\n' \
 		"$cur_dataset" "$PROFILE_NAME" "$PROFILE_RTT_MS" "$key" "$cur_files" "$cur_bytes" \
-		"$secs" "${rate[$key]}" "${mbps[$key]}" "$kb" "$cores" "$smoke" \
+		"$secs" "${rate[$key]}" "${mbps[$key]}" "$kb" "${trips:-null}" "$cores" "$smoke" \
 		"$(date -u +%FT%TZ)" "$(json_str "$shown")" >>"$results"
 	# the global rate table keeps every run for the targets
 	all_rate[$cur_dataset/$PROFILE_NAME/$key]=${rate[$key]}
@@ -313,8 +324,8 @@ print_table() {
 
 ### $cur_dataset: $cur_desc, profile \`$PROFILE_NAME\` (RTT $PROFILE_RTT_MS ms ± $PROFILE_JITTER_MS, cap $(rate_text))
 
-| run | $unit | MB/s | peak RSS (MB) | vhprep ÷ this |
-|---|---:|---:|---:|---:|
+| run | $unit | MB/s | peak RSS (MB) | mount round trips/file | vhprep ÷ this |
+|---|---:|---:|---:|---:|---:|
 MD
 	for key in "${rows[@]}"; do
 		ref=$(ref_of "$key")
@@ -322,8 +333,8 @@ MD
 		[ -n "$ref" ] && [ -n "${rate[$ref]:-}" ] && r=$(ratio "${rate[$ref]}" "${rate[$key]}")
 		mb=${mbps[$key]}
 		[ "$cur_bytes" = 0 ] && mb="-"
-		printf '| %s | %s | %s | %s | %s |\n' "${label[$key]//|/\\|}" "${rate[$key]}" "$mb" \
-			"${rss_mb[$key]}" "$r"
+		printf '| %s | %s | %s | %s | %s | %s |\n' "${label[$key]//|/\\|}" "${rate[$key]}" "$mb" \
+			"${rss_mb[$key]}" "${per_file[$key]}" "$r"
 	done
 }
 
@@ -348,7 +359,7 @@ print_targets() {
 	local m=efs-maxio
 	cat <<MD
 
-### Targets (ratios of rates measured in this run)
+### Targets (ratios of rates measured in this run$([ "$smoke" = 1 ] && echo "; smoke: tiny sets, not meaningful"))
 
 | target | measured | |
 |---|---:|---|
@@ -381,7 +392,7 @@ dataset_info() { # prints DIR FILES BYTES DESC for dataset $1
 	IFS=$'\t' read -r _ dir n _ <<<"$line"
 	cur_dir=$dir
 	cur_files=$n
-	cur_bytes=$(du -sb --apparent-size "$dir" | awk '{ print $1 }')
+	cur_bytes=$(find "$dir" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 	case $1 in
 	imagenet-like) cur_desc="$n photo-like 500x375 JPEGs ($((cur_bytes / n / 1000)) KB avg) -> 224x224 q75, full job" ;;
 	flat) cur_desc="one folder of $n empty files, walk only" ;;
@@ -417,8 +428,8 @@ for cur_dataset in "${dataset_list[@]}"; do
 		profile_load "$p"
 		start_proxy
 		rows=()
-		unset rate mbps rss_mb label
-		declare -A rate mbps rss_mb label
+		unset rate mbps rss_mb label per_file
+		declare -A rate mbps rss_mb label per_file
 		if [ "$cur_dataset" = imagenet-like ]; then
 			jobs_benchmarks "$cur_dir" "$(basename "$cur_dir")"
 			print_table "files/s" | tee -a "$body"
