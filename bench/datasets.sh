@@ -17,7 +17,7 @@
 # regenerated. Prints one line per dataset on stdout: NAME<TAB>DIR<TAB>FILES<TAB>DIRS.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-build=${VHPREP_BUILD_DIR:-$here/../build}
+build=$(realpath -m -- "${VHPREP_BUILD_DIR:-$here/../build}")
 root=${VHPREP_BENCH_DATA:-$build/bench-data}
 mkimages=$build/bench/vhprep-mkimages
 count=""
@@ -77,6 +77,7 @@ done
 [ ${#names[@]} -gt 0 ] || usage
 [ -x "$mkimages" ] || { echo "datasets: $mkimages missing: build first (cmake --build build)" >&2; exit 2; }
 mkdir -p -- "$root"
+root=$(realpath -- "$root")
 for name in "${names[@]}"; do
 	case $name in
 	imagenet-like) imagenet_like ;;
