@@ -19,12 +19,13 @@
 enum bench_mode { BENCH_WALK_READ, BENCH_WALK_ONLY, BENCH_READ_ONLY };
 
 struct bench {
-	enum bench_mode mode;  /* set at creation */
-	struct source *source; /* set at creation */
-	struct budget *budget; /* set at creation */
-	atomic_ullong entries; /* files the walk found */
-	atomic_ullong files;   /* files read whole */
-	atomic_ullong failed;  /* reads that failed */
+	enum bench_mode mode;	   /* set at creation */
+	struct source *source;	   /* set at creation */
+	struct budget *budget;	   /* set at creation */
+	atomic_ullong entries;	   /* files the walk found */
+	atomic_ullong files;	   /* files read whole */
+	atomic_ullong failed;	   /* reads that failed */
+	atomic_ullong walk_errors; /* directories (or entries) the walk could not list */
 	atomic_ullong bytes;
 	struct waitgroup reads; /* reads submitted, not completed */
 	pthread_mutex_t lock;	/* guards kept */
@@ -96,6 +97,17 @@ static enum source_next keep_entry(struct bench *b, const struct source_entry *e
 	return rc < 0 ? SOURCE_STOP : SOURCE_CONTINUE;
 }
 
+/* A directory or entry the walk could not list: counted (the benchmark did not see the
+ * whole tree), and the first few said on stderr. */
+static void on_walk_error(void *ctx, const char *relpath, const struct vherr *err)
+{
+	struct bench *b = ctx;
+
+	(void)relpath;
+	if (atomic_fetch_add(&b->walk_errors, 1) < 5)
+		fprintf(stderr, "vhprep bench: %s\n", err->msg);
+}
+
 static enum source_next on_emit(void *ctx, const struct source_entry *e)
 {
 	struct bench *b = ctx;
@@ -142,10 +154,11 @@ static void report(struct bench *b, const struct config *cfg, const struct oplat
 	       files = (double)atomic_load(&b->files);
 	double mb = (double)atomic_load(&b->bytes) / 1e6;
 	json_t *o = json_pack(
-	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:o, "
+	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:o, "
 	    "s:{s:i, s:i, s:i}}",
 	    "source", cfg->source, "mode", mode_name(b->mode), "entries", (json_int_t)entries,
-	    "files", (json_int_t)files, "failed", (json_int_t)atomic_load(&b->failed), "bytes",
+	    "files", (json_int_t)files, "failed", (json_int_t)atomic_load(&b->failed),
+	    "walk_errors", (json_int_t)atomic_load(&b->walk_errors), "bytes",
 	    (json_int_t)atomic_load(&b->bytes), "walk_seconds", walk_s, "read_seconds", read_s,
 	    "entries_per_s", walk_s > 0 ? entries / walk_s : 0.0, "files_per_s",
 	    total > 0 ? files / total : 0.0, "mb_per_s", total > 0 ? mb / total : 0.0,
@@ -195,7 +208,8 @@ static void usage(FILE *out)
 	    "  --read-budget SIZE      bytes in flight at most (default 256M)\n"
 	    "  -h, --help              this text\n"
 	    "\n"
-	    "Exit codes: 0 done; 1 some reads failed; 2 usage error or unreadable source.\n",
+	    "Exit codes: 0 done; 1 some reads failed or some directories could not be listed;\n"
+	    "2 usage error or unreadable source.\n",
 	    out);
 }
 
@@ -284,7 +298,7 @@ static int run(struct bench *b, struct config *cfg, struct oplat *lat)
 {
 	struct vherr err = {0};
 	double t0 = stats_now(), walk_s, read_s = 0;
-	int rc = source_walk(b->source, on_emit, b, NULL, &err);
+	int rc = source_walk(b->source, on_emit, b, on_walk_error, &err);
 
 	if (b->mode == BENCH_WALK_READ)
 		waitgroup_wait(&b->reads);
@@ -303,7 +317,11 @@ static int run(struct bench *b, struct config *cfg, struct oplat *lat)
 		read_s = walk_s;
 	}
 	report(b, cfg, lat, walk_s, read_s);
-	return atomic_load(&b->failed) ? 1 : 0;
+	if (atomic_load(&b->walk_errors))
+		fprintf(stderr,
+			"vhprep bench: %llu directories or entries could not be listed\n",
+			(unsigned long long)atomic_load(&b->walk_errors));
+	return atomic_load(&b->failed) || atomic_load(&b->walk_errors) ? 1 : 0;
 }
 
 int benchcmd_main(int argc, char **argv)

@@ -4,6 +4,8 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -45,7 +47,8 @@ static json_t *bench(struct itest_proc *p, const char *mode, const char *src)
 
 static json_int_t latency_count(json_t *o, const char *op)
 {
-	json_t *n = json_object_get(json_object_get(json_object_get(o, "latency"), op), "count");
+	json_t *n =
+	    json_object_get(json_object_get(json_object_get(o, "latency"), op), "count");
 
 	return n ? json_integer_value(n) : 0;
 }
@@ -127,4 +130,41 @@ Test(bench, usage_and_source_errors_exit_2)
 	itest_proc_release(&q);
 	itest_proc_release(&r);
 	free(missing);
+}
+
+Test(bench, a_directory_it_cannot_list_is_counted_and_fails_the_run)
+{
+	uint64_t bytes;
+	char *src = make_tree(&bytes);
+	char *lockdir = itest_fmt("%s/d1", src);
+	struct itest_spawn_opts o = {.drop_dac = geteuid() == 0};
+	struct itest_argv a = {0};
+	struct itest_proc p;
+	json_error_t jerr;
+	json_t *j;
+
+	cr_assert_eq(chmod(lockdir, 0), 0);
+	itest_argv_add(&a, itest_bin());
+	itest_argv_add(&a, "bench");
+	itest_argv_add(&a, "--walk-only");
+	itest_argv_add(&a, src);
+	itest_run(a.v, &o, &p);
+	chmod(lockdir, 0755);
+	if (p.exit_code == 125 || p.exit_code == 126 || strstr(p.out, "\"walk_errors\":0")) {
+		itest_proc_release(&p);
+		itest_argv_free(&a);
+		cr_skip("permissions do not apply to this test's children (root that cannot "
+			"drop CAP_DAC_OVERRIDE)");
+	}
+	cr_expect_eq(p.exit_code, 1, "exit %d; stderr: %s", p.exit_code, p.err);
+	cr_expect(strstr(p.err, "cannot list 'd1'"), "stderr: %s", p.err);
+	j = json_loads(p.out, 0, &jerr);
+	cr_assert_not_null(j, "stdout: %s", p.out);
+	cr_expect_eq(itest_jint(j, "walk_errors"), 1);
+	cr_expect_eq(itest_jint(j, "entries"), NFILES - NFILES / 3, "the other folders' files");
+	json_decref(j);
+	itest_proc_release(&p);
+	itest_argv_free(&a);
+	free(lockdir);
+	free(src);
 }
