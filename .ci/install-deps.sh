@@ -21,6 +21,7 @@ packages=(
 	rpcbind                          # NFSv3 MOUNT goes through the portmapper
 	python3-pil                      # the Python peer the benchmarks compare against
 	hyperfine time                   # benchmark timing
+	jq                               # bench/nfs-bench.sh and tune.sh read vhprep bench JSON
 )
 
 missing=()
