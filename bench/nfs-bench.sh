@@ -84,6 +84,13 @@ make_datasets() {
 	[ "$tree_1m" = 0 ] || mktree "$data/tree1m" "$M1_D" "$M1_F"
 }
 
+# warm REL: one untimed v3 listing of REL, so that the server's cache (ganesha's mdcache,
+# shared by v3 and v4) is as warm for the first timed command as for the second.
+warm() {
+	show nfs-ls -R "$(nfs_url 3 "$1")" "(warm-up, untimed)"
+	nfs-ls -R "$(nfs_url 3 "$1")" >/dev/null
+}
+
 # walk_pair CASE VERSION REL FILES: vhprep bench --walk-only and nfs-ls -R on one URL;
 # sets W_VH_SECS, W_LS_SECS (wall), W_VH_EPS (vhprep's own entries/s), W_RSS_KB.
 walk_pair() {
@@ -111,6 +118,7 @@ walk_table() {
 	echo "| tree | NFS | files | vhprep s (wall) | vhprep entries/s (walk) | vhprep files/s (wall) | nfs-ls -R s | nfs-ls files/s | ratio (nfs-ls s / vhprep s) | vhprep peak RSS MB |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for case in tree flat; do
+		warm "$case"
 		if [ "$case" = tree ]; then nd=$TREE_D nf=$TREE_F files=$((TREE_D * TREE_F)); else
 			nd=0 nf=$FLAT files=$FLAT; fi
 		for v in 3 4; do
@@ -128,6 +136,7 @@ walk_table() {
 # The issue's target case: WIDE_D x WIDE_F, v3, repeated; the median ratio (target >= 3x).
 wide_table() {
 	local i ratios=() vh=() walk=() ls=() files=$((WIDE_D * WIDE_F)) med
+	warm wide
 	for ((i = 1; i <= reps; i++)); do
 		walk_pair wide 3 wide "$files"
 		ratios+=("$(calc "$W_LS_SECS / $W_VH_SECS")")
