@@ -66,11 +66,12 @@ trap 'exit 143' TERM
 set_sizes() {
 	if [ "$smoke" = 1 ]; then
 		PHOTOS=16 WIDE_D=6 WIDE_F=10 BIG_N=2 BIG_MB=2 data=$work/data
-		DEPTHS="1 16" CONNS="1 4" CONN_DEPTHS="16" WALKERS="1 16" WALKERS_V4="16" BUDGETS="16M 256M"
+		DEPTHS="1 16" CONNS="1 4" CONN_DEPTHS="16" CONNS_V4="1 4" JOB_REPS=1 WALKERS="1 16" WALKERS_V4="16" BUDGETS="16M 256M"
 		results=$work/results.jsonl
 	else
 		PHOTOS=1000 WIDE_D=200 WIDE_F=100 BIG_N=20 BIG_MB=64
-		DEPTHS="1 2 4 8 16 32 64 128 256" CONNS="1 2 4 8" CONN_DEPTHS="16 64 256"
+		DEPTHS="1 2 4 8 16 32 64 128 256" CONNS="1 2 4 8" CONNS_V4="1 2 4 8 16 32" JOB_REPS=3
+		CONN_DEPTHS="16 64 256"
 		WALKERS="1 2 4 8 16 32 64" WALKERS_V4="1 4 16" BUDGETS="16M 64M 256M"
 		results=$root/bench/results/tune-$(date -u +%Y%m%d).jsonl
 	fi
@@ -123,11 +124,13 @@ bench_run() {
 	R_EPS=$(jfield "$name" .entries_per_s)
 	R_MBS=$(jfield "$name" .mb_per_s)
 	R_SECS=$T_SECS
+	R_OPEN50=$(jfield "$name" '.latency.open.p50_ms // 0')
+	R_READ50=$(jfield "$name" '.latency.read.p50_ms // 0')
 	[ "$(jfield "$name" .failed)" -eq 0 ] || die "$name: reads failed"
 	jsonl "$results" bench=tune run="$name" path="$path" set="$rel" profile="$profile" \
 		args="$*" files_per_s="$R_FPS" entries_per_s="$R_EPS" mb_per_s="$R_MBS" \
-		wall_seconds="$T_SECS" peak_rss_kb="$T_RSS_KB" \
-		config="$(jfield "$name" '.config | tojson')"
+		wall_seconds="$T_SECS" peak_rss_kb="$T_RSS_KB" open_p50_ms="$R_OPEN50" \
+		read_p50_ms="$R_READ50" config="$(jfield "$name" '.config | tojson')"
 }
 
 # job_run NAME ARGS...: the full job `vhprep --resize 224 -o OUT ARGS MNT/photos` on a fresh
@@ -158,32 +161,42 @@ table_head() {
 # depth_curve PATH: vhprep bench at each depth of DEPTHS on PATH (defaults otherwise).
 depth_curve() {
 	local path=$1 d first=
-	table_head "$(path_label "$path"): vhprep bench (walk+open+read), files/s by --io-depth, $PHOTOS JPEGs" \
-		"--io-depth"
+	echo "### $(path_label "$path"): vhprep bench (walk+open+read), files/s by --io-depth, $PHOTOS JPEGs"
+	echo
+	echo "| --io-depth | files/s | vs first row | MB/s | wall s | open p50 ms | read p50 ms |"
+	echo "|---:|---:|---:|---:|---:|---:|---:|"
 	for d in $DEPTHS; do
 		bench_run "depth-$path-$d" "$path" "$PSET" --io-depth "$d"
 		first=${first:-$R_FPS}
-		printf '| %d | %.0f | %s | %.1f | %.2f |\n' "$d" "$R_FPS" "$(fmtx "$R_FPS" "$first")" \
-			"$R_MBS" "$R_SECS"
+		printf '| %d | %.0f | %s | %.1f | %.2f | %.2f | %.2f |\n' "$d" "$R_FPS" \
+			"$(fmtx "$R_FPS" "$first")" "$R_MBS" "$R_SECS" "$R_OPEN50" "$R_READ50"
 	done
 	echo
 }
 
 job_curve() {
-	local d first=
-	table_head "$(path_label lfs): full job vhprep --resize 224, files/s by --io-depth, $PHOTOS JPEGs, $(nproc) threads" \
-		"--io-depth"
+	local d first= i runs med
+	echo "### $(path_label lfs): full job vhprep --resize 224, files/s by --io-depth, $PHOTOS JPEGs, $(nproc) threads, median of $JOB_REPS"
+	echo
+	echo "| --io-depth | files/s (median) | vs first row | runs files/s |"
+	echo "|---:|---:|---:|---|"
 	for d in $DEPTHS; do
-		job_run "job-lfs-$d" --io-depth "$d"
-		first=${first:-$R_FPS}
-		printf '| %d | %.0f | %s | - | %.2f |\n' "$d" "$R_FPS" "$(fmtx "$R_FPS" "$first")" "$T_SECS"
+		runs=()
+		for ((i = 1; i <= JOB_REPS; i++)); do
+			job_run "job-lfs-$d-$i" --io-depth "$d"
+			runs+=("$(fmt1 "$R_FPS")")
+		done
+		med=$(median "${runs[@]}")
+		first=${first:-$med}
+		printf '| %d | %.0f | %s | %s |\n' "$d" "$med" "$(fmtx "$med" "$first")" "${runs[*]}"
 	done
 	echo
 }
 
 # conn_curve PATH: files/s by --nfs-connections (rows) at each depth of CONN_DEPTHS.
 conn_curve() {
-	local path=$1 c d
+	local path=$1 c d conns=$CONNS
+	[ "$path" != v4 ] || conns=$CONNS_V4
 	echo "### $(path_label "$path"): vhprep bench files/s by --nfs-connections and --io-depth"
 	echo
 	printf '| --nfs-connections |'
@@ -191,7 +204,7 @@ conn_curve() {
 	printf '\n|---:|'
 	for d in $CONN_DEPTHS; do printf -- '---:|'; done
 	echo
-	for c in $CONNS; do
+	for c in $conns; do
 		printf '| %d |' "$c"
 		for d in $CONN_DEPTHS; do
 			bench_run "conn-$path-$c-$d" "$path" "$PSET" --io-depth "$d" --nfs-connections "$c"
