@@ -246,8 +246,10 @@ main() {
 	[ "$rc" -eq 0 ] || { [ "$rc" -eq 77 ] && echo "$prog: skipped: ganesha cannot run here" >&2; exit "$rc"; }
 	echo "## vhprep nfs:// bench, $(date -u '+%F %H:%M') UTC, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo
-	walk_table
+	# the target case first: after the 100k listings (past ganesha's 100k-entry cache) the
+	# same walk of the wide tree took 0.47 s, against 0.05 s on a fresh server
 	wide_table
+	walk_table
 	read_table
 	rss_table
 	echo "$prog: raw runs: $results" >&2

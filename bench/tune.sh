@@ -175,20 +175,25 @@ depth_curve() {
 }
 
 job_curve() {
-	local d first= i runs med
+	local d first= i med
+	local -A runs=()
 	echo "### $(path_label lfs): full job vhprep --resize 224, files/s by --io-depth, $PHOTOS JPEGs, $(nproc) threads, median of $JOB_REPS"
 	echo
 	echo "| --io-depth | files/s (median) | vs first row | runs files/s |"
 	echo "|---:|---:|---:|---|"
-	for d in $DEPTHS; do
-		runs=()
-		for ((i = 1; i <= JOB_REPS; i++)); do
+	# rounds over all depths, not reps in a row: a burst of load from the other users of
+	# this machine then hits one run of several depths, not every run of one depth
+	for ((i = 1; i <= JOB_REPS; i++)); do
+		for d in $DEPTHS; do
 			job_run "job-lfs-$d-$i" --io-depth "$d"
-			runs+=("$(fmt1 "$R_FPS")")
+			runs[$d]="${runs[$d]:-}${runs[$d]:+ }$(fmt1 "$R_FPS")"
 		done
-		med=$(median "${runs[@]}")
+	done
+	for d in $DEPTHS; do
+		# shellcheck disable=SC2086 # the runs are words
+		med=$(median ${runs[$d]})
 		first=${first:-$med}
-		printf '| %d | %.0f | %s | %s |\n' "$d" "$med" "$(fmtx "$med" "$first")" "${runs[*]}"
+		printf '| %d | %.0f | %s | %s |\n' "$d" "$med" "$(fmtx "$med" "$first")" "${runs[$d]}"
 	done
 	echo
 }
