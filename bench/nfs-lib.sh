@@ -7,6 +7,7 @@
 #
 # Ports: ganesha on $GANESHA_NFS_PORT/$GANESHA_MNT_PORT (default 20590/20591 here, so other
 # benchmarks on 20490/20690/20790 run side by side); proxies listen on 20592-20599.
+# shellcheck shell=bash disable=SC2034,SC2154 # set here for, or by, the sourcing script
 
 : "${GANESHA_NFS_PORT:=20590}"
 : "${GANESHA_MNT_PORT:=20591}"
@@ -37,12 +38,12 @@ need_tools() {
 	done
 }
 
-# ganesha_start DIR: exports DIR; sets NFS3_BASE/NFS4_BASE (URL prefixes without query:
-# append a relative path and nfs3_q/nfs4_q). Returns 77 when ganesha cannot run here.
+# ganesha_start DIR: exports DIR (nfs_url then names paths under it); sets export_dir.
+# Returns 77 when ganesha cannot run here, as tests/fixtures/ganesha.sh does.
 ganesha_start() {
-	local out rc=0
+	local rc=0
 	show bash tests/fixtures/ganesha.sh start "$1"
-	out=$(bash tests/fixtures/ganesha.sh start "$1") || rc=$?
+	bash tests/fixtures/ganesha.sh start "$1" >/dev/null || rc=$?
 	[ "$rc" -eq 0 ] || return "$rc"
 	ganesha_started=1
 	export_dir=$(cd "$1" && pwd -P)

@@ -160,7 +160,7 @@ table_head() {
 
 # depth_curve PATH: vhprep bench at each depth of DEPTHS on PATH (defaults otherwise).
 depth_curve() {
-	local path=$1 d first=
+	local path=$1 d first=''
 	echo "### $(path_label "$path"): vhprep bench (walk+open+read), files/s by --io-depth, $PHOTOS JPEGs"
 	echo
 	echo "| --io-depth | files/s | vs first row | MB/s | wall s | open p50 ms | read p50 ms |"
@@ -175,7 +175,7 @@ depth_curve() {
 }
 
 job_curve() {
-	local d first= i med
+	local d first='' i med
 	local -A runs=()
 	echo "### $(path_label lfs): full job vhprep --resize 224, files/s by --io-depth, $PHOTOS JPEGs, $(nproc) threads, median of $JOB_REPS"
 	echo
@@ -224,7 +224,7 @@ conn_curve() {
 # peer a user would run on the same path (find on the mount, nfs-ls -R on the URL) and
 # the ratio of its wall time to vhprep's at the default --walkers.
 walkers_curve() {
-	local path=$1 w first= list=$WALKERS files=$((WIDE_D * WIDE_F)) def_secs=
+	local path=$1 w first='' list=$WALKERS files=$((WIDE_D * WIDE_F)) def_secs=''
 	[ "$path" != v4 ] || list=$WALKERS_V4
 	echo "### $(path_label "$path"): vhprep bench --walk-only, entries/s by --walkers, ${WIDE_D} dirs x ${WIDE_F} files"
 	echo
