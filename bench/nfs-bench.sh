@@ -16,7 +16,7 @@ usage: bench/nfs-bench.sh [--smoke] [--data DIR] [--no-1m-tree] [--v4-1m] [--rep
   --data DIR    where the datasets are made and kept between runs
                 (default build/bench-data/nfs; about 2.6 GB and 2.1M inodes)
   --no-1m-tree  skip the 1,000 x 1,000 tree of the 1M-entry RSS row
-  --v4-1m       also walk the 1M flat directory over NFSv4 (slow: about 6 min today)
+  --v4-1m       also walk the 1M flat directory over NFSv4 (slow: about 10 min today)
   --reps N      repetitions of the wide-tree ratio (default 5; the median is reported)
 
 Needs root, nfs-ganesha, libnfs-utils (nfs-ls), jq, /usr/bin/time and a build of vhprep.
