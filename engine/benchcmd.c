@@ -59,19 +59,12 @@ static void on_done(struct source_read *req)
 
 static enum source_next submit(struct bench *b, const struct source_entry *e)
 {
-	size_t n = strlen(e->relpath);
-	struct bench_read *r = calloc(1, sizeof(*r) + n + 1 + e->hint.handle_len);
+	struct bench_read *r = calloc(1, sizeof(*r) + source_entry_size(e));
 
 	if (!r)
 		return SOURCE_STOP;
-	memcpy(r->relpath, e->relpath, n + 1);
 	r->b = b;
-	r->rd.relpath = r->relpath;
-	r->rd.hint = e->hint;
-	if (e->hint.handle) {
-		memcpy(r->relpath + n + 1, e->hint.handle, e->hint.handle_len);
-		r->rd.hint.handle = r->relpath + n + 1;
-	}
+	source_read_adopt(&r->rd, r->relpath, e);
 	r->rd.max_size = UINT64_MAX;
 	r->rd.done = on_done;
 	r->rd.user = r;

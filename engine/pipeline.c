@@ -143,19 +143,12 @@ static int valid_utf8(const char *s)
 /* A new item for entry e: relpath and the hint's handle copied in; NULL: no memory. */
 static struct item *item_new(struct pipeline *p, const struct source_entry *e)
 {
-	size_t n = strlen(e->relpath);
-	struct item *it = calloc(1, sizeof(*it) + n + 1 + e->hint.handle_len);
+	struct item *it = calloc(1, sizeof(*it) + source_entry_size(e));
 
 	if (!it)
 		return NULL;
-	memcpy(it->relpath, e->relpath, n + 1);
 	it->p = p;
-	it->rd.relpath = it->relpath;
-	it->rd.hint = e->hint;
-	if (e->hint.handle) {
-		memcpy(it->relpath + n + 1, e->hint.handle, e->hint.handle_len);
-		it->rd.hint.handle = it->relpath + n + 1;
-	}
+	source_read_adopt(&it->rd, it->relpath, e);
 	return it;
 }
 

@@ -1,5 +1,8 @@
-/* nfsread: the reads of the nfs:// source (see nfssrc.h): open, fstat, the byte budget
- * (on the budget thread), pread chunks, close, then the completion thread. Loop thread. */
+/* nfsread: the reads of the nfs:// source (see nfssrc.h). By handle (the listing gave
+ * it, with size and mtime): the byte budget (on the budget thread), then raw READs, up
+ * to HANDLE_CHUNKS in flight. By path (no hint, or the file changed since its listing):
+ * open, fstat, the budget, pread chunks, close. Then the completion thread. A transport
+ * failure sends a read back to start again (NFS_RETRIES times). Loop thread. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -77,9 +80,8 @@ static void seq_submit(struct nread *nr, bool closing)
  * nfsread_seq_kick). Never from a callback: one may run while libnfs fails every request
  * of a broken connection, and a request queued on it then trips libnfs' assertion
  * (rpc_purge_all_pdus: !rpc->outqueue.head). */
-static void seq_next(struct nfssrc *s, struct conn *c)
+static void seq_next(struct conn *c)
 {
-	(void)s;
 	c->seq_busy = false;
 }
 
@@ -108,7 +110,7 @@ static void on_close(int err, struct nfs_context *nfs, void *data, void *priv)
 	(void)err, (void)nfs, (void)data;
 	c->busy--;
 	read_complete(nr);
-	seq_next(s, c);
+	seq_next(c);
 }
 
 /* Closes the file (if open) and completes the read. */
@@ -273,6 +275,21 @@ static void handle_issue(struct nread *nr);
 static void handle_restart(struct nread *nr);
 static int handle_send(struct nread *nr, struct rchunk *ck);
 
+/* Gives nr an UP connection; false if there is none (nr waits in s->stalled) or the
+ * source is lost (nr is completed as lost). */
+static bool take_conn(struct nread *nr)
+{
+	if (nr->s->lost) {
+		nfsread_lost(nr);
+		return false;
+	}
+	if ((nr->conn = nfssrc_pick_conn(nr->s)) < 0) {
+		fifo_push(&nr->s->stalled, nr);
+		return false;
+	}
+	return true;
+}
+
 /* Reads nr again from its first byte, keeping its budget and buffer, on a connection
  * that is UP (or waits in s->stalled for one). */
 static void handle_restart(struct nread *nr)
@@ -281,15 +298,8 @@ static void handle_restart(struct nread *nr)
 	nr->changed = false;
 	nr->issued = 0;
 	nr->end = nr->req->size;
-	if (nr->s->lost) {
-		nfsread_lost(nr);
-		return;
-	}
-	if ((nr->conn = nfssrc_pick_conn(nr->s)) < 0) {
-		fifo_push(&nr->s->stalled, nr);
-		return;
-	}
-	handle_issue(nr);
+	if (take_conn(nr))
+		handle_issue(nr);
 }
 
 /* Every READ of nr is back: completes it, or starts it again by path if the file
@@ -605,7 +615,7 @@ static void on_open(int err, struct nfs_context *nfs, void *data, void *priv)
 			read_finish(nr);
 		}
 	}
-	seq_next(s, c);
+	seq_next(c);
 }
 
 static void seq_issue(struct nread *nr)
@@ -626,7 +636,7 @@ static void seq_issue(struct nread *nr)
 	if (!nr->closing)
 		read_fail(nr, EIO, "open", nfs_get_error(c->nfs));
 	read_complete(nr);
-	seq_next(s, c);
+	seq_next(c);
 }
 
 void nfsread_start(struct nread *nr)
@@ -638,14 +648,8 @@ void nfsread_start(struct nread *nr)
 		read_complete(nr);
 		return;
 	}
-	if (nr->s->lost) {
-		nfsread_lost(nr);
+	if (!take_conn(nr))
 		return;
-	}
-	if ((nr->conn = nfssrc_pick_conn(nr->s)) < 0) {
-		fifo_push(&nr->s->stalled, nr);
-		return;
-	}
 	read_reset(nr); /* a read started again after a dropped connection */
 	if (h->handle && h->has_attrs) {
 		nr->by_handle = true;

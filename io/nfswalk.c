@@ -156,6 +156,29 @@ static int take_entries3(struct dirwork *w, const entryplus3 *next, struct page 
 	return 0;
 }
 
+/* A page of w was listed into p (NULL: no memory): posts p, then frees w at eof, or
+ * queues it first with verf (w->cookie already at the page's end) for its next page. */
+static void page_done(struct dirwork *w, struct page *p, bool eof, const char *verf)
+{
+	struct nfssrc *s = w->s;
+
+	if (!p) {
+		walk_fail(w, ENOMEM, "out of memory");
+		nfswalk_dir_free(w);
+		return;
+	}
+	if (p->entries.count)
+		page_post(s, p);
+	else
+		nfswalk_page_free(p);
+	if (eof) {
+		nfswalk_dir_free(w);
+		return;
+	}
+	memcpy(w->verf, verf, NFS3_COOKIEVERFSIZE);
+	fifo_push_front(&s->dirs, w); /* the next page of this directory goes first */
+}
+
 /* A listing request of w failed in transport (error, timeout, cancel): queues w again,
  * first, to go out once a connection is UP; or, past its attempts, fails it (unless the
  * whole source is lost: the loop reports that once). Frees or requeues w. */
@@ -197,22 +220,12 @@ static void on_readdirplus(struct rpc_context *rpc, int status, void *data, void
 		return;
 	}
 	p = calloc(1, sizeof(*p));
-	if (!p || take_entries3(w, res->READDIRPLUS3res_u.resok.reply.entries, p) < 0) {
+	if (p && take_entries3(w, res->READDIRPLUS3res_u.resok.reply.entries, p) < 0) {
 		nfswalk_page_free(p);
-		walk_fail(w, ENOMEM, "out of memory");
-		nfswalk_dir_free(w);
-		return;
+		p = NULL;
 	}
-	if (p->entries.count)
-		page_post(s, p);
-	else
-		nfswalk_page_free(p);
-	if (res->READDIRPLUS3res_u.resok.reply.eof) {
-		nfswalk_dir_free(w);
-		return;
-	}
-	memcpy(w->verf, res->READDIRPLUS3res_u.resok.cookieverf, NFS3_COOKIEVERFSIZE);
-	fifo_push_front(&s->dirs, w); /* the next page of this directory goes first */
+	page_done(w, p, res->READDIRPLUS3res_u.resok.reply.eof,
+		  res->READDIRPLUS3res_u.resok.cookieverf);
 }
 
 /* v4: the root's handle (one LOOKUP COMPOUND of the export path), then its pages. */
@@ -287,22 +300,9 @@ static void on_readdir4(int rc, const struct nfs4dir_page *pg, const char *msg, 
 			nfswalk_page_free(p);
 			p = NULL;
 		}
-	if (!p) {
-		walk_fail(w, ENOMEM, "out of memory");
-		nfswalk_dir_free(w);
-		return;
-	}
-	if (p->entries.count)
-		page_post(s, p);
-	else
-		nfswalk_page_free(p);
-	if (pg->eof) {
-		nfswalk_dir_free(w);
-		return;
-	}
-	w->cookie = pg->cookie;
-	memcpy(w->verf, pg->cookieverf, NFS4DIR_VERF_SIZE);
-	fifo_push_front(&s->dirs, w); /* the next page of this directory goes first */
+	if (p)
+		w->cookie = pg->cookie;
+	page_done(w, p, pg->eof, pg->cookieverf);
 }
 
 /* Sends the request for the next page of w; if it cannot, posts the error and frees w.

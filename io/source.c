@@ -231,6 +231,24 @@ void source_cancel(struct source *s)
 	s->ops->cancel(s);
 }
 
+size_t source_entry_size(const struct source_entry *e)
+{
+	return strlen(e->relpath) + 1 + (e->hint.handle ? e->hint.handle_len : 0);
+}
+
+void source_read_adopt(struct source_read *rd, char *buf, const struct source_entry *e)
+{
+	size_t n = strlen(e->relpath) + 1;
+
+	memcpy(buf, e->relpath, n);
+	rd->relpath = buf;
+	rd->hint = e->hint;
+	if (e->hint.handle) {
+		memcpy(buf + n, e->hint.handle, e->hint.handle_len);
+		rd->hint.handle = buf + n;
+	}
+}
+
 const char *source_root(const struct source *s)
 {
 	return s->root;

@@ -64,6 +64,12 @@ struct source_read {
 	struct vherr err;
 };
 
+/* Bytes source_read_adopt needs to hold e's relpath and handle. */
+size_t source_entry_size(const struct source_entry *e);
+/* Copies e's relpath and hint handle into buf (source_entry_size(e) bytes, which must
+ * live until done()) and points rd's relpath and hint at them. */
+void source_read_adopt(struct source_read *rd, char *buf, const struct source_entry *e);
+
 /* Options common to every kind of source; set once at creation. */
 struct source_opts {
 	int walkers;           /* directories listed at once */
