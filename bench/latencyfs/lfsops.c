@@ -27,18 +27,18 @@
 struct lfsops {
 	struct lfsops_config cfg;      /* set at creation (cfg.src not kept) */
 	struct lfsinode_table *inodes; /* set at creation, thread-safe */
-	struct lfsdelay delay;         /* set at creation, thread-safe */
-	struct lfsstats stats;         /* atomic */
-	char bdi_path[128];            /* set before the loop starts */
-	atomic_int bdi_pending;        /* 1 until the first request applies readahead_kb */
+	struct lfsdelay delay;	       /* set at creation, thread-safe */
+	struct lfsstats stats;	       /* atomic */
+	char bdi_path[128];	       /* set before the loop starts */
+	atomic_int bdi_pending;	       /* 1 until the first request applies readahead_kb */
 	struct lfsinitfix initfix;     /* device I/O hooks, thread-safe */
 };
 
 /* One open directory: the kernel serialises requests on one directory handle. */
 struct lfsdir {
 	DIR *dp;
-	off_t offset;          /* position after the last entry sent */
-	struct dirent *entry;  /* read but not yet sent (did not fit), or NULL */
+	off_t offset;	      /* position after the last entry sent */
+	struct dirent *entry; /* read but not yet sent (did not fit), or NULL */
 };
 
 static struct lfsops *fs_of(fuse_req_t req)
@@ -101,15 +101,6 @@ static int stat_fd(int fd, struct stat *st)
 	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	return 0;
-}
-
-/* Opens the object behind an O_PATH fd for real I/O. */
-static int reopen(int pathfd, int flags)
-{
-	char proc[64];
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
-	return open(proc, flags | O_CLOEXEC);
 }
 
 /* ---- init ------------------------------------------------------------------------ */
@@ -207,9 +198,12 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct lfsops *fs = serve(req, LFSSTAT_GETATTR);
 	struct stat st;
-	int rc = stat_fd(inode_of(fs, ino)->fd, &st);
+	int fd = lfsinode_open(fs->inodes, inode_of(fs, ino), O_PATH);
+	int rc = fd < 0 ? -errno : stat_fd(fd, &st);
 
 	(void)fi;
+	if (fd >= 0)
+		close(fd);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
@@ -220,12 +214,16 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct lfsops *fs = serve(req, LFSSTAT_READLINK);
 	char buf[PATH_MAX + 1];
-	ssize_t n = readlinkat(inode_of(fs, ino)->fd, "", buf, sizeof(buf));
+	int fd = lfsinode_open(fs->inodes, inode_of(fs, ino), O_PATH);
+	ssize_t n = fd < 0 ? -1 : readlinkat(fd, "", buf, sizeof(buf));
 
 	if (n < 0) {
 		fuse_reply_err(req, errno);
+		if (fd >= 0)
+			close(fd);
 		return;
 	}
+	close(fd);
 	if ((size_t)n == sizeof(buf)) {
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
@@ -238,11 +236,14 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct lfsops *fs = serve(req, LFSSTAT_STATFS);
 	struct statvfs sv;
+	int fd = lfsinode_open(fs->inodes, inode_of(fs, ino), O_PATH);
 
-	if (fstatvfs(inode_of(fs, ino)->fd, &sv) < 0)
+	if (fd < 0 || fstatvfs(fd, &sv) < 0)
 		fuse_reply_err(req, errno);
 	else
 		fuse_reply_statfs(req, &sv);
+	if (fd >= 0)
+		close(fd);
 }
 
 static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
@@ -264,7 +265,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fs = serve(req, LFSSTAT_OPEN);
-	fd = reopen(inode_of(fs, ino)->fd, O_RDONLY);
+	fd = lfsinode_open(fs->inodes, inode_of(fs, ino), O_RDONLY);
 	if (fd < 0) {
 		fuse_reply_err(req, errno);
 		return;
@@ -402,7 +403,7 @@ static size_t add_plus(fuse_req_t req, struct lfsops *fs, struct lfsinode *dir,
 
 static size_t add_plain(fuse_req_t req, const struct dirent *de, char *buf, size_t room)
 {
-	struct stat st = { .st_ino = de->d_ino, .st_mode = (mode_t)DTTOIF(de->d_type) };
+	struct stat st = {.st_ino = de->d_ino, .st_mode = (mode_t)DTTOIF(de->d_type)};
 
 	return fuse_add_direntry(req, buf, room, de->d_name, &st, de->d_off);
 }
@@ -513,8 +514,8 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	deny(req);
 }
 
-static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
 {
 	(void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
 	deny(req);
@@ -572,36 +573,36 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 /* getxattr/listxattr stay unset: the first call gets ENOSYS and the kernel stops asking,
  * as with NFSv3, instead of paying a round trip per `ls -l` line. */
 static const struct fuse_lowlevel_ops ops = {
-	.init = op_init,
-	.lookup = op_lookup,
-	.forget = op_forget,
-	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.readlink = op_readlink,
-	.statfs = op_statfs,
-	.access = op_access,
-	.open = op_open,
-	.read = op_read,
-	.flush = op_flush,
-	.release = op_release,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
-	.releasedir = op_releasedir,
-	.setattr = op_setattr,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.unlink = op_unlink,
-	.rmdir = op_unlink,
-	.symlink = op_symlink,
-	.rename = op_rename,
-	.link = op_link,
-	.create = op_create,
-	.write = op_write,
-	.setxattr = op_setxattr,
-	.removexattr = op_removexattr,
-	.fallocate = op_fallocate,
-	.copy_file_range = op_copy_file_range,
+    .init = op_init,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .readlink = op_readlink,
+    .statfs = op_statfs,
+    .access = op_access,
+    .open = op_open,
+    .read = op_read,
+    .flush = op_flush,
+    .release = op_release,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .setattr = op_setattr,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_unlink,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .create = op_create,
+    .write = op_write,
+    .setxattr = op_setxattr,
+    .removexattr = op_removexattr,
+    .fallocate = op_fallocate,
+    .copy_file_range = op_copy_file_range,
 };
 
 const struct fuse_lowlevel_ops *lfsops_table(void)
@@ -667,7 +668,7 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 
 int lfsops_use_initfix(struct lfsops *fs, struct fuse_session *se)
 {
-	static const struct fuse_custom_io io = { .read = io_read, .writev = io_writev };
+	static const struct fuse_custom_io io = {.read = io_read, .writev = io_writev};
 
 	lfsinitfix_init(&fs->initfix);
 	return fuse_session_custom_io(se, &io, fuse_session_fd(se));
