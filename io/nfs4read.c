@@ -28,6 +28,24 @@ static nfs_resop4 resop_at(const COMPOUND4res *res, uint32_t i)
 	return op;
 }
 
+/* Whether status says the server wants an OPEN's stateid, not the anonymous one. */
+static bool refuses_anonymous(int status)
+{
+	switch (status) {
+	case NFS4ERR_BAD_STATEID:
+	case NFS4ERR_STALE_STATEID:
+	case NFS4ERR_OLD_STATEID:
+	case NFS4ERR_EXPIRED:
+	case NFS4ERR_OPENMODE:
+	case NFS4ERR_SHARE_DENIED:
+	case NFS4ERR_LOCKED:
+	case NFS4ERR_ADMIN_REVOKED:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* The result of a successful COMPOUND into *out; 0, or a negative errno with msg set. */
 static int read_result(const COMPOUND4res *res, struct nfs4read_result *out, char *msg,
 		       size_t size)
@@ -36,6 +54,11 @@ static int read_result(const COMPOUND4res *res, struct nfs4read_result *out, cha
 	const fattr4 *a;
 	struct nfs4dir_entry e = {0};
 
+	if (refuses_anonymous(res->status)) {
+		snprintf(msg, size, "READ: %s for the anonymous stateid",
+			 nfs4dir_status_name(res->status));
+		return NFS4READ_NEEDS_OPEN;
+	}
 	if (res->status != NFS4_OK) {
 		uint32_t n = res->resarray.resarray_len;
 		int op = n ? (int)resop_at(res, n - 1).resop : -1;
@@ -89,7 +112,8 @@ static void on_read(struct rpc_context *rpc, int status, void *data, void *priv)
 		rc = -ECANCELED;
 		msg = "the request was cancelled (connection closed)";
 	} else {
-		rc = -ECOMM; /* as nfs4dir: an RPC error, told apart by nfs4dir_rc_is_transport */
+		rc = -ECOMM; /* as nfs4dir: an RPC error, told apart by nfs4dir_rc_is_transport
+			      */
 		msg = data ? (const char *)data : "RPC error";
 	}
 	r->cb(rc, rc < 0 ? NULL : &res, rc < 0 ? msg : NULL, r->priv);

@@ -14,10 +14,16 @@
 #ifndef VHPREP_IO_NFS4READ_H
 #define VHPREP_IO_NFS4READ_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 struct rpc_context;
+
+/* The callback's rc when the server refuses the anonymous stateid (BAD_STATEID,
+ * OPENMODE, SHARE_DENIED, LOCKED, ...: RFC 7530 lets a server insist on an OPEN, e.g.
+ * under a share reservation): read the file by path, with an OPEN, instead. */
+#define NFS4READ_NEEDS_OPEN (-ENOLCK)
 
 /* One READ's result; every pointer valid only during the callback. */
 struct nfs4read_result {

@@ -329,6 +329,7 @@ struct rdone {
 	uint32_t n; /* bytes at data */
 	bool eof;
 	bool have_attrs; /* size and mtime_ns are the file's after the READ */
+	bool needs_open; /* the server wants the file OPENed: read it by path */
 	uint64_t size;
 	int64_t mtime_ns;
 };
@@ -355,6 +356,8 @@ static void chunk_done(struct rchunk *ck, const struct rdone *d)
 			read_fail(nr, d->errnum, "read", d->msg);
 	} else if (d->errnum) {
 		read_fail(nr, d->errnum, "read", d->msg);
+	} else if (d->needs_open) {
+		nr->changed = true; /* handle_done reads it by path, with an OPEN */
 	} else {
 		uint32_t n = d->n < ck->len ? d->n : ck->len;
 
@@ -417,7 +420,9 @@ static void on_read4(int rc, const struct nfs4read_result *res, const char *msg,
 {
 	struct rdone d = {0};
 
-	if (rc < 0) {
+	if (rc == NFS4READ_NEEDS_OPEN) {
+		d.needs_open = true;
+	} else if (rc < 0) {
 		d.errnum = -rc;
 		d.transport = nfs4dir_rc_is_transport(rc);
 		d.msg = msg;

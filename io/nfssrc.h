@@ -13,7 +13,8 @@
  * Reads (io/nfsread.c): a file with a hint is read by its handle, one round trip for a
  * small file (v3 READ; v4 PUTFH + READ with the anonymous stateid + GETATTR, no OPEN),
  * up to 4 READs in flight per file; a file whose attributes changed since its listing,
- * or one without a hint, is read by path (open + fstat + pread + close; v4 OPENs and
+ * one without a hint, or (v4) one whose server refuses the anonymous stateid, is read by
+ * path (open + fstat + pread + close; v4 OPENs and
  * CLOSEs one at a time per connection, as NFSv4.0 sequencing needs). At most
  * source_opts.io_depth files are in flight. The byte budget is taken by a budget thread
  * (budget_acquire blocks; the loop never does); completions run on a completion thread.
