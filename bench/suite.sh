@@ -40,7 +40,6 @@ dirs=1000
 per_dir=100
 v4_walk=1
 smoke=0
-per_dir_set=0
 
 usage() {
 	sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
@@ -54,7 +53,7 @@ while (($#)); do
 	--count) count=$2; shift 2 ;;
 	--flat-count) flat_count=$2; shift 2 ;;
 	--dirs) dirs=$2; shift 2 ;;
-	--per-dir) per_dir=$2; per_dir_set=1; shift 2 ;;
+	--per-dir) per_dir=$2; shift 2 ;;
 	--no-v4-walk) v4_walk=0; shift ;;
 	--smoke) smoke=1; count=20; flat_count=200; dirs=10; per_dir=10; shift ;;
 	-h | --help) usage 0 ;;
@@ -399,26 +398,6 @@ MD
 		"imagenet-like/local/vhprep-mount" "imagenet-like/local/vips-mount" 2.5
 }
 
-# fit_wide_to_fd_limit: latencyfs keeps one O_PATH fd per inode the kernel holds, and
-# readdirplus makes the kernel hold every entry of each directory a walk lists: a wide
-# tree of more entries than latencyfs' open-file limit fails with EMFILE on the mount.
-# The limit is inherited (raising the hard limit needs CAP_SYS_RESOURCE), so the default
-# files per folder shrink to fit it, and an explicit --per-dir that cannot fit is refused.
-fit_wide_to_fd_limit() {
-	local limit fit
-	[[ ,$datasets, == *,wide,* ]] || return 0
-	limit=$(ulimit -Hn)
-	[ "$limit" = unlimited ] && return 0
-	fit=$(((limit * 9 / 10 - 64) / dirs - 1))
-	[ "$per_dir" -le "$fit" ] && return 0
-	if [ "$per_dir_set" = 1 ] || [ "$fit" -lt 1 ]; then
-		echo "suite: wide $dirs x $per_dir needs more than latencyfs' $limit open files (ulimit -Hn)" >&2
-		exit 2
-	fi
-	echo "suite: wide: $fit files per folder, not $per_dir: latencyfs holds an fd per inode and may open $limit" >&2
-	per_dir=$fit
-}
-
 # ---- main ----
 
 dataset_info() { # prints DIR FILES BYTES DESC for dataset $1
@@ -460,7 +439,6 @@ run_started=$(date -u +%FT%TZ)
 IFS=, read -r -a profile_list <<<"$profiles"
 IFS=, read -r -a dataset_list <<<"$datasets"
 for p in "${profile_list[@]}"; do profile_load "$p" >/dev/null || exit 2; done
-fit_wide_to_fd_limit
 for d in "${dataset_list[@]}"; do dataset_info "$d" >/dev/null; done
 check_fuse
 start_ganesha
