@@ -378,7 +378,8 @@ void nfswalk_start_dirs(struct nfssrc *s)
 void nfswalk_check_end(struct nfssrc *s)
 {
 	pthread_mutex_lock(&s->lock);
-	if (s->walk_running && !s->dirs.head && s->dirs_inflight == 0) {
+	/* walk_root: the walk began after this round's take_posted; it is not over yet */
+	if (s->walk_running && !s->walk_root && !s->dirs.head && s->dirs_inflight == 0) {
 		s->walk_running = false;
 		nfssrc_broadcast(s);
 	}
