@@ -143,7 +143,12 @@ Test(cli, no_source_is_a_usage_error)
 	itest_assert_exit(&p, 2);
 	cr_expect(strstr(p.err, "SOURCE"), "stderr does not say SOURCE is missing: %s", p.err);
 	cr_expect_eq(p.out_len, 0, "stdout: %s", p.out);
-	cr_expect(!itest_exists(itest_path("outputs")), "a refused run made ./outputs");
+	{
+		char *outputs = itest_path("outputs");
+
+		cr_expect(!itest_exists(outputs), "a refused run made ./outputs");
+		free(outputs);
+	}
 	itest_proc_release(&p);
 }
 

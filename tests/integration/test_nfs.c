@@ -51,6 +51,8 @@ static int fixture(const char *verb, const char *dir, char **out, char **err)
 	return code;
 }
 
+static json_t *read_out_jsonl(const char *out, const char *name);
+
 /* Value of the line "KEY=..." in text (malloc'd), asserted present. */
 static char *line_value(const char *text, const char *key)
 {
@@ -239,7 +241,7 @@ Test(nfs, v3_and_v4_outputs_equal_the_local_run)
 	run_resize(url4, o4, 3);
 	assert_same_run(o4, ol, "NFSv4");
 	{
-		json_t *errs = itest_read_jsonl(itest_fmt("%s/vhprep-errors.jsonl", o3));
+		json_t *errs = read_out_jsonl(o3, "vhprep-errors.jsonl");
 
 		cr_expect_eq(json_array_size(errs), 1);
 		cr_expect_str_eq(itest_jstr(json_array_get(errs, 0), "reason"), "not_image");
