@@ -13,6 +13,8 @@
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/bench/check.sh
+source "$here/check.sh"
 build=${VHPREP_BUILD_DIR:-$here/../../build}
 proxy=${DELAYPROXY:-$build/bench/delayproxy}
 py=/usr/bin/python3
@@ -26,8 +28,6 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/test_delayproxy.XXXXXX") || exit 1
 pids=()
 ganesha_up=0
-passed=0
-failed=0
 
 cleanup() {
 	local p
@@ -42,17 +42,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-check() {
-	local name=$1
-	shift
-	if "$@"; then
-		passed=$((passed + 1))
-		echo "ok   $name"
-	else
-		failed=$((failed + 1))
-		echo "FAIL $name"
-	fi
-}
 
 # The helper: an echo server, and the clients that measure through the proxy.
 cat >"$work/helper.py" <<'PYEOF'

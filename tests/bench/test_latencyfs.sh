@@ -9,6 +9,8 @@
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/bench/check.sh
+source "$here/check.sh"
 fixture=$here/../fixtures/latencyfs.sh
 export VHPREP_BUILD_DIR=${VHPREP_BUILD_DIR:-$here/../../build}
 export LC_ALL=C.UTF-8
@@ -19,8 +21,6 @@ mnt=$work/mnt
 par=$work/par
 mntpar=$work/mntpar
 stats=$work/stats.json
-passed=0
-failed=0
 
 NPAR=32       # concurrent readers
 NSERIAL=4     # serial readers measured for the baseline
@@ -41,17 +41,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-check() {
-	local name=$1
-	shift
-	if "$@"; then
-		passed=$((passed + 1))
-		echo "ok   $name"
-	else
-		failed=$((failed + 1))
-		echo "FAIL $name"
-	fi
-}
 
 now_us() { echo "${EPOCHREALTIME//[^0-9]/}"; }
 

@@ -10,6 +10,8 @@
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/bench/check.sh
+source "$here/check.sh"
 root=$(cd "$here/../.." && pwd)
 build=${VHPREP_BUILD_DIR:-$root/build}
 export VHPREP_BUILD_DIR=$build SUITE_PORT_BASE=${SUITE_PORT_BASE:-20790}
@@ -32,19 +34,6 @@ check_prerequisites() {
 	done
 }
 
-passed=0
-failed=0
-check() {
-	local name=$1
-	shift
-	if "$@"; then
-		passed=$((passed + 1))
-		echo "ok   $name"
-	else
-		failed=$((failed + 1))
-		echo "FAIL $name"
-	fi
-}
 
 # rows PREFIX: how many table rows of the output start with "| PREFIX" (a fixed string).
 rows() { P="| $1" awk 'index($0, ENVIRON["P"]) == 1 { n++ } END { print n + 0 }' "$out"; }
