@@ -228,6 +228,21 @@ static void on_readdirplus(struct rpc_context *rpc, int status, void *data, void
 		  res->READDIRPLUS3res_u.resok.cookieverf);
 }
 
+/* Whether a v4 request of w failed (rc < 0): then w is queued again (the transport's
+ * failure) or failed and freed (the server's answer). */
+static bool failed4(struct dirwork *w, int rc, const char *msg)
+{
+	if (rc >= 0)
+		return false;
+	if (nfs4dir_rc_is_transport(rc)) {
+		retry_or_fail(w, -rc, msg);
+	} else {
+		walk_fail(w, -rc, msg);
+		nfswalk_dir_free(w);
+	}
+	return true;
+}
+
 /* v4: the root's handle (one LOOKUP COMPOUND of the export path), then its pages. */
 static void on_lookup4(int rc, char *fh, uint32_t fhlen, const char *msg, void *priv)
 {
@@ -236,15 +251,8 @@ static void on_lookup4(int rc, char *fh, uint32_t fhlen, const char *msg, void *
 
 	s->dirs_inflight--;
 	s->conns[w->conn].busy--;
-	if (rc < 0 && nfs4dir_rc_is_transport(rc)) {
-		retry_or_fail(w, -rc, msg);
+	if (failed4(w, rc, msg))
 		return;
-	}
-	if (rc < 0) {
-		walk_fail(w, -rc, msg);
-		nfswalk_dir_free(w);
-		return;
-	}
 	w->fh = fh;
 	w->fhlen = fhlen;
 	fifo_push_front(&s->dirs, w);
@@ -285,15 +293,8 @@ static void on_readdir4(int rc, const struct nfs4dir_page *pg, const char *msg, 
 	s->dirs_inflight--;
 	s->conns[w->conn].busy--;
 	oplat_record(s->opts.lat, OPLAT_DIR, oplat_now() - w->t0);
-	if (rc < 0 && nfs4dir_rc_is_transport(rc)) {
-		retry_or_fail(w, -rc, msg);
+	if (failed4(w, rc, msg))
 		return;
-	}
-	if (rc < 0) {
-		walk_fail(w, -rc, msg);
-		nfswalk_dir_free(w);
-		return;
-	}
 	p = calloc(1, sizeof(*p));
 	for (size_t i = 0; p && i < pg->count; i++)
 		if (take_entry4(w, &pg->entries[i], p) < 0) {
