@@ -50,13 +50,7 @@ parse_args() {
 parse_args "$@"
 source bench/nfs-lib.sh
 
-cleanup() {
-	nfslib_cleanup
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+nfslib_traps
 
 # Sizes: TREE_D x TREE_F tree, FLAT flat dir, WIDE_D x WIDE_F wide tree, PHOTOS JPEGs,
 # BIG_N files of BIG_MB MiB, and the RSS rows at FLAT and at M1 entries.

@@ -3,7 +3,7 @@
 #   root   the repository root          build  the build dir (vhprep, bench tools)
 #   work   a private scratch dir        prog   the script's name (for messages)
 # It starts and stops exactly what it started (ganesha, delay proxies, latencyfs mounts):
-# call nfslib_cleanup from the script's EXIT trap.
+# nfslib_traps installs the traps that stop it all and remove $work on exit.
 #
 # Ports: ganesha on $GANESHA_NFS_PORT/$GANESHA_MNT_PORT (default 20590/20591 here, so other
 # benchmarks on 20490/20690/20790 run side by side); proxies listen on 20592-20599.
@@ -115,6 +115,14 @@ nfslib_cleanup() {
 	done
 	proxy_stop_all
 	ganesha_stop
+	rm -rf "$work"
+}
+
+# nfslib_traps: on exit (also after SIGINT/SIGTERM, with 130/143) nfslib_cleanup runs.
+nfslib_traps() {
+	trap nfslib_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
 }
 
 # timed NAME CMD...: runs CMD once, stdout to $work/NAME.out, stderr to $work/NAME.err;

@@ -54,13 +54,7 @@ parse_args "$@"
 source bench/nfs-lib.sh
 source bench/profiles.sh
 
-cleanup() {
-	nfslib_cleanup
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+nfslib_traps
 
 # Sizes and the points of each curve.
 set_sizes() {
