@@ -243,8 +243,7 @@ int nfs4dir_decode_attrs(const uint32_t *mask, uint32_t masklen, const char *buf
 
 /* ---- shared completion helpers ---- */
 
-/* The errno and message of a failed rpc callback (status != RPC_STATUS_SUCCESS). */
-static int rpc_failure(int status, void *data, const char **msg)
+int nfs4dir_rpc_failure(int status, void *data, const char **msg)
 {
 	switch (status) {
 	case RPC_STATUS_TIMEOUT:
@@ -450,7 +449,7 @@ static void on_lookup(struct rpc_context *rpc, int status, void *data, void *pri
 
 	(void)rpc;
 	if (status != RPC_STATUS_SUCCESS) {
-		rc = rpc_failure(status, data, &msg);
+		rc = nfs4dir_rpc_failure(status, data, &msg);
 		goto out;
 	}
 	want[0] = OP_PUTROOTFH;
@@ -635,7 +634,7 @@ static void on_readdir(struct rpc_context *rpc, int status, void *data, void *pr
 
 	(void)rpc;
 	if (status != RPC_STATUS_SUCCESS) {
-		rc = rpc_failure(status, data, &msg);
+		rc = nfs4dir_rpc_failure(status, data, &msg);
 		goto fail;
 	}
 	rc = compound_check(res, want, 2, buf, sizeof(buf));

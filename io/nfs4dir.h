@@ -150,6 +150,10 @@ int nfs4dir_decode_attrs(const uint32_t *mask, uint32_t masklen, const char *buf
 /* Whether a callback's rc is an RPC failure (-ETIMEDOUT, -ECANCELED, -ECOMM: the request
  * may be sent again on a working connection) rather than the server's answer. Any thread. */
 bool nfs4dir_rc_is_transport(int rc);
+/* The rc (-ETIMEDOUT, -ECANCELED or -ECOMM) and one-line *msg (static, or data: valid
+ * during the rpc callback) of an rpc callback whose status is not RPC_STATUS_SUCCESS;
+ * data is that callback's. For raw COMPOUNDs of our own (nfs4read). Any thread. */
+int nfs4dir_rpc_failure(int status, void *data, const char **msg);
 
 /* Returns the negative errno for an NFSv4 status (0 for NFS4_OK, -EIO if unknown). Any
  * thread. */

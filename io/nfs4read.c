@@ -103,19 +103,10 @@ static void on_read(struct rpc_context *rpc, int status, void *data, void *priv)
 	int rc;
 
 	(void)rpc;
-	if (status == RPC_STATUS_SUCCESS) {
+	if (status == RPC_STATUS_SUCCESS)
 		rc = read_result(data, &res, buf, sizeof(buf));
-	} else if (status == RPC_STATUS_TIMEOUT) {
-		rc = -ETIMEDOUT;
-		msg = "the server did not answer in time";
-	} else if (status == RPC_STATUS_CANCEL) {
-		rc = -ECANCELED;
-		msg = "the request was cancelled (connection closed)";
-	} else {
-		rc = -ECOMM; /* as nfs4dir: an RPC error, told apart by nfs4dir_rc_is_transport
-			      */
-		msg = data ? (const char *)data : "RPC error";
-	}
+	else
+		rc = nfs4dir_rpc_failure(status, data, &msg);
 	r->cb(rc, rc < 0 ? NULL : &res, rc < 0 ? msg : NULL, r->priv);
 	free(r);
 }
