@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -161,34 +162,106 @@ int config_parse_fraction(const char *s, double *out)
 	return 0;
 }
 
-/* Whether path is (or would be created) inside dir: resolves the longest existing
- * prefix of path, so nothing is created to find out. */
-static int path_inside(const char *path, const char *dir)
+/* Appends component c (not "" or ".") to the absolute path buf, or drops buf's last
+ * component for "..". Returns 0, or -1 if the result does not fit. */
+static int push_component(char *buf, size_t size, const char *c, size_t n)
 {
-	char real_dir[PATH_MAX], probe[PATH_MAX], real[PATH_MAX];
-	size_t n;
+	size_t len = strlen(buf);
 
-	if (!realpath(dir, real_dir) || strlen(path) >= sizeof(probe))
+	if (n == 2 && c[0] == '.' && c[1] == '.') {
+		char *slash = strrchr(buf, '/');
+
+		if (slash)
+			slash[slash == buf ? 1 : 0] = '\0';
 		return 0;
-	strcpy(probe, path);
-	while (!realpath(probe, real)) {
-		char *slash = strrchr(probe, '/');
-
-		if (slash == probe) { /* "/name": its parent is the root */
-			probe[1] = '\0';
-			continue;
-		}
-		if (!slash) {
-			if (!getcwd(real, sizeof(real)))
-				return 0;
-			break;
-		}
-		*slash = '\0';
 	}
-	n = strlen(real_dir);
-	if (strcmp(real_dir, "/") == 0)
+	if (len + 1 + n >= size)
+		return -1;
+	if (len > 1)
+		buf[len++] = '/';
+	memcpy(buf + len, c, n);
+	buf[len + n] = '\0';
+	return 0;
+}
+
+/* Resolves path as it is, or would be once created: the longest existing prefix through
+ * realpath(3) (symlinks, "..", the working directory), the rest component by component.
+ * Returns 0 with the absolute result in out, or -1. */
+static int resolve_path(const char *path, char *out, size_t size)
+{
+	char abs[PATH_MAX], probe[PATH_MAX];
+	size_t keep;
+	int n;
+
+	if (path[0] == '/')
+		n = snprintf(abs, sizeof(abs), "%s", path);
+	else if (getcwd(probe, sizeof(probe)))
+		n = snprintf(abs, sizeof(abs), "%s/%s", probe, path);
+	else
+		return -1;
+	if (n < 0 || (size_t)n >= sizeof(abs))
+		return -1;
+	/* the longest prefix that exists: cut at each '/' from the right */
+	for (keep = strlen(abs); keep > 0; keep--) {
+		if (keep < strlen(abs) && abs[keep] != '/')
+			continue;
+		memcpy(probe, abs, keep);
+		probe[keep] = '\0';
+		if (realpath(probe, out) && strlen(out) < size)
+			break;
+	}
+	if (keep == 0)
+		snprintf(out, size, "/");
+	for (const char *p = abs + keep; *p;) {
+		size_t len;
+
+		while (*p == '/')
+			p++;
+		len = strcspn(p, "/");
+		if (len && !(len == 1 && p[0] == '.') && push_component(out, size, p, len) < 0)
+			return -1;
+		p += len;
+	}
+	return 0;
+}
+
+/* Whether resolved path a is b or lies under b. */
+static int resolved_within(const char *a, const char *b)
+{
+	size_t n = strlen(b);
+
+	if (strcmp(b, "/") == 0)
 		return 1;
-	return strncmp(real, real_dir, n) == 0 && (real[n] == '/' || real[n] == '\0');
+	return strncmp(a, b, n) == 0 && (a[n] == '/' || a[n] == '\0');
+}
+
+/* Refuses a source and an outputs dir (or its prefix dir) that overlap in either
+ * direction once symlinks, ".." and the working directory are resolved: vhprep never
+ * writes into its source, and never reads what it writes. */
+static int check_overlap(const struct config *cfg, struct vherr *err)
+{
+	char src[PATH_MAX], out[PATH_MAX], pre[PATH_MAX], joined[PATH_MAX];
+	int n = snprintf(joined, sizeof(joined), "%s/%s", cfg->outputs, cfg->prefix);
+
+	if (strstr(cfg->source, "://")) /* nfs:// and other URLs: nothing local to overlap */
+		return 0;
+	if (resolve_path(cfg->source, src, sizeof(src)) < 0 ||
+	    resolve_path(cfg->outputs, out, sizeof(out)) < 0 || n < 0 ||
+	    (size_t)n >= sizeof(joined) || resolve_path(joined, pre, sizeof(pre)) < 0)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "cannot resolve the source '%s' or the outputs dir '%s'",
+				 cfg->source, cfg->outputs);
+	if (resolved_within(src, out) && strcmp(src, out) != 0)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "the source '%s' is inside the outputs dir '%s': vhprep would "
+				 "overwrite what it reads (choose another --outputs)",
+				 cfg->source, cfg->outputs);
+	if (resolved_within(out, src) || resolved_within(pre, src))
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "outputs dir '%s' is inside the source '%s': vhprep never "
+				 "writes to its source",
+				 cfg->outputs, cfg->source);
+	return 0;
 }
 
 static const char *default_outputs(void)
@@ -246,12 +319,7 @@ int config_finish(struct config *cfg, struct vherr *err)
 					 "--dataset '%s' is not of the form "
 					 "dataset://NAME/VERSION",
 					 cfg->datasets.v[i]);
-	if (path_inside(cfg->outputs, cfg->source))
-		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
-				 "outputs dir '%s' is inside the source '%s': vhprep never "
-				 "writes to its source",
-				 cfg->outputs, cfg->source);
-	return 0;
+	return check_overlap(cfg, err);
 }
 
 void config_binding(const struct config *cfg, struct metadata_binding *b)

@@ -516,3 +516,39 @@ Test(config_finish, empty_env_falls_back, .init = setup, .fini = teardown)
 		      strcmp(cfg.outputs, "outputs") == 0,
 		  "outputs '%s'", cfg.outputs);
 }
+
+/* The reverse overlap: the source inside the outputs dir (a rerun pointed at the last
+ * run's processed_images would overwrite its own inputs), the two equal, and the same
+ * through a symlink and a ".." detour. */
+Test(config_finish, source_inside_outputs_refused, .init = setup, .fini = teardown)
+{
+	char path[PATH_MAX + 16], link[PATH_MAX];
+
+	cfg.outputs = dir;
+	finish_refused("inside the outputs dir");
+	cfg.outputs = src;
+	finish_refused("inside");
+	cr_assert_eq(symlink(dir, vht_join(link, sizeof(link), dir, "up")), 0);
+	cfg.outputs = link;
+	finish_refused("inside the outputs dir");
+	snprintf(path, sizeof(path), "%s/../%s", src, "src");
+	cfg.outputs = outs;
+	cfg.source = path;
+	finish_ok();
+	snprintf(path, sizeof(path), "%s/x/../..", src);
+	cfg.source = path; /* resolves to dir, which holds outputs */
+	finish_refused("inside");
+}
+
+/* The prefix dir is where the files go: a prefix that is a symlink into the source is
+ * refused like an outputs dir inside it. */
+Test(config_finish, prefix_symlink_into_source_refused, .init = setup, .fini = teardown)
+{
+	char link[PATH_MAX];
+
+	vht_mkdirs(outs);
+	cr_assert_eq(symlink(src, vht_join(link, sizeof(link), outs, "processed_images")), 0);
+	finish_refused("inside the source");
+	cfg.prefix = "other";
+	finish_ok();
+}
