@@ -7,22 +7,22 @@
 
 /* 256 stripes: with 64 threads two land on one stripe about 1 time in 4 at any instant,
  * and an empty table costs 256 small arrays. */
-#define STRIPE_BITS  8
-#define NSTRIPES     (1u << STRIPE_BITS)
+#define STRIPE_BITS   8
+#define NSTRIPES      (1u << STRIPE_BITS)
 #define INITIAL_SLOTS 16
 
 struct htab_stripe {
 	pthread_mutex_t lock;
 	size_t slot_size; /* set at creation: 8-byte key, then the record */
-	size_t nslots;    /* under lock: a power of two, or 0 before the first insert */
-	size_t used;      /* under lock */
-	uint8_t *slots;   /* under lock */
+	size_t nslots;	  /* under lock: a power of two, or 0 before the first insert */
+	size_t used;	  /* under lock */
+	uint8_t *slots;	  /* under lock */
 	atomic_uint_least64_t *count; /* set at creation: the table's total */
 };
 
 struct htab {
-	size_t value_size;		  /* set at creation */
-	atomic_uint_least64_t count;	  /* records in all stripes */
+	size_t value_size;	     /* set at creation */
+	atomic_uint_least64_t count; /* records in all stripes */
 	struct htab_stripe stripes[NSTRIPES];
 };
 

@@ -100,6 +100,7 @@ enum vherr_code vherr_from_errno(int errnum)
 		return VHERR_NOTFILE;
 	case ENOSPC:
 	case EDQUOT:
+	case EFBIG:
 		return VHERR_NOSPC;
 	case EEXIST:
 		return VHERR_EXISTS;
@@ -112,6 +113,7 @@ enum vherr_code vherr_from_errno(int errnum)
 	case EPIPE:
 		return VHERR_NET;
 	case EILSEQ:
+	case ENAMETOOLONG:
 		return VHERR_BAD_NAME;
 	case ECANCELED:
 		return VHERR_CANCELLED;

@@ -28,6 +28,7 @@
 	X(ENCODE, "encode", "image encoding failed")                                           \
 	X(WRITE, "write", "cannot write output")                                               \
 	X(EXISTS, "output_exists", "output file already exists")                               \
+	X(COLLISION, "name_collision", "another input maps to the same output name")           \
 	X(BAD_NAME, "bad_name", "file name is not valid UTF-8")                                \
 	X(NOSPC, "no_space", "no space left on the outputs device")                            \
 	X(TIMEOUT, "timeout", "operation timed out")                                           \

@@ -157,7 +157,11 @@ void options_usage(FILE *out)
 "  1    a fatal runtime error (outputs not writable, disk full)\n"
 "  2    usage error, or the source cannot be read\n"
 "  3    more failures than --max-errors (see vhprep-errors.jsonl)\n"
-"  130  interrupted by SIGINT, 143 by SIGTERM (finished outputs and records kept)\n",
+"  129  stopped by SIGHUP,\n"
+"  130  by SIGINT,\n"
+"  143  by SIGTERM: the files in flight finish, the rest are dropped, records and\n"
+"       summary are written; a second signal stops at once (files in flight\n"
+"       abandoned, nothing partial left)\n",
 	      out);
 }
 

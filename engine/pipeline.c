@@ -29,7 +29,12 @@ struct pipeline {
 	atomic_int cancelled;
 	atomic_int finished;
 	atomic_ullong selected; /* files counted against --limit */
+	atomic_int walk_cut;    /* the walk was told to stop before its end */
 	pthread_mutex_t lock;	/* guards fatal */
+	pthread_mutex_t *publishing; /* set at creation: one per worker, held while that
+					worker writes and records an output (pipeline_abort
+					takes them all) */
+	int nworkers;		/* set at creation */
 	struct waitgroup reads; /* reads submitted, not yet completed */
 	int fatal_code;		/* under lock: 0, or the first fatal error */
 	struct vherr fatal;	/* under lock */
@@ -39,6 +44,7 @@ struct pipeline {
 struct item {
 	struct source_read rd; /* the read request and its result */
 	struct pipeline *p;
+	int done_already;      /* admit found its earlier output standing */
 	char relpath[]; /* then the hint's handle bytes (rd.hint.handle points there) */
 };
 
@@ -107,7 +113,7 @@ static void on_read_done(struct source_read *req)
 	struct stats *st = p->env.stats;
 
 	if (req->status == SOURCE_READ_SKIPPED) {
-		atomic_fetch_add(&st->skipped_size, 1);
+		atomic_fetch_add(it->done_already ? &st->already_done : &st->skipped_size, 1);
 		item_release(it);
 	} else if (req->status == SOURCE_READ_FAILED) {
 		if (req->err.code ==
@@ -120,6 +126,7 @@ static void on_read_done(struct source_read *req)
 		item_release(it);
 	} else if (p->size_bounds && over_limit(p)) {
 		atomic_fetch_add(&st->over_limit, 1);
+		atomic_store(&p->walk_cut, 1);
 		source_stop(p->env.source);
 		item_release(it);
 	} else {
@@ -140,6 +147,19 @@ static int valid_utf8(const char *s)
 	return j != NULL;
 }
 
+/* The read's admit step: an input whose earlier output stands is skipped unread. */
+static enum source_admit admit(struct source_read *req)
+{
+	struct item *it = req->user;
+	struct pipeline *p = it->p;
+
+	if (p->env.resume && resume_done(p->env.resume, it->relpath, req->size, req->mtime_ns)) {
+		it->done_already = 1;
+		return SOURCE_ADMIT_SKIP;
+	}
+	return SOURCE_ADMIT_READ;
+}
+
 /* A new item for entry e: relpath and the hint's handle copied in; NULL: no memory. */
 static struct item *item_new(struct pipeline *p, const struct source_entry *e)
 {
@@ -152,9 +172,8 @@ static struct item *item_new(struct pipeline *p, const struct source_entry *e)
 	return it;
 }
 
-static enum source_next on_emit(void *ctx, const struct source_entry *e)
+static enum source_next emit_one(struct pipeline *p, const struct source_entry *e)
 {
-	struct pipeline *p = ctx;
 	const struct config *cfg = p->env.cfg;
 	const char *relpath = e->relpath;
 	struct item *it;
@@ -182,6 +201,7 @@ static enum source_next on_emit(void *ctx, const struct source_entry *e)
 	}
 	it->rd.min_size = cfg->min_size;
 	it->rd.max_size = cfg->max_size;
+	it->rd.admit = admit;
 	it->rd.done = on_read_done;
 	it->rd.user = it;
 	waitgroup_add(&p->reads);
@@ -195,16 +215,29 @@ static enum source_next on_emit(void *ctx, const struct source_entry *e)
 	return !p->size_bounds && at_limit(p) ? SOURCE_STOP : SOURCE_CONTINUE;
 }
 
+/* The walk's emit: one entry; remembers a stop, which leaves the walk incomplete. */
+static enum source_next on_emit(void *ctx, const struct source_entry *e)
+{
+	struct pipeline *p = ctx;
+	enum source_next next = emit_one(p, e);
+
+	if (next == SOURCE_STOP)
+		atomic_store(&p->walk_cut, 1);
+	return next;
+}
+
 /* The walk thread: walks, waits for the last read, then closes the ready queue so the
- * workers end once it is empty. */
+ * workers end once it is empty. The walk is complete only when it ran to its end. */
 static void *walk_main(void *arg)
 {
 	struct pipeline *p = arg;
 	struct vherr err = {0};
+	int rc = source_walk(p->env.source, on_emit, p, on_walk_error, &err);
 
-	if (source_walk(p->env.source, on_emit, p, on_walk_error, &err) < 0)
+	if (rc < 0)
 		set_fatal(p, &err);
-	atomic_store(&p->env.stats->walk_complete, 1);
+	atomic_store(&p->env.stats->walk_complete,
+		     rc == 0 && !atomic_load(&p->walk_cut) && !atomic_load(&p->cancelled));
 	waitgroup_wait(&p->reads);
 	bqueue_close(p->ready);
 	return NULL;
@@ -222,71 +255,204 @@ static void sha256_hex(const uint8_t *data, size_t len, char out[65])
 	out[2 * n] = '\0';
 }
 
-/* Records a written output: one metadata line, one CSV row. On failure the output is
- * removed again, so every output on disk has its line. */
-static int record_output(struct pipeline *p, struct item *it, const char *relout,
-			 const struct kernel_result *res, const char *sha, struct vherr *err)
+/* One output on its way out: what publish_output needs besides the item. */
+struct outfile {
+	const struct kernel_result *res;
+	const char *sha;        /* the input's SHA-256, hex */
+	char relout[PATH_MAX];  /* relative to the outputs dir */
+	char where[LOCATION_MAX]; /* the input's location */
+};
+
+/* The metadata line for it (caller frees), or NULL when a name is not valid UTF-8. */
+static char *format_line(struct pipeline *p, struct item *it, const struct outfile *o)
 {
-	char where[LOCATION_MAX];
+	struct metadata_binding b;
 	struct metadata_provenance prov = {
-	    .source = source_location(p->env.source, it->relpath, where, sizeof(where)),
+	    .source = o->where,
+	    .source_relpath = it->relpath,
 	    .source_bytes = it->rd.size,
 	    .source_mtime_ns = it->rd.mtime_ns,
-	    .source_sha256 = sha,
-	    .original_width = res->in_w,
-	    .original_height = res->in_h,
-	    .width = res->out_w,
-	    .height = res->out_h,
-	    .format = kernel_format_ext(res->format),
-	    .kernel = res->kernel,
+	    .source_sha256 = o->sha,
+	    .original_width = o->res->in_w,
+	    .original_height = o->res->in_h,
+	    .width = o->res->out_w,
+	    .height = o->res->out_h,
+	    .format = kernel_format_ext(o->res->format),
+	    .kernel = o->res->kernel,
 	    .operations = p->opv,
 	    .noperations = p->nops,
 	    .version = VHPREP_VERSION,
+	    .output_bytes = o->res->len,
 	};
-	int rc = metadata_append(p->env.metadata, relout, &prov, err);
 
+	config_binding(p->env.cfg, &b);
+	return metadata_format_line(&b, o->relout, &prov);
+}
+
+/* "dir/stem" + suffix: the relative path of the other input of a collision, which
+ * shares relpath's directory and stem. */
+static void other_path(const char *relpath, const char *suffix, char *buf, size_t size)
+{
+	const char *mine = claims_suffix(relpath);
+
+	snprintf(buf, size, "%.*s%s", (int)(mine - relpath), relpath, suffix);
+}
+
+/* The failure of an input that loses its name. */
+static int lost(const struct item *it, const struct outfile *o, const struct claim_ticket *t,
+		struct vherr *err)
+{
+	char other[PATH_MAX];
+
+	if (t->prev_state == CLAIM_FOREIGN)
+		return vherr_set(err, VHERR_EXISTS, VHSTAGE_WRITE,
+				 "output '%s' already exists and is not one vhprep recorded",
+				 o->relout);
+	other_path(it->relpath, t->other_suffix, other, sizeof(other));
+	return vherr_set(err, VHERR_COLLISION, VHSTAGE_WRITE,
+			 "'%s' and '%s' both map to '%s': '%s' keeps it (the byte-smaller path)",
+			 it->relpath, other, o->relout, other);
+}
+
+/* When this input took a name another input had published earlier in this run: that
+ * one is no longer an output but a failure. */
+static void unpublish_loser(struct pipeline *p, const struct item *it, const struct outfile *o,
+			    const struct claim_ticket *t)
+{
+	char other[PATH_MAX];
+	struct vherr err;
+
+	if (t->prev_state != CLAIM_PUBLISHED || t->other_is_self)
+		return;
+	other_path(it->relpath, t->other_suffix, other, sizeof(other));
+	vherr_set(&err, VHERR_COLLISION, VHSTAGE_WRITE,
+		  "'%s' and '%s' both map to '%s': '%s' keeps it (the byte-smaller path)", other,
+		  it->relpath, o->relout, it->relpath);
+	atomic_fetch_sub(&p->env.stats->processed, 1);
+	record_failure(p, other, &err);
+}
+
+/* The claimed part of publishing: remove what the name replaces, append the line, rename
+ * into place. Under the claim's lock. *removed says whether an older output was removed. */
+static int commit_claimed(struct pipeline *p, struct outfile *o, struct dirsink_staged *st,
+			  const char *line, int replace, int *removed, struct vherr *err)
+{
+	uint64_t at;
+	int rc = 0;
+
+	if (replace) {
+		rc = dirsink_remove(p->env.sink, o->relout, err);
+		*removed = rc == 0;
+	}
 	if (rc == 0)
-		rc = report_csv_row(p->env.report, it->relpath, res->in_w, res->in_h,
-				    res->out_w, res->out_h, err);
-	if (rc < 0)
-		unlinkat(dirsink_dirfd(p->env.sink), relout, 0);
+		rc = metadata_append_line(p->env.metadata, line, strlen(line), &at, err);
+	if (rc == 0 && (rc = dirsink_commit(p->env.sink, st, o->relout, err)) < 0 &&
+	    metadata_retract(p->env.metadata, at) < 0)
+		set_fatal(p, err); /* a line we cannot take back: stop before it spreads */
 	return rc;
 }
 
-/* Transforms, writes and records one file (a worker's whole job for it). */
-static void process(struct pipeline *p, struct kernel *k, struct item *it)
+/* Writes, claims, records and renames one output (see pipeline.h). */
+static int publish_output(struct pipeline *p, struct item *it, struct outfile *o,
+			  struct vherr *err)
+{
+	const char *suffix = claims_suffix(it->relpath);
+	struct dirsink_staged st;
+	struct claim_ticket t;
+	int removed = 0, rc;
+	char *line = format_line(p, it, o);
+
+	if (!line)
+		return vherr_set(err, VHERR_BAD_NAME, VHSTAGE_RECORD,
+				 "cannot encode metadata for '%s' (not valid UTF-8?)", o->relout);
+	rc = dirsink_stage(p->env.sink, o->relout, o->res->data, o->res->len, &st, err);
+	if (rc == 0 && claims_begin(p->env.claims, o->relout, it->relpath, suffix, &t) < 0)
+		rc = vherr_set(err, VHERR_NOMEM, VHSTAGE_WRITE, NULL);
+	else if (rc == 0) {
+		if (t.verdict == CLAIM_LOSE)
+			rc = lost(it, o, &t, err);
+		else
+			rc = commit_claimed(p, o, &st, line, t.verdict == CLAIM_REPLACE, &removed,
+					    err);
+		claims_end(p->env.claims, &t, it->relpath, suffix, rc == 0, removed);
+		if (rc == 0 && t.verdict == CLAIM_REPLACE) {
+			metadata_superseded(p->env.metadata);
+			atomic_fetch_add(&p->env.stats->replaced, 1);
+			unpublish_loser(p, it, o, &t);
+		}
+		dirsink_discard(p->env.sink, &st);
+	}
+	free(line);
+	if (rc == 0)
+		rc = report_csv_row(p->env.report, it->relpath, o->res->in_w, o->res->in_h,
+				    o->res->out_w, o->res->out_h, err);
+	return rc;
+}
+
+/* Whether a failure is the outputs' (full, read-only, broken), not the input's: the run
+ * cannot go on. */
+static int outputs_broken(const struct vherr *err)
+{
+	if (err->stage == VHSTAGE_RECORD)
+		return err->code != VHERR_BAD_NAME;
+	if (err->stage != VHSTAGE_WRITE)
+		return err->code == VHERR_NOSPC;
+	return err->code == VHERR_NOSPC || err->code == VHERR_ACCESS || err->code == VHERR_IO ||
+	       err->code == VHERR_NOMEM;
+}
+
+/* Counts one finished file: processed, failed, or (when the outputs broke) cancelled
+ * and the run stopped with one message naming the outputs dir. */
+static void account(struct pipeline *p, struct item *it, int rc, const struct vherr *err,
+		    uint64_t written)
+{
+	struct vherr fatal;
+
+	if (rc == 0) {
+		atomic_fetch_add(&p->env.stats->processed, 1);
+		atomic_fetch_add(&p->env.stats->bytes_written, written);
+	} else if (outputs_broken(err)) {
+		vherr_set(&fatal, err->code, err->stage, "outputs dir '%s': %s",
+			  p->env.cfg->outputs, err->msg);
+		set_fatal(p, &fatal);
+		atomic_fetch_add(&p->env.stats->cancelled, 1);
+	} else {
+		record_failure(p, it->relpath, err);
+	}
+}
+
+/* Transforms, writes and records one file (a worker's whole job for it). The writing
+ * and recording happen under the worker's publishing lock. */
+static void process(struct pipeline *p, struct kernel *k, struct item *it, int worker)
 {
 	struct kernel_result res = {0};
+	struct outfile o = {.res = &res};
 	struct vherr err = {0};
-	char sha[65], relout[PATH_MAX];
+	char sha[65];
 	int rc;
 
 	sha256_hex(it->rd.data, it->rd.len, sha);
+	o.sha = sha;
 	rc = kernel_run(k, it->rd.data, it->rd.len, &res, &err);
 	item_drop_input(it);
 	if (rc == 0 &&
 	    dirsink_output_name(p->env.cfg->prefix, it->relpath, kernel_format_ext(res.format),
-				relout, sizeof(relout)) != 0)
+				o.relout, sizeof(o.relout)) != 0)
 		rc = vherr_set(&err, VHERR_BAD_NAME, VHSTAGE_WRITE, "output path too long");
-	if (rc == 0)
-		rc = dirsink_write(p->env.sink, relout, res.data, res.len, &err);
-	if (rc == 0)
-		rc = record_output(p, it, relout, &res, sha, &err);
 	if (rc == 0) {
-		atomic_fetch_add(&p->env.stats->processed, 1);
-		atomic_fetch_add(&p->env.stats->bytes_written, res.len);
-	} else if (err.code == VHERR_NOSPC || err.stage == VHSTAGE_RECORD) {
-		set_fatal(p, &err);
-		record_failure(p, it->relpath, &err);
-	} else {
-		record_failure(p, it->relpath, &err);
+		source_location(p->env.source, it->relpath, o.where, sizeof(o.where));
+		pthread_mutex_lock(&p->publishing[worker]);
+		rc = publish_output(p, it, &o, &err);
+		pthread_mutex_unlock(&p->publishing[worker]);
 	}
+	account(p, it, rc, &err, res.len);
 	kernel_result_release(&res);
 }
 
 static void worker_loop(struct pipeline *p)
 {
 	struct kernel *k = kernel_new(&p->env.cfg->kernel);
+	int worker = omp_get_thread_num();
 	struct item *it;
 
 	if (!k) {
@@ -299,7 +465,7 @@ static void worker_loop(struct pipeline *p)
 		if (!k || atomic_load(&p->cancelled))
 			atomic_fetch_add(&p->env.stats->cancelled, 1);
 		else
-			process(p, k, it);
+			process(p, k, it, worker);
 		item_release(it);
 	}
 	kernel_free(k);
@@ -315,10 +481,16 @@ struct pipeline *pipeline_new(const struct pipeline_env *env)
 	p->env = *env;
 	/* enough ready files to keep every worker busy while the readers refill */
 	p->ready = bqueue_new((size_t)cfg->threads * 4 + (size_t)cfg->io_depth);
-	if (!p->ready) {
+	p->publishing = calloc((size_t)cfg->threads, sizeof(*p->publishing));
+	if (!p->ready || !p->publishing) {
+		bqueue_free(p->ready);
+		free(p->publishing);
 		free(p);
 		return NULL;
 	}
+	p->nworkers = cfg->threads;
+	for (int i = 0; i < p->nworkers; i++)
+		pthread_mutex_init(&p->publishing[i], NULL);
 	p->size_bounds = cfg->min_size > 0 || cfg->max_size != UINT64_MAX;
 	p->nops = kernel_describe(&cfg->kernel, p->ops, OPS_MAX);
 	for (int i = 0; i < p->nops; i++)
@@ -363,10 +535,20 @@ int pipeline_finished(struct pipeline *p)
 	return atomic_load(&p->finished);
 }
 
+void pipeline_abort(struct pipeline *p)
+{
+	pipeline_cancel(p);
+	for (int i = 0; i < p->nworkers; i++)
+		pthread_mutex_lock(&p->publishing[i]);
+}
+
 void pipeline_free(struct pipeline *p)
 {
 	if (!p)
 		return;
+	for (int i = 0; i < p->nworkers; i++)
+		pthread_mutex_destroy(&p->publishing[i]);
+	free(p->publishing);
 	bqueue_free(p->ready);
 	pthread_mutex_destroy(&p->lock);
 	waitgroup_destroy(&p->reads);

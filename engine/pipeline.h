@@ -5,12 +5,20 @@
  *   walk ──emit──► select ──submit──► source reads ──done──► ready queue ──► workers
  *
  * Back-pressure: the ready queue and the budget block the readers, and a full read queue
- * blocks the walk, so memory stays bounded however large the tree. */
+ * blocks the walk, so memory stays bounded however large the tree.
+ *
+ * Publishing one output (publish_output): write it under a temporary name, claim its
+ * name (claims.h: the byte-smaller input path wins a collision), remove the output it
+ * replaces if any, append its metadata line, rename it into place, add its CSV row. The
+ * line goes before the rename so that a crash at any instant leaves at worst a line
+ * whose output is missing, which the next run drops and redoes (resume.h). */
 #ifndef VHPREP_ENGINE_PIPELINE_H
 #define VHPREP_ENGINE_PIPELINE_H
 
 #include "common/budget.h"
+#include "engine/claims.h"
 #include "engine/config.h"
+#include "engine/resume.h"
 #include "engine/stats.h"
 #include "io/dirsink.h"
 #include "io/metadata.h"
@@ -26,6 +34,8 @@ struct pipeline_env {
 	struct metadata *metadata;
 	struct report *report;
 	struct stats *stats;
+	struct claims *claims;  /* who owns each output name */
+	struct resume *resume;  /* what earlier runs left, or NULL */
 };
 
 struct pipeline;
@@ -39,6 +49,13 @@ int pipeline_run(struct pipeline *p, struct vherr *fatal);
 /* Stops the run: no new files start; files being transformed finish and are recorded,
  * the rest are dropped. Thread-safe and idempotent. */
 void pipeline_cancel(struct pipeline *p);
+/* Stops the run at once, for a process about to exit (a second SIGINT/SIGTERM): like
+ * pipeline_cancel, then waits only for the outputs being written and recorded right now,
+ * and keeps every worker from writing another (their publishing locks stay taken; reads
+ * and transforms in flight are abandoned). Returns with the records quiet: nothing is
+ * being written to them but failure lines. Call once, from a thread that is not a
+ * worker; the pipeline cannot go on afterwards. */
+void pipeline_abort(struct pipeline *p);
 /* Whether pipeline_run has returned. Thread-safe. */
 int pipeline_finished(struct pipeline *p);
 /* Frees p; p may be NULL. */

@@ -66,9 +66,9 @@ static void print_metrics(struct progress *pr)
 
 	if (!m)
 		return;
-	json_dumpf(m, pr->metrics_out, JSON_COMPACT | JSON_REAL_PRECISION(6));
-	fputc('\n', pr->metrics_out);
-	fflush(pr->metrics_out);
+	if (json_dumpf(m, pr->metrics_out, JSON_COMPACT | JSON_REAL_PRECISION(6)) != 0 ||
+	    fputc('\n', pr->metrics_out) == EOF || fflush(pr->metrics_out) != 0)
+		pr->metrics_out = NULL; /* the reader went away (EPIPE): no more lines */
 	json_decref(m);
 }
 

@@ -15,11 +15,14 @@
 #include <unistd.h>
 
 #include "engine/benchcmd.h"
+#include "engine/claims.h"
 #include "engine/config.h"
 #include "engine/options.h"
 #include "engine/pipeline.h"
 #include "engine/progress.h"
+#include "engine/resume.h"
 #include "engine/stats.h"
+#include "io/outlock.h"
 #include "kernels/kernel.h"
 
 /* Everything one run opens; run_close frees what was opened, in any state. */
@@ -29,8 +32,15 @@ struct run {
 	struct budget *budget;
 	struct source *source;
 	struct dirsink *sink;
+	struct outlock *lock;
 	struct metadata *metadata;
 	struct report *report;
+	struct claims *claims;
+	struct resume *resume;
+	struct resume_report resumed;
+	char ops[8][KERNEL_OP_MAX];
+	const char *opv[8];
+	int nops;
 	struct stats stats;
 	int stats_ready;
 	int kernel_ready;
@@ -56,39 +66,76 @@ static void say(const struct run *r, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-/* Refuses an outputs dir that holds an earlier run's records, unless --overwrite: two
- * runs' lines in one valohai.metadata.jsonl would bind files that are not there. */
-static int check_fresh_outputs(struct run *r, struct vherr *err)
+/* Whether the outputs dir holds no records yet (then the CSV starts afresh). */
+static int records_empty(int dfd)
 {
 	struct stat st;
 
-	if (r->cfg.overwrite)
-		return 0;
-	if (fstatat(dirsink_dirfd(r->sink), METADATA_FILE, &st, 0) == 0 && st.st_size > 0)
-		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
-				 "outputs dir '%s' already holds a run's %s: use a fresh "
-				 "--outputs, or --overwrite",
-				 r->cfg.outputs, METADATA_FILE);
+	return fstatat(dfd, METADATA_FILE, &st, 0) != 0 || st.st_size == 0;
+}
+
+/* Reconciles what earlier runs left (resume.h) and says what it found. */
+static int open_resume(struct run *r, int dfd, int *exit_code, struct vherr *err)
+{
+	int rc;
+
+	r->nops = kernel_describe(&r->cfg.kernel, r->ops, 8);
+	for (int i = 0; i < r->nops; i++)
+		r->opv[i] = r->ops[i];
+
+	struct resume_opts o = {
+	    .outputs = r->cfg.outputs,
+	    .prefix = r->cfg.prefix,
+	    .overwrite = r->cfg.overwrite,
+	    .live_upload = r->cfg.live_upload,
+	    .ops = r->opv,
+	    .nops = r->nops,
+	    .binding = &r->binding,
+	};
+	struct resume_report *rep = &r->resumed;
+
+	r->claims = claims_new();
+	if (!r->claims)
+		return vherr_set(err, VHERR_NOMEM, VHSTAGE_NONE, NULL);
+	rc = resume_open(dfd, r->metadata, r->claims, &o, &r->resume, rep, err);
+	if (rc == -VHERR_USAGE)
+		*exit_code = RUN_EXIT_USAGE;
+	if (rc < 0)
+		return rc;
+	if (rep->earlier || rep->temps_removed || rep->lines_dropped)
+		say(r,
+		    "vhprep: '%s' holds %llu outputs of an earlier run: %s (removed %llu "
+		    "temporary files, dropped %llu records whose output was missing)",
+		    r->cfg.outputs, (unsigned long long)rep->earlier,
+		    r->cfg.overwrite ? "redoing every input (--overwrite)"
+				     : "resuming, unchanged inputs are skipped",
+		    (unsigned long long)rep->temps_removed,
+		    (unsigned long long)rep->lines_dropped);
 	return 0;
 }
 
-/* Opens the outputs side. Returns 0, or a negative code (err set) and *exit_code. */
+/* Opens the outputs side: the dir, its lock, the records, and what earlier runs left.
+ * Returns 0, or a negative code (err set) and *exit_code. */
 static int open_outputs(struct run *r, int *exit_code, struct vherr *err)
 {
-	int dfd;
+	int dfd, fresh, rc;
 
 	*exit_code = RUN_EXIT_FATAL;
-	if (dirsink_open(r->cfg.outputs, r->cfg.live_upload, r->cfg.overwrite, &r->sink,
-			 err) < 0)
+	if (dirsink_open(r->cfg.outputs, r->cfg.live_upload, &r->sink, err) < 0)
 		return -1;
-	if (check_fresh_outputs(r, err) < 0) {
-		*exit_code = RUN_EXIT_USAGE;
-		return -1;
-	}
 	dfd = dirsink_dirfd(r->sink);
+	rc = outlock_acquire(dfd, r->cfg.outputs, &r->lock, err);
+	if (rc == -VHERR_EXISTS)
+		*exit_code = RUN_EXIT_USAGE;
+	if (rc < 0)
+		return -1;
 	config_binding(&r->cfg, &r->binding);
+	fresh = records_empty(dfd);
 	if (metadata_open(dfd, &r->binding, &r->metadata, err) < 0 ||
-	    report_open(dfd, &r->report, err) < 0)
+	    open_resume(r, dfd, exit_code, err) < 0 ||
+	    report_open(dfd, fresh, &r->report, err) < 0)
+		return -1;
+	if (r->resumed.compacted && report_csv_rebuild(r->report, err) < 0)
 		return -1;
 	return 0;
 }
@@ -123,8 +170,32 @@ static int open_all(struct run *r, int *exit_code, struct vherr *err)
 	return 0;
 }
 
-/* The monitor thread: turns SIGINT/SIGTERM into a clean stop and prints progress;
- * SIGUSR1 from execute() says the pipeline is over. */
+static const char *signal_name(int sig)
+{
+	return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : NULL;
+}
+
+static int finish(struct run *r, int fatal, int forced);
+
+/* A second stop signal: the files in flight are abandoned, the records sealed and the
+ * summary written now, and the process exits (the threads still reading or transforming
+ * go with it; none of them holds a file of the outputs open: pipeline_abort). */
+static void stop_now(struct run *r, int sig)
+{
+	int code;
+
+	say(r, "\nvhprep: %s again: stopping now, abandoning the files in flight",
+	    signal_name(sig));
+	pipeline_abort(r->pipeline);
+	code = finish(r, 0, 1);
+	fflush(stdout);
+	fflush(stderr);
+	_exit(code);
+}
+
+/* The monitor thread: turns SIGINT/SIGTERM/SIGHUP into a clean stop (a second one into
+ * an immediate one) and prints progress; SIGUSR1 from execute() says the pipeline is
+ * over. */
 static void *monitor_main(void *arg)
 {
 	struct run *r = arg;
@@ -137,9 +208,12 @@ static void *monitor_main(void *arg)
 	while (!pipeline_finished(r->pipeline)) {
 		int sig = sigtimedwait(&r->signals, NULL, &tick);
 
-		if ((sig == SIGINT || sig == SIGTERM) && !atomic_exchange(&r->signal, sig)) {
-			say(r, "\nvhprep: %s received: finishing the files in flight",
-			    sig == SIGINT ? "SIGINT" : "SIGTERM");
+		if (signal_name(sig) && atomic_load(&r->signal))
+			stop_now(r, sig);
+		if (signal_name(sig) && !atomic_exchange(&r->signal, sig)) {
+			say(r, "\nvhprep: %s received: finishing the files in flight (send it "
+			       "again to stop at once)",
+			    signal_name(sig));
 			pipeline_cancel(r->pipeline);
 		}
 		progress_tick(&pr, stats_now());
@@ -159,7 +233,7 @@ static json_t *summary_json(struct run *r, double seconds, int exit_code)
 	gmtime_r(&r->started, &tm);
 	strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return json_pack(
-		"{s:s, s:s, s:s, s:s, s:f, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
+		"{s:s, s:s, s:s, s:s, s:f, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
 		"s:{s:I, s:I}, s:f, s:f, s:f, s:o, s:b, s:s?, s:i, "
 		"s:{s:i, s:i, s:i, s:I}}",
 		"vhprep_version", VHPREP_VERSION, "source", r->cfg.source, "outputs",
@@ -170,14 +244,16 @@ static json_t *summary_json(struct run *r, double seconds, int exit_code)
 		(json_int_t)atomic_load(&s->filtered), "skipped_size",
 		(json_int_t)atomic_load(&s->skipped_size), "cancelled",
 		(json_int_t)atomic_load(&s->cancelled), "over_limit",
-		(json_int_t)atomic_load(&s->over_limit), "bytes", "read",
+		(json_int_t)atomic_load(&s->over_limit), "already_done",
+		(json_int_t)atomic_load(&s->already_done), "replaced",
+		(json_int_t)atomic_load(&s->replaced), "bytes", "read",
 		(json_int_t)atomic_load(&s->bytes_read), "written",
 		(json_int_t)atomic_load(&s->bytes_written), "files_per_s",
 		seconds > 0 ? done / seconds : 0.0, "mb_per_s",
 		seconds > 0 ? (double)atomic_load(&s->bytes_read) / 1e6 / seconds : 0.0,
 		"peak_rss_mb", (double)stats_peak_rss() / 1e6, "failures",
 		stats_failures_json(s), "walk_complete", atomic_load(&s->walk_complete),
-		"interrupted_by", sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : NULL,
+		"interrupted_by", signal_name(sig),
 		"exit_code", exit_code, "config", "threads", r->cfg.threads, "io_depth",
 		r->cfg.io_depth, "walkers", r->cfg.walkers, "read_budget",
 		(json_int_t)r->cfg.read_budget);
@@ -187,22 +263,25 @@ static void print_summary(struct run *r, double seconds)
 {
 	struct stats *s = &r->stats;
 	unsigned long long done = atomic_load(&s->processed);
+	uint64_t logged = r->report ? report_errors(r->report) : 0;
 
 	if (r->cfg.quiet)
 		return;
 	fprintf(stderr,
-		"vhprep: %llu processed, %llu failed, %llu filtered out, %llu skipped by size "
-		"(of %llu found) in %.2f s: %.1f files/s\n",
-		done, (unsigned long long)atomic_load(&s->failed),
+		"vhprep: %llu processed, %llu already done, %llu failed, %llu filtered out, "
+		"%llu skipped by size (of %llu found) in %.2f s: %.1f files/s\n",
+		done, (unsigned long long)atomic_load(&s->already_done),
+		(unsigned long long)atomic_load(&s->failed),
 		(unsigned long long)atomic_load(&s->filtered),
 		(unsigned long long)atomic_load(&s->skipped_size),
 		(unsigned long long)atomic_load(&s->found), seconds,
 		seconds > 0 ? (double)done / seconds : 0.0);
 	for (int c = 1; c < VHERR__COUNT; c++)
 		if (atomic_load(&s->by_reason[c]))
-			fprintf(stderr, "vhprep:   %s: %llu (see %s)\n", vherr_reason(c),
+			fprintf(stderr, "vhprep:   %s: %llu%s%s%s\n", vherr_reason(c),
 				(unsigned long long)atomic_load(&s->by_reason[c]),
-				REPORT_ERRORS_FILE);
+				logged ? " (see " : "", logged ? REPORT_ERRORS_FILE : "",
+				logged ? ")" : "");
 	fprintf(stderr, "vhprep: outputs in %s/%s, records in %s\n", r->cfg.outputs,
 		r->cfg.prefix, r->cfg.outputs);
 }
@@ -212,7 +291,9 @@ static int exit_code_of(struct run *r, int fatal)
 	int sig = atomic_load(&r->signal);
 
 	if (sig)
-		return sig == SIGINT ? RUN_EXIT_SIGINT : RUN_EXIT_SIGTERM;
+		return sig == SIGINT ? RUN_EXIT_SIGINT
+		       : sig == SIGHUP ? RUN_EXIT_SIGHUP
+				       : RUN_EXIT_SIGTERM;
 	if (fatal)
 		return RUN_EXIT_FATAL;
 	if (atomic_load(&r->stats.failed) > r->cfg.max_errors)
@@ -220,20 +301,86 @@ static int exit_code_of(struct run *r, int fatal)
 	return RUN_EXIT_OK;
 }
 
-/* The end of a run: the CSV's own metadata line, the summary file and line. */
-static int finish(struct run *r, int fatal, struct vherr *err)
+/* Binds processing_metadata.csv to the dataset, unless an equal line is there already. */
+static int bind_csv(struct run *r, struct vherr *err)
+{
+	char *line = metadata_format_line(&r->binding, REPORT_CSV_FILE, NULL);
+	json_t *want = line ? json_loads(line, 0, NULL) : NULL;
+	int rc = 0;
+
+	if (!want)
+		rc = vherr_set(err, VHERR_NOMEM, VHSTAGE_RECORD, NULL);
+	else if (!r->resumed.csv_line || !json_equal(want, r->resumed.csv_line)) {
+		rc = metadata_append_line(r->metadata, line, strlen(line), NULL, err);
+		if (rc == 0 && r->resumed.csv_line)
+			metadata_superseded(r->metadata);
+	}
+	json_decref(want);
+	free(line);
+	return rc;
+}
+
+/* Makes the records final and durable: the CSV's own line, the compaction a superseded
+ * or retracted line calls for (and the CSV rebuilt to match), everything flushed to
+ * stable storage (outputs included: syncfs), the files closed. */
+static int seal_records(struct run *r, struct vherr *err)
+{
+	int dfd = dirsink_dirfd(r->sink), compacted = 0, rc;
+	uint64_t removed = 0;
+
+	rc = resume_finish(r->resume, r->sink, atomic_load(&r->stats.walk_complete), &removed,
+			   err);
+	if (rc == 0 && removed)
+		say(r, "vhprep: removed %llu outputs of an earlier run that no input replaced "
+		       "(--overwrite)",
+		    (unsigned long long)removed);
+	if (rc == 0)
+		rc = bind_csv(r, err);
+	if (rc == 0)
+		rc = metadata_finish(r->metadata, &compacted, err);
+	if (rc == 0 && compacted)
+		rc = report_csv_rebuild(r->report, err);
+	if (rc == 0)
+		rc = report_sync(r->report, err);
+	if (rc == 0 && syncfs(dfd) != 0)
+		rc = vherr_errno(err, errno, VHSTAGE_RECORD, "cannot flush '%s'", r->cfg.outputs);
+	if (rc == 0)
+		rc = metadata_close(r->metadata, err);
+	else
+		metadata_close(r->metadata, NULL);
+	r->metadata = NULL;
+	return rc;
+}
+
+/* The end of a run: the records sealed, the summary file and the summary on stderr. Any
+ * failure here is said on stderr and makes the exit code 1. forced: the process exits
+ * right after, with workers still alive (the report stays open for their failure lines). */
+static int finish(struct run *r, int fatal, int forced)
 {
 	double seconds = stats_elapsed(&r->stats);
 	int code = exit_code_of(r, fatal);
+	struct vherr err = {0};
 	json_t *summary;
 
-	if (metadata_append(r->metadata, REPORT_CSV_FILE, NULL, err) < 0)
+	if (seal_records(r, &err) < 0) {
+		fprintf(stderr, "vhprep: %s\n", err.msg);
 		code = RUN_EXIT_FATAL;
+	}
 	summary = summary_json(r, seconds, code);
-	if (!summary || report_write_summary(dirsink_dirfd(r->sink), summary, err) < 0)
+	if (!summary || report_write_summary(dirsink_dirfd(r->sink), summary, &err) < 0) {
+		fprintf(stderr, "vhprep: cannot write %s: %s\n", REPORT_SUMMARY_FILE,
+			summary ? err.msg : "out of memory");
 		code = RUN_EXIT_FATAL;
+	}
 	json_decref(summary);
 	print_summary(r, seconds);
+	if (forced)
+		return code;
+	if (report_close(r->report, &err) < 0) {
+		fprintf(stderr, "vhprep: %s\n", err.msg);
+		code = RUN_EXIT_FATAL;
+	}
+	r->report = NULL;
 	return code;
 }
 
@@ -247,6 +394,8 @@ static int execute(struct run *r, struct vherr *err)
 		.metadata = r->metadata,
 		.report = r->report,
 		.stats = &r->stats,
+		.claims = r->claims,
+		.resume = r->resume,
 	};
 	pthread_t monitor;
 	int rc, code;
@@ -261,7 +410,7 @@ static int execute(struct run *r, struct vherr *err)
 	pthread_join(monitor, NULL);
 	if (rc < 0 && !r->cfg.quiet)
 		fprintf(stderr, "vhprep: %s\n", err->msg);
-	code = finish(r, rc < 0, err);
+	code = finish(r, rc < 0, 0);
 	if (rc < 0 && err->code == VHERR_NOENT && atomic_load(&r->stats.found) == 0)
 		code = RUN_EXIT_USAGE; /* the root vanished or could not be listed */
 	return code;
@@ -270,9 +419,13 @@ static int execute(struct run *r, struct vherr *err)
 static void run_close(struct run *r)
 {
 	pipeline_free(r->pipeline);
-	metadata_close(r->metadata);
-	report_close(r->report);
+	metadata_close(r->metadata, NULL);
+	report_close(r->report, NULL);
+	resume_free(r->resume);
+	claims_free(r->claims);
+	json_decref(r->resumed.csv_line);
 	source_free(r->source);
+	outlock_release(r->lock); /* last: the records are closed */
 	dirsink_free(r->sink);
 	budget_free(r->budget);
 	if (r->stats_ready)
@@ -295,8 +448,10 @@ int run_main(int argc, char **argv)
 	sigemptyset(&r.signals);
 	sigaddset(&r.signals, SIGINT);
 	sigaddset(&r.signals, SIGTERM);
+	sigaddset(&r.signals, SIGHUP);
 	sigaddset(&r.signals, SIGUSR1); /* the pipeline's end wakes the monitor */
 	pthread_sigmask(SIG_BLOCK, &r.signals, NULL);
+	signal(SIGPIPE, SIG_IGN); /* a closed stdout: EPIPE ends the metrics lines only */
 	r.started = time(NULL);
 	config_defaults(&r.cfg);
 	rc = options_parse(argc, argv, &r.cfg, stdout, &err);

@@ -10,12 +10,14 @@ enum run_exit {
 	RUN_EXIT_FATAL = 1,
 	RUN_EXIT_USAGE = 2,
 	RUN_EXIT_FAILURES = 3,
+	RUN_EXIT_SIGHUP = 129,
 	RUN_EXIT_SIGINT = 130,
 	RUN_EXIT_SIGTERM = 143,
 };
 
 /* Runs vhprep with argv; returns the process exit code. Call once, from main, before
- * any other thread exists (it blocks SIGINT/SIGTERM in every thread it starts). */
+ * any other thread exists (it blocks SIGINT/SIGTERM/SIGHUP in every thread it starts and
+ * ignores SIGPIPE: a closed stdout only ends the metrics lines). */
 int run_main(int argc, char **argv);
 
 #endif

@@ -52,7 +52,7 @@ uint64_t stats_finished(struct stats *s)
 {
 	return atomic_load(&s->processed) + atomic_load(&s->failed) +
 	       atomic_load(&s->skipped_size) + atomic_load(&s->cancelled) +
-	       atomic_load(&s->over_limit);
+	       atomic_load(&s->over_limit) + atomic_load(&s->already_done);
 }
 
 double stats_elapsed(const struct stats *s)

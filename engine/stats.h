@@ -23,6 +23,8 @@ struct stats {
 	atomic_ullong failed;       /* inputs recorded in vhprep-errors.jsonl */
 	atomic_ullong cancelled;    /* dropped unprocessed by a signal or a fatal error */
 	atomic_ullong over_limit;   /* read but dropped because --limit was reached */
+	atomic_ullong already_done; /* skipped: an earlier run's output stands */
+	atomic_ullong replaced;     /* outputs that replaced an earlier one */
 	atomic_ullong bytes_read;
 	atomic_ullong bytes_written;
 	atomic_int walk_complete;

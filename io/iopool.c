@@ -68,10 +68,8 @@ static void read_open_file(int fd, struct budget *budget, struct oplat *lat,
 	}
 	req->size = (uint64_t)st.st_size;
 	req->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-	if (req->size < req->min_size || req->size > req->max_size) {
-		req->status = SOURCE_READ_SKIPPED;
+	if (!source_read_admit(req))
 		return;
-	}
 	if (budget && budget_acquire(budget, req->size) != 0) {
 		req->status = SOURCE_READ_FAILED;
 		vherr_set(&req->err, VHERR_CANCELLED, VHSTAGE_READ, NULL);

@@ -559,8 +559,7 @@ static void want_budget(struct nread *nr)
 	struct nfssrc *s = nr->s;
 	struct source_read *req = nr->req;
 
-	if (req->size < req->min_size || req->size > req->max_size) {
-		req->status = SOURCE_READ_SKIPPED;
+	if (!source_read_admit(req)) {
 		read_finish(nr);
 		return;
 	}

@@ -7,16 +7,33 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "io/appendlog.h"
+#include "io/metadata.h"
 
 #define CSV_HEADER "filename,original_size,processed_size\n"
+#define CSV_TMP    "." REPORT_CSV_FILE ".vhprep-tmp"
 
 struct report {
-	struct appendlog *csv;    /* set at creation */
+	int dirfd;                /* set at creation, borrowed */
+	struct appendlog *csv;    /* reopened by report_csv_rebuild */
 	struct appendlog *errors; /* set at creation */
 };
 
-int report_open(int dirfd, struct report **out, struct vherr *err)
+/* Opens name for appending; writes the CSV header when header is set and it is empty. */
+static int open_log(int dirfd, const char *name, int truncate, const char *header,
+		    struct appendlog **out, struct vherr *err)
+{
+	struct stat st;
+	int rc = appendlog_open(dirfd, name, truncate, out, err);
+
+	if (rc == 0 && header && fstatat(dirfd, name, &st, 0) == 0 && st.st_size == 0)
+		rc = appendlog_write(*out, header, strlen(header), err);
+	return rc;
+}
+
+int report_open(int dirfd, int fresh_csv, struct report **out, struct vherr *err)
 {
 	struct report *r = calloc(1, sizeof(*r));
 	int rc;
@@ -24,13 +41,12 @@ int report_open(int dirfd, struct report **out, struct vherr *err)
 	*out = NULL;
 	if (!r)
 		return vherr_set(err, VHERR_NOMEM, VHSTAGE_RECORD, NULL);
-	rc = appendlog_open(dirfd, REPORT_CSV_FILE, 1, &r->csv, err);
+	r->dirfd = dirfd;
+	rc = open_log(dirfd, REPORT_CSV_FILE, fresh_csv, CSV_HEADER, &r->csv, err);
 	if (rc == 0)
 		rc = appendlog_open(dirfd, REPORT_ERRORS_FILE, 1, &r->errors, err);
-	if (rc == 0)
-		rc = appendlog_write(r->csv, CSV_HEADER, strlen(CSV_HEADER), err);
 	if (rc < 0) {
-		report_close(r);
+		report_close(r, NULL);
 		return rc;
 	}
 	*out = r;
@@ -60,17 +76,88 @@ int report_csv_field(const char *field, char *buf, size_t size)
 	return (int)o;
 }
 
-int report_csv_row(struct report *r, const char *filename, int orig_w, int orig_h,
-		   int out_w, int out_h, struct vherr *err)
+/* Formats one CSV row into line (size bytes). Returns its length, or -1. */
+static int format_row(const char *filename, int orig_w, int orig_h, int out_w, int out_h,
+		      char *line, size_t size)
 {
-	char field[8192], line[8400];
+	char field[8192];
 	int n;
 
 	if (report_csv_field(filename, field, sizeof(field)) < 0)
-		return vherr_set(err, VHERR_BAD_NAME, VHSTAGE_RECORD, "name too long for CSV");
-	n = snprintf(line, sizeof(line), "%s,\"(%d, %d)\",\"(%d, %d)\"\n", field, orig_w, orig_h,
+		return -1;
+	n = snprintf(line, size, "%s,\"(%d, %d)\",\"(%d, %d)\"\n", field, orig_w, orig_h,
 		     out_w, out_h);
+	return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+int report_csv_row(struct report *r, const char *filename, int orig_w, int orig_h,
+		   int out_w, int out_h, struct vherr *err)
+{
+	char line[8400];
+	int n = format_row(filename, orig_w, orig_h, out_w, out_h, line, sizeof(line));
+
+	if (n < 0)
+		return vherr_set(err, VHERR_BAD_NAME, VHSTAGE_RECORD, "name too long for CSV");
 	return appendlog_write(r->csv, line, (size_t)n, err);
+}
+
+static int int_of(json_t *meta, const char *key)
+{
+	return (int)json_integer_value(json_object_get(meta, key));
+}
+
+/* metadata_scan callback: one row per image line. */
+static int row_of_line(void *ctx, const struct metadata_line *l)
+{
+	FILE *out = ctx;
+	json_t *meta = l->obj ? json_object_get(l->obj, "metadata") : NULL;
+	const char *rel = json_string_value(json_object_get(meta, "source_relpath"));
+	char line[8400];
+	int n;
+
+	if (!rel)
+		return 0;
+	n = format_row(rel, int_of(meta, "original_width"), int_of(meta, "original_height"),
+		       int_of(meta, "width"), int_of(meta, "height"), line, sizeof(line));
+	if (n > 0 && fwrite(line, 1, (size_t)n, out) != (size_t)n)
+		return -VHERR_IO;
+	return 0;
+}
+
+int report_csv_rebuild(struct report *r, struct vherr *err)
+{
+	int fd = openat(r->dirfd, CSV_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	struct appendlog *csv = NULL;
+	FILE *out;
+	int rc;
+
+	if (fd < 0 || !(out = fdopen(fd, "w"))) {
+		rc = vherr_errno(err, errno, VHSTAGE_RECORD, "cannot write '%s'", CSV_TMP);
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	rc = fputs(CSV_HEADER, out) < 0 ? -VHERR_IO : 0;
+	if (rc == 0)
+		rc = metadata_scan(r->dirfd, METADATA_FILE, row_of_line, out, err);
+	if ((fflush(out) != 0 || fdatasync(fileno(out)) != 0) && rc == 0)
+		rc = -VHERR_IO;
+	if (fclose(out) != 0 && rc == 0)
+		rc = -VHERR_IO;
+	if (rc == -VHERR_IO)
+		vherr_errno(err, errno ? errno : EIO, VHSTAGE_RECORD, "cannot write '%s'", CSV_TMP);
+	if (rc == 0 && renameat(r->dirfd, CSV_TMP, r->dirfd, REPORT_CSV_FILE) != 0)
+		rc = vherr_errno(err, errno, VHSTAGE_RECORD, "cannot replace '%s'",
+				 REPORT_CSV_FILE);
+	if (rc == 0)
+		rc = appendlog_open(r->dirfd, REPORT_CSV_FILE, 0, &csv, err);
+	if (rc < 0) {
+		unlinkat(r->dirfd, CSV_TMP, 0);
+		return rc;
+	}
+	appendlog_close(r->csv, NULL);
+	r->csv = csv;
+	return 0;
 }
 
 int report_error(struct report *r, const char *path, const struct vherr *failure,
@@ -92,13 +179,28 @@ int report_error(struct report *r, const char *path, const struct vherr *failure
 	return rc;
 }
 
-void report_close(struct report *r)
+uint64_t report_errors(struct report *r)
 {
+	return appendlog_lines(r->errors);
+}
+
+int report_sync(struct report *r, struct vherr *err)
+{
+	int rc = appendlog_sync(r->csv, err);
+
+	return rc ? rc : appendlog_sync(r->errors, err);
+}
+
+int report_close(struct report *r, struct vherr *err)
+{
+	int rc, rc2;
+
 	if (!r)
-		return;
-	appendlog_close(r->csv);
-	appendlog_close(r->errors);
+		return 0;
+	rc = appendlog_close(r->csv, err);
+	rc2 = appendlog_close(r->errors, rc ? NULL : err);
 	free(r);
+	return rc ? rc : rc2;
 }
 
 int report_write_summary(int dirfd, json_t *summary, struct vherr *err)
@@ -110,7 +212,7 @@ int report_write_summary(int dirfd, json_t *summary, struct vherr *err)
 	if (fd < 0)
 		return vherr_errno(err, errno, VHSTAGE_RECORD, "cannot write '%s'", tmp);
 	if (json_dumpfd(summary, fd, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(6)) != 0 ||
-	    write(fd, "\n", 1) != 1)
+	    write(fd, "\n", 1) != 1 || fdatasync(fd) != 0)
 		rc = vherr_errno(err, errno ? errno : EIO, VHSTAGE_RECORD, "cannot write '%s'",
 				 tmp);
 	if (close(fd) != 0 && rc == 0)

@@ -231,6 +231,20 @@ void source_cancel(struct source *s)
 	s->ops->cancel(s);
 }
 
+int source_read_admit(struct source_read *req)
+{
+	enum source_admit a = SOURCE_ADMIT_READ;
+
+	if (req->size < req->min_size || req->size > req->max_size)
+		a = SOURCE_ADMIT_SKIP;
+	else if (req->admit)
+		a = req->admit(req);
+	if (a == SOURCE_ADMIT_READ)
+		return 1;
+	req->status = a == SOURCE_ADMIT_SKIP ? SOURCE_READ_SKIPPED : SOURCE_READ_FAILED;
+	return 0;
+}
+
 size_t source_entry_size(const struct source_entry *e)
 {
 	return strlen(e->relpath) + 1 + (e->hint.handle ? e->hint.handle_len : 0);

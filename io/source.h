@@ -44,6 +44,13 @@ enum source_status {
 	SOURCE_READ_FAILED,  /* err says why (stage READ) */
 };
 
+/* What a read's admit callback decides once the file's size and mtime are known. */
+enum source_admit {
+	SOURCE_ADMIT_READ, /* read the file */
+	SOURCE_ADMIT_SKIP, /* complete as SOURCE_READ_SKIPPED, nothing read */
+	SOURCE_ADMIT_FAIL, /* complete as SOURCE_READ_FAILED with the err admit set */
+};
+
 /* One read request. The caller owns it and everything in it until done() runs; from
  * done() on, data (malloc'd, may be NULL when len is 0) belongs to the caller too. */
 struct source_read {
@@ -52,6 +59,10 @@ struct source_read {
 	struct source_hint hint; /* the entry's hint (or zero); its handle must live until done() */
 	uint64_t min_size;    /* skip files smaller than this */
 	uint64_t max_size;    /* skip files larger than this; UINT64_MAX: no bound */
+	/* NULL, or called at most once, on the source's thread, when size and mtime_ns are
+	 * set and before any byte is read or budget taken (source_read_admit calls it):
+	 * skip or refuse a file without reading it (e.g. already done by an earlier run) */
+	enum source_admit (*admit)(struct source_read *req);
 	void (*done)(struct source_read *req); /* the one completion, on an I/O thread */
 	void *user;
 	/* set by the source before done() */
@@ -63,6 +74,11 @@ struct source_read {
 	uint64_t charged;     /* bytes taken from the budget for this read (caller releases) */
 	struct vherr err;
 };
+
+/* For sources: applies req's size bounds, then req->admit, once req->size and
+ * req->mtime_ns are set. Returns 1 to read the file, or 0 with req->status set to
+ * SOURCE_READ_SKIPPED or SOURCE_READ_FAILED (the source then completes req). */
+int source_read_admit(struct source_read *req);
 
 /* Bytes source_read_adopt needs to hold e's relpath and handle. */
 size_t source_entry_size(const struct source_entry *e);

@@ -329,28 +329,58 @@ Test(cli, outputs_inside_the_source_is_refused)
 	free(src);
 }
 
-Test(cli, outputs_of_an_earlier_run_need_overwrite)
+/* The outputs and metadata lines of a dir, as one JSON object (the summary and error
+ * log are rewritten by every run and left out). */
+static json_t *outputs_state(const char *out)
+{
+	char *images = itest_fmt("%s/processed_images", out);
+	char *meta = itest_fmt("%s/valohai.metadata.jsonl", out);
+	char *text = itest_slurp(meta, NULL);
+	json_t *st = json_pack("{s:o, s:s}", "images", itest_snapshot(images), "lines", text);
+
+	free(text);
+	free(meta);
+	free(images);
+	return st;
+}
+
+/* Running the same command again into the same dir resumes: nothing is redone, nothing
+ * changes, and the summary says so; other settings are refused (exit 2) naming the
+ * difference; --overwrite redoes every input. */
+Test(cli, a_rerun_resumes_and_other_settings_need_overwrite)
 {
 	char *src = make_source();
 	char *out = itest_path("out");
+	char *sum = itest_fmt("%s/vhprep-summary.json", out);
 	struct itest_proc p;
-	json_t *snap, *after, *lines;
+	json_t *before, *after, *lines, *s;
 
 	itest_vhprep(&p, "-q", "-o", out, src, NULL);
 	itest_assert_exit(&p, 0);
 	itest_proc_release(&p);
-	snap = itest_snapshot(out);
+	before = outputs_state(out);
 
 	itest_vhprep(&p, "-q", "-o", out, src, NULL);
-	itest_assert_exit(&p, 2);
-	cr_expect(strstr(p.err, "--overwrite"), "stderr does not point to --overwrite: %s",
-		  p.err);
+	itest_assert_exit(&p, 0);
 	itest_proc_release(&p);
-	after = itest_snapshot(out);
-	itest_assert_snapshots_equal(snap, after, "outputs after a refused second run");
+	after = outputs_state(out);
+	cr_expect(json_equal(before, after), "a rerun changed the outputs or their lines");
+	json_decref(after);
+	s = itest_read_json(sum);
+	cr_expect_eq(json_integer_value(itest_jget(s, "files.already_done")), 3);
+	cr_expect_eq(json_integer_value(itest_jget(s, "files.processed")), 0);
+	json_decref(s);
+
+	itest_vhprep(&p, "-q", "--resize", "10", "-o", out, src, NULL);
+	itest_assert_exit(&p, 2);
+	cr_expect(strstr(p.err, "--overwrite") && strstr(p.err, "resize:10x10"),
+		  "stderr does not name the difference and --overwrite: %s", p.err);
+	itest_proc_release(&p);
+	after = outputs_state(out);
+	cr_expect(json_equal(before, after), "a refused rerun changed the outputs");
 	json_decref(after);
 
-	itest_vhprep(&p, "-q", "--overwrite", "-o", out, src, NULL);
+	itest_vhprep(&p, "-q", "--resize", "10", "--overwrite", "-o", out, src, NULL);
 	itest_assert_exit(&p, 0);
 	itest_proc_release(&p);
 	lines = itest_check_outputs(out, "processed_images", 1);
@@ -358,6 +388,10 @@ Test(cli, outputs_of_an_earlier_run_need_overwrite)
 		     "after --overwrite: %zu metadata lines, want 3 images + the CSV",
 		     json_array_size(lines));
 	json_decref(lines);
+	s = itest_read_json(sum);
+	cr_expect_eq(json_integer_value(itest_jget(s, "files.processed")), 3);
+	cr_expect_eq(json_integer_value(itest_jget(s, "files.replaced")), 3);
+	json_decref(s);
 	{
 		char *csv_path = itest_fmt("%s/processing_metadata.csv", out);
 		struct itest_csv csv;
@@ -368,7 +402,8 @@ Test(cli, outputs_of_an_earlier_run_need_overwrite)
 		itest_csv_free(&csv);
 		free(csv_path);
 	}
-	json_decref(snap);
+	json_decref(before);
+	free(sum);
 	free(out);
 	free(src);
 }

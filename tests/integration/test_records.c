@@ -628,8 +628,9 @@ Test(records, mkimages_sample_preset)
 	free(tool);
 }
 
-/* Two inputs that map to one output name (x.tif and x.png both become x.png): one is
- * written, the other is a recorded failure, never a silent overwrite; the metadata line
+/* Two inputs that map to one output name (x.tif and x.png both become x.png): the one
+ * whose relative path sorts first byte by byte (x.png) is written, every time; the other
+ * is a name_collision failure naming both, never a silent overwrite; the metadata line
  * describes the file that is there. */
 Test(records, colliding_output_names)
 {
@@ -652,16 +653,17 @@ Test(records, colliding_output_names)
 	meta = json_object_get(json_array_get(lines, 0), "metadata");
 	source = itest_jstr(meta, "source");
 	itest_image_info(res, &info, 0);
-	if (!strcmp(source, tif))
-		cr_expect(info.w == 30 && info.h == 20, "x.png is %dx%d, its line says x.tif",
-			  info.w, info.h);
-	else
-		cr_expect(!strcmp(source, png) && info.w == 20 && info.h == 30,
-			  "x.png is %dx%d, its line says %s", info.w, info.h, source);
+	cr_expect_str_eq(source, png, "x.png (byte-smaller than x.tif) must keep the name");
+	cr_expect(info.w == 20 && info.h == 30, "x.png is %dx%d, its line says %s", info.w,
+		  info.h, source);
 	errors = itest_read_jsonl(errors_path);
 	cr_assert_eq(json_array_size(errors), 1);
-	cr_expect_str_eq(itest_jstr(json_array_get(errors, 0), "reason"), "output_exists");
-	cr_expect_str_neq(itest_jstr(json_array_get(errors, 0), "path"), source);
+	cr_expect_str_eq(itest_jstr(json_array_get(errors, 0), "reason"), "name_collision");
+	cr_expect_str_eq(itest_jstr(json_array_get(errors, 0), "path"), tif);
+	cr_expect(strstr(itest_jstr(json_array_get(errors, 0), "message"), "x.png") &&
+		      strstr(itest_jstr(json_array_get(errors, 0), "message"), "x.tif"),
+		  "the failure must name both inputs: %s",
+		  itest_jstr(json_array_get(errors, 0), "message"));
 	json_decref(errors);
 	json_decref(lines);
 	itest_proc_release(&p);

@@ -2,6 +2,8 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +47,7 @@ Test(appendlog, write_appends_whole_lines_and_counts_bytes, .init = setup, .fini
 	cr_assert_eq(appendlog_write(log, "one\n", 4, &err), 0);
 	cr_assert_eq(appendlog_write(log, "two\n", 4, &err), 0);
 	cr_assert_eq(appendlog_bytes(log), 8);
-	cr_assert_eq(appendlog_close(log), 0);
+	cr_assert_eq(appendlog_close(log, NULL), 0);
 	text = contents("log.txt", NULL);
 	cr_assert_str_eq(text, "one\ntwo\n");
 	free(text);
@@ -60,14 +62,14 @@ Test(appendlog, truncate_flag_empties_else_appends, .init = setup, .fini = teard
 	vht_put(dir, "log.txt", "old\n");
 	cr_assert_eq(appendlog_open(dirfd_, "log.txt", 0, &log, &err), 0);
 	cr_assert_eq(appendlog_write(log, "new\n", 4, &err), 0);
-	appendlog_close(log);
+	appendlog_close(log, NULL);
 	text = contents("log.txt", NULL);
 	cr_assert_str_eq(text, "old\nnew\n");
 	free(text);
 
 	cr_assert_eq(appendlog_open(dirfd_, "log.txt", 1, &log, &err), 0);
 	cr_assert_eq(appendlog_write(log, "fresh\n", 6, &err), 0);
-	appendlog_close(log);
+	appendlog_close(log, NULL);
 	text = contents("log.txt", NULL);
 	cr_assert_str_eq(text, "fresh\n");
 	free(text);
@@ -87,7 +89,7 @@ Test(appendlog, write_json_is_one_compact_ascii_line, .init = setup, .fini = tea
 	json_decref(o);
 	cr_assert_eq(appendlog_bytes(log),
 		     2 * strlen("{\"name\":\"caf\\u00E9\\n\\\"x\\\"\",\"n\":3}\n"));
-	appendlog_close(log);
+	appendlog_close(log, NULL);
 	text = contents("j.jsonl", &len);
 	cr_assert_str_eq(text, "{\"name\":\"caf\\u00E9\\n\\\"x\\\"\",\"n\":3}\n"
 			       "{\"name\":\"caf\\u00E9\\n\\\"x\\\"\",\"n\":3}\n");
@@ -118,13 +120,43 @@ Test(appendlog, full_disk_is_no_space, .init = setup, .fini = teardown)
 	cr_assert_eq(appendlog_write(log, "x\n", 2, &err), -VHERR_NOSPC);
 	cr_assert_eq(err.code, VHERR_NOSPC);
 	cr_assert_eq(appendlog_bytes(log), 0, "a failed write counts no bytes");
-	appendlog_close(log);
+	appendlog_close(log, NULL);
 	close(devfd);
+}
+
+/* A line that fills the device part-way (here: the file-size limit, which makes write(2)
+ * return a short count exactly as a full disk does) is cut back: the file ends with the
+ * last whole line, and later lines that fit still go in after it. */
+Test(appendlog, a_line_cut_short_is_undone, .init = setup, .fini = teardown)
+{
+	struct rlimit lim = {100, 100};
+	struct appendlog *log;
+	struct vherr err = {0};
+	char line[61], *text;
+	size_t len;
+
+	memset(line, 'a', 59);
+	line[59] = '\n';
+	line[60] = '\0';
+	signal(SIGXFSZ, SIG_IGN);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	cr_assert_eq(appendlog_open(dirfd_, "log.txt", 1, &log, &err), 0, "%s", err.msg);
+	cr_assert_eq(appendlog_write(log, line, 60, &err), 0, "%s", err.msg);
+	cr_assert_lt(appendlog_write(log, line, 60, &err), 0, "past the limit");
+	cr_assert_eq(err.code, VHERR_NOSPC, "a short write is no space: %s", err.msg);
+	cr_assert_eq(appendlog_write(log, "fits\n", 5, &err), 0, "%s", err.msg);
+	cr_assert_eq(appendlog_lines(log), 2);
+	cr_assert_eq(appendlog_close(log, &err), 0);
+	text = contents("log.txt", &len);
+	cr_assert_eq(len, 65, "the cut line must be gone (file has %zu bytes)", len);
+	cr_assert_eq(memcmp(text, line, 60), 0);
+	cr_assert_eq(memcmp(text + 60, "fits\n", 5), 0);
+	free(text);
 }
 
 Test(appendlog, close_accepts_null)
 {
-	cr_assert_eq(appendlog_close(NULL), 0);
+	cr_assert_eq(appendlog_close(NULL, NULL), 0);
 }
 
 /* 8 threads x 1000 lines of 1..6000 bytes (past a page, the size at which a pipe would
@@ -196,7 +228,7 @@ Test(appendlog, concurrent_lines_never_interleave, .init = setup, .fini = teardo
 		for (int i = 0; i < LINES; i++)
 			expect_len += line_len(ti, i);
 	cr_assert_eq(appendlog_bytes(log), expect_len);
-	appendlog_close(log);
+	appendlog_close(log, NULL);
 
 	text = contents("c.log", &len);
 	cr_assert_eq(len, expect_len);

@@ -86,12 +86,12 @@ static void teardown(void)
 	vht_rm_rf(dir);
 }
 
-static struct dirsink *open_sink(int live_upload, int overwrite)
+static struct dirsink *open_sink(int live_upload)
 {
 	struct dirsink *s = NULL;
 	struct vherr err = {0};
 
-	cr_assert_eq(dirsink_open(out, live_upload, overwrite, &s, &err), 0, "%s", err.msg);
+	cr_assert_eq(dirsink_open(out, live_upload, &s, &err), 0, "%s", err.msg);
 	cr_assert_not_null(s);
 	return s;
 }
@@ -119,7 +119,7 @@ static void expect_no_temp_files(void)
 
 Test(dirsink, open_creates_the_outputs_dir_with_parents, .init = setup, .fini = teardown)
 {
-	struct dirsink *s = open_sink(0, 0);
+	struct dirsink *s = open_sink(0);
 	struct stat st;
 
 	cr_assert_eq(stat(out, &st), 0);
@@ -127,7 +127,7 @@ Test(dirsink, open_creates_the_outputs_dir_with_parents, .init = setup, .fini = 
 	cr_assert_eq(fstat(dirsink_dirfd(s), &st), 0);
 	cr_assert(S_ISDIR(st.st_mode));
 	dirsink_free(s);
-	s = open_sink(0, 0); /* an existing dir is fine */
+	s = open_sink(0); /* an existing dir is fine */
 	dirsink_free(s);
 	dirsink_free(NULL);
 }
@@ -139,7 +139,7 @@ Test(dirsink, open_on_a_file_fails, .init = setup, .fini = teardown)
 	char path[PATH_MAX];
 
 	vht_put(dir, "afile", "x");
-	cr_assert_lt(dirsink_open(vht_join(path, sizeof(path), dir, "afile"), 0, 0, &s, &err),
+	cr_assert_lt(dirsink_open(vht_join(path, sizeof(path), dir, "afile"), 0, &s, &err),
 		     0);
 	cr_assert_null(s);
 	cr_assert_eq(err.stage, VHSTAGE_WRITE);
@@ -148,7 +148,7 @@ Test(dirsink, open_on_a_file_fails, .init = setup, .fini = teardown)
 
 Test(dirsink, write_creates_parents_with_exact_content, .init = setup, .fini = teardown)
 {
-	struct dirsink *s = open_sink(0, 0);
+	struct dirsink *s = open_sink(0);
 	static uint8_t data[100000];
 	struct vherr err = {0};
 	size_t len;
@@ -172,9 +172,9 @@ Test(dirsink, write_creates_parents_with_exact_content, .init = setup, .fini = t
 	dirsink_free(s);
 }
 
-Test(dirsink, existing_output_is_refused_without_overwrite, .init = setup, .fini = teardown)
+Test(dirsink, an_existing_file_is_never_replaced, .init = setup, .fini = teardown)
 {
-	struct dirsink *s = open_sink(0, 0);
+	struct dirsink *s = open_sink(0);
 	struct vherr err = {0};
 	char *got;
 
@@ -191,13 +191,16 @@ Test(dirsink, existing_output_is_refused_without_overwrite, .init = setup, .fini
 	dirsink_free(s);
 }
 
-Test(dirsink, overwrite_replaces, .init = setup, .fini = teardown)
+/* A replacement is a removal then a new output: the name is never taken over in place. */
+Test(dirsink, remove_then_write_replaces, .init = setup, .fini = teardown)
 {
-	struct dirsink *s = open_sink(0, 1);
+	struct dirsink *s = open_sink(0);
 	struct vherr err = {0};
 	char *got;
 
 	cr_assert_eq(dirsink_write(s, "o.jpg", (const uint8_t *)"first", 5, &err), 0);
+	cr_assert_eq(dirsink_remove(s, "o.jpg", &err), 0, "%s", err.msg);
+	cr_assert_eq(dirsink_remove(s, "o.jpg", &err), 0, "removing nothing is fine");
 	cr_assert_eq(dirsink_write(s, "o.jpg", (const uint8_t *)"second", 6, &err), 0, "%s",
 		     err.msg);
 	got = read_out("o.jpg", NULL);
@@ -207,9 +210,52 @@ Test(dirsink, overwrite_replaces, .init = setup, .fini = teardown)
 	dirsink_free(s);
 }
 
+/* Staged is invisible: under its temporary name until the commit, gone after a discard. */
+Test(dirsink, staged_output_is_invisible_until_committed, .init = setup, .fini = teardown)
+{
+	struct dirsink *s = open_sink(0);
+	struct dirsink_staged st;
+	struct vherr err = {0};
+	char *got;
+
+	cr_assert_eq(dirsink_stage(s, "d/o.jpg", (const uint8_t *)"bytes", 5, &st, &err), 0);
+	cr_assert_eq(st.len, 5);
+	cr_assert_eq(vht_count_names(out, "o.jpg"), 0);
+	cr_assert_eq(vht_count_names(out, DIRSINK_TMP_MARK), 1);
+	cr_assert_eq(dirsink_commit(s, &st, "d/o.jpg", &err), 0, "%s", err.msg);
+	got = read_out("d/o.jpg", NULL);
+	cr_assert_str_eq(got, "bytes");
+	free(got);
+	cr_assert_eq(dirsink_stage(s, "d/p.jpg", (const uint8_t *)"x", 1, &st, &err), 0);
+	dirsink_discard(s, &st);
+	dirsink_discard(s, &st); /* twice: nothing */
+	cr_assert_eq(vht_count_names(out, "p.jpg"), 0);
+	expect_no_temp_files();
+	dirsink_free(s);
+}
+
+/* A commit onto an existing name fails and takes its staged file with it. */
+Test(dirsink, commit_onto_an_existing_name_fails_cleanly, .init = setup, .fini = teardown)
+{
+	struct dirsink *s = open_sink(0);
+	struct dirsink_staged st;
+	struct vherr err = {0};
+	char *got;
+
+	cr_assert_eq(dirsink_write(s, "o.jpg", (const uint8_t *)"first", 5, &err), 0);
+	cr_assert_eq(dirsink_stage(s, "o.jpg", (const uint8_t *)"second", 6, &st, &err), 0);
+	cr_assert_eq(dirsink_commit(s, &st, "o.jpg", &err), -VHERR_EXISTS);
+	cr_assert_not_null(strstr(err.msg, "not one vhprep recorded"), "%s", err.msg);
+	got = read_out("o.jpg", NULL);
+	cr_assert_str_eq(got, "first");
+	free(got);
+	expect_no_temp_files();
+	dirsink_free(s);
+}
+
 Test(dirsink, live_upload_makes_outputs_read_only, .init = setup, .fini = teardown)
 {
-	struct dirsink *s = open_sink(1, 0);
+	struct dirsink *s = open_sink(1);
 	struct vherr err = {0};
 	char *got;
 
@@ -222,14 +268,14 @@ Test(dirsink, live_upload_makes_outputs_read_only, .init = setup, .fini = teardo
 	dirsink_free(s);
 }
 
-Test(dirsink, live_upload_with_overwrite_replaces_a_read_only_output, .init = setup,
-     .fini = teardown)
+Test(dirsink, live_upload_output_can_be_removed_and_replaced, .init = setup, .fini = teardown)
 {
-	struct dirsink *s = open_sink(1, 1);
+	struct dirsink *s = open_sink(1);
 	struct vherr err = {0};
 	char *got;
 
 	cr_assert_eq(dirsink_write(s, "o.jpg", (const uint8_t *)"first", 5, &err), 0);
+	cr_assert_eq(dirsink_remove(s, "o.jpg", &err), 0, "%s", err.msg);
 	cr_assert_eq(dirsink_write(s, "o.jpg", (const uint8_t *)"second", 6, &err), 0, "%s",
 		     err.msg);
 	cr_assert_eq(mode_of("o.jpg"), 0444);
@@ -241,7 +287,7 @@ Test(dirsink, live_upload_with_overwrite_replaces_a_read_only_output, .init = se
 
 Test(dirsink, parent_that_is_a_file_fails_cleanly, .init = setup, .fini = teardown)
 {
-	struct dirsink *s = open_sink(0, 0);
+	struct dirsink *s = open_sink(0);
 	struct vherr err = {0};
 	char *got;
 
@@ -259,7 +305,7 @@ Test(dirsink, parent_that_is_a_file_fails_cleanly, .init = setup, .fini = teardo
 
 Test(dirsink, read_only_directory_fails_cleanly, .init = setup, .fini = teardown)
 {
-	struct dirsink *s = open_sink(0, 0);
+	struct dirsink *s = open_sink(0);
 	struct vherr err = {0};
 	char ro[PATH_MAX];
 
@@ -282,7 +328,7 @@ Test(dirsink, read_only_directory_fails_cleanly, .init = setup, .fini = teardown
  * fails with "File name too long" before it is ever written. */
 Test(dirsink, long_valid_name_can_be_written, .init = setup, .fini = teardown)
 {
-	struct dirsink *s = open_sink(0, 0);
+	struct dirsink *s = open_sink(0);
 	struct vherr err = {0};
 	char name[256];
 	size_t len;
@@ -325,7 +371,7 @@ static void *write_many(void *arg)
 
 Test(dirsink, concurrent_writers_share_parents, .init = setup, .fini = teardown, .timeout = 60)
 {
-	struct dirsink *s = open_sink(0, 0);
+	struct dirsink *s = open_sink(0);
 	struct writer w[8];
 	pthread_t t[8];
 	atomic_int failures = 0;

@@ -347,18 +347,121 @@ Test(metadata, append_writes_the_formatted_lines, .init = setup, .fini = teardow
 	cr_assert_eq(err.code, VHERR_BAD_NAME);
 	cr_assert_eq(err.stage, VHSTAGE_RECORD);
 	cr_assert_eq(metadata_lines(m), 2);
-	metadata_close(m);
-	metadata_close(NULL);
+	metadata_close(m, NULL);
+	metadata_close(NULL, NULL);
 
 	l1 = metadata_format_line(&b, "a.jpg", &p);
 	l2 = metadata_format_line(&b, "b.jpg", NULL);
-	want = malloc(strlen(l1) + strlen(l2) + 1);
-	strcpy(want, l1);
+	want = malloc(strlen(l1) + strlen(l2) + 64);
+	strcpy(want, "stale line from an earlier run\n");
+	strcat(want, l1);
 	strcat(want, l2);
 	text = vht_slurp(vht_join(path, sizeof(path), dir, METADATA_FILE), NULL);
-	cr_assert_str_eq(text, want, "the file must hold exactly the two formatted lines");
+	cr_assert_str_eq(text, want, "the file must keep what it held, then the two lines");
 	free(text);
 	free(want);
 	free(l1);
 	free(l2);
+}
+
+/* Collects the "file" of every line scanned, and counts the lines that are not JSON. */
+struct scanned {
+	char files[16][64];
+	int n, junk;
+};
+
+static int collect(void *ctx, const struct metadata_line *l)
+{
+	struct scanned *sc = ctx;
+
+	if (!l->obj)
+		sc->junk++;
+	else if (sc->n < 16)
+		snprintf(sc->files[sc->n++], 64, "%s", l->file);
+	return 0;
+}
+
+static void scan_all(struct scanned *sc)
+{
+	struct vherr err = {0};
+
+	memset(sc, 0, sizeof(*sc));
+	cr_assert_eq(metadata_scan(dfd, METADATA_FILE, collect, sc, &err), 0, "%s", err.msg);
+}
+
+/* Compaction keeps the last line of each file, in order, drops retracted lines and lines
+ * that are not JSON (a half line a crash of an older version left), and appends go on
+ * after it. */
+Test(metadata, compact_keeps_the_last_line_of_each_file, .init = setup, .fini = teardown)
+{
+	struct metadata_binding b = {0};
+	struct metadata *m;
+	struct vherr err = {0};
+	struct scanned sc;
+	uint64_t at_b2;
+	char *l;
+	int did;
+
+	vht_put(dir, METADATA_FILE, "{\"file\": \"a\", \"metadata\": {}}\nnot json\n");
+	cr_assert_eq(metadata_open(dfd, &b, &m, &err), 0, "%s", err.msg);
+	cr_assert_eq(metadata_append(m, "b", NULL, &err), 0);
+	cr_assert_eq(metadata_append(m, "a", NULL, &err), 0); /* supersedes the first a */
+	l = metadata_format_line(&b, "b", NULL);
+	cr_assert_eq(metadata_append_line(m, l, strlen(l), &at_b2, &err), 0);
+	cr_assert_gt(at_b2, 0);
+	cr_assert_eq(metadata_retract(m, at_b2), 0); /* b's second line: never published */
+	free(l);
+	metadata_superseded(m);
+	cr_assert_eq(metadata_finish(m, &did, &err), 0, "%s", err.msg);
+	cr_assert_eq(did, 1);
+	scan_all(&sc);
+	cr_assert_eq(sc.junk, 0);
+	cr_assert_eq(sc.n, 2);
+	cr_assert_str_eq(sc.files[0], "b");
+	cr_assert_str_eq(sc.files[1], "a");
+	cr_assert_eq(metadata_append(m, "c", NULL, &err), 0, "appends go on after compaction");
+	cr_assert_eq(metadata_finish(m, &did, &err), 0);
+	cr_assert_eq(did, 0, "nothing superseded since: no second compaction");
+	metadata_close(m, NULL);
+	scan_all(&sc);
+	cr_assert_eq(sc.n, 3);
+	cr_assert_str_eq(sc.files[2], "c");
+	cr_assert_eq(vht_count_names(dir, "vhprep-tmp"), 0);
+}
+
+static int keep_not_a(void *ctx, const struct metadata_line *l)
+{
+	(void)ctx;
+	return strcmp(l->file, "a") != 0;
+}
+
+/* A keep predicate drops whole files; a line cut short (no newline) counts as junk. */
+Test(metadata, compact_with_a_predicate_and_a_cut_line, .init = setup, .fini = teardown)
+{
+	struct metadata_binding b = {0};
+	struct metadata *m;
+	struct vherr err = {0};
+	struct scanned sc;
+
+	vht_put(dir, METADATA_FILE,
+		"{\"file\": \"a\", \"metadata\": {}}\n{\"file\": \"b\", \"metadata\": {}}\n"
+		"{\"file\": \"c\", \"metadata\": {}}");
+	scan_all(&sc);
+	cr_assert_eq(sc.n, 2);
+	cr_assert_eq(sc.junk, 1, "a last line without its newline is not trusted");
+	cr_assert_eq(metadata_open(dfd, &b, &m, &err), 0);
+	cr_assert_eq(metadata_compact(m, keep_not_a, NULL, &err), 0, "%s", err.msg);
+	metadata_close(m, NULL);
+	scan_all(&sc);
+	cr_assert_eq(sc.n, 1);
+	cr_assert_eq(sc.junk, 0);
+	cr_assert_str_eq(sc.files[0], "b");
+}
+
+Test(metadata, scan_of_a_missing_file_has_no_lines, .init = setup, .fini = teardown)
+{
+	struct scanned sc;
+
+	scan_all(&sc);
+	cr_assert_eq(sc.n + sc.junk, 0);
 }

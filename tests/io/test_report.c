@@ -87,11 +87,11 @@ Test(report, csv_rows_exact, .init = setup, .fini = teardown)
 	char *text;
 
 	vht_put(dir, REPORT_CSV_FILE, "old,rows\n");
-	cr_assert_eq(report_open(dfd, &r, &err), 0, "%s", err.msg);
+	cr_assert_eq(report_open(dfd, 1, &r, &err), 0, "%s", err.msg);
 	cr_assert_eq(report_csv_row(r, "processed_images/a.jpg", 640, 480, 224, 224, &err), 0);
 	cr_assert_eq(report_csv_row(r, "processed_images/a,b \"c\".jpg", 1, 2, 3, 4, &err), 0);
-	report_close(r);
-	report_close(NULL);
+	report_close(r, NULL);
+	report_close(NULL, NULL);
 	text = contents(REPORT_CSV_FILE);
 	cr_assert_str_eq(text,
 			 "filename,original_size,processed_size\n"
@@ -108,10 +108,10 @@ Test(report, csv_row_with_too_long_name_is_refused, .init = setup, .fini = teard
 
 	memset(name, 'x', 8999);
 	name[8999] = '\0';
-	cr_assert_eq(report_open(dfd, &r, &err), 0);
+	cr_assert_eq(report_open(dfd, 1, &r, &err), 0);
 	cr_assert_lt(report_csv_row(r, name, 1, 1, 1, 1, &err), 0);
 	cr_assert_eq(err.stage, VHSTAGE_RECORD);
-	report_close(r);
+	report_close(r, NULL);
 	text = contents(REPORT_CSV_FILE);
 	cr_assert_str_eq(text, "filename,original_size,processed_size\n",
 			 "nothing half-written");
@@ -128,13 +128,13 @@ Test(report, error_lines_are_json, .init = setup, .fini = teardown)
 	json_t *o;
 
 	vht_put(dir, REPORT_ERRORS_FILE, "{\"stale\": 1}\n");
-	cr_assert_eq(report_open(dfd, &r, &err), 0);
+	cr_assert_eq(report_open(dfd, 1, &r, &err), 0);
 	vherr_set(&failure, VHERR_CORRUPT, VHSTAGE_DECODE, "bad marker in '%s'", "a \"b\".jpg");
 	cr_assert_eq(report_error(r, "/mnt/raw/a \"b\".jpg", &failure, &err), 0);
 	vherr_set(&failure, VHERR_NOENT, VHSTAGE_READ, NULL);
 	cr_assert_eq(report_error(r, "/mnt/raw/bad\xff.jpg", &failure, &err), 0,
 		     "a name that is not UTF-8 is still recorded");
-	report_close(r);
+	report_close(r, NULL);
 
 	text = contents(REPORT_ERRORS_FILE);
 	len = strlen(text);
@@ -166,7 +166,7 @@ Test(report, open_in_unwritable_place_fails, .init = setup, .fini = teardown)
 	struct report *r = (struct report *)0x1;
 	struct vherr err = {0};
 
-	cr_assert_lt(report_open(-1, &r, &err), 0);
+	cr_assert_lt(report_open(-1, 1, &r, &err), 0);
 	cr_assert_null(r);
 	cr_assert_neq(err.code, VHERR_OK);
 }
