@@ -43,11 +43,13 @@ void config_release(struct config *cfg)
 	free(cfg->datasets.v);
 	free(cfg->aliases.v);
 	free(cfg->tags.v);
+	free(cfg->dataset_excludes.v);
 	memset(&cfg->includes, 0, sizeof(cfg->includes));
 	memset(&cfg->excludes, 0, sizeof(cfg->excludes));
 	memset(&cfg->datasets, 0, sizeof(cfg->datasets));
 	memset(&cfg->aliases, 0, sizeof(cfg->aliases));
 	memset(&cfg->tags, 0, sizeof(cfg->tags));
+	memset(&cfg->dataset_excludes, 0, sizeof(cfg->dataset_excludes));
 }
 
 int strlist_add(struct strlist *l, const char *s)
@@ -308,6 +310,12 @@ int config_finish(struct config *cfg, struct vherr *err)
 				 cfg->prefix);
 	if (cfg->kernel.resize_w == 0 && cfg->kernel.mode != GEOMETRY_STRETCH)
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE, "--resize-mode needs --resize");
+	if (cfg->since_checksum && !cfg->since)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE, "--since-checksum needs --since");
+	if (cfg->dataset_excludes.n && !cfg->dataset_from)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--dataset-exclude needs --dataset-from (the version it leaves "
+				 "files of)");
 	if ((cfg->aliases.n || cfg->dataset_from || cfg->packaging) && !cfg->datasets.n)
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
 				 "--dataset-alias, --dataset-from and --packaging need --dataset");
@@ -324,6 +332,7 @@ int config_finish(struct config *cfg, struct vherr *err)
 
 void config_binding(const struct config *cfg, struct metadata_binding *b)
 {
+	memset(b, 0, sizeof(*b));
 	b->datasets = cfg->datasets.v;
 	b->ndatasets = cfg->datasets.n;
 	b->from = cfg->dataset_from;

@@ -33,6 +33,10 @@ struct config {
 	/* record */
 	struct strlist datasets, aliases, tags;
 	const char *dataset_from, *packaging;
+	struct strlist dataset_excludes; /* --dataset-exclude: names the version leaves out */
+	/* incremental */
+	const char *since;        /* an earlier run's valohai.metadata.jsonl, or NULL */
+	int since_checksum;       /* compare SHA-256 rather than size and mtime */
 	/* run */
 	int threads, io_depth, walkers;
 	int nfs_connections;      /* nfs:// TCP connections */

@@ -12,7 +12,8 @@ enum {
 	OPT_FILES_FROM, OPT_PREFIX, OPT_LIVE_UPLOAD, OPT_OVERWRITE, OPT_DATASET,
 	OPT_DATASET_FROM, OPT_DATASET_ALIAS, OPT_PACKAGING, OPT_TAG, OPT_IO_DEPTH,
 	OPT_WALKERS, OPT_READ_BUDGET, OPT_MAX_ERRORS, OPT_METRICS, OPT_PROGRESS,
-	OPT_NO_PROGRESS, OPT_NFS_CONNECTIONS, OPT_NFS_TIMEOUT,
+	OPT_NO_PROGRESS, OPT_NFS_CONNECTIONS, OPT_NFS_TIMEOUT, OPT_SINCE, OPT_SINCE_CHECKSUM,
+	OPT_DATASET_EXCLUDE,
 };
 
 static const struct option long_options[] = {
@@ -47,6 +48,9 @@ static const struct option long_options[] = {
 	{"dataset-alias", required_argument, NULL, OPT_DATASET_ALIAS},
 	{"packaging", required_argument, NULL, OPT_PACKAGING},
 	{"tag", required_argument, NULL, OPT_TAG},
+	{"dataset-exclude", required_argument, NULL, OPT_DATASET_EXCLUDE},
+	{"since", required_argument, NULL, OPT_SINCE},
+	{"since-checksum", no_argument, NULL, OPT_SINCE_CHECKSUM},
 	{"threads", required_argument, NULL, 'j'},
 	{"io-depth", required_argument, NULL, OPT_IO_DEPTH},
 	{"walkers", required_argument, NULL, OPT_WALKERS},
@@ -126,6 +130,18 @@ void options_usage(FILE *out)
 "  --dataset-alias ALIAS   a targeting alias for the version (repeatable)\n"
 "  --packaging P           the version's packaging (JSON or a word, passed through)\n"
 "  --tag TAG               a valohai.tags entry on every output (repeatable)\n"
+"  --dataset-exclude NAME  a file of the --dataset-from version that the new version\n"
+"                          leaves out (repeatable; --since adds the changed and\n"
+"                          deleted ones itself)\n"
+"\n"
+"Incremental (each Valohai execution starts with empty outputs):\n"
+"  --since FILE            an earlier run's valohai.metadata.jsonl (give it to the step\n"
+"                          as an input): inputs whose path, size and mtime match their\n"
+"                          line there are skipped; with --dataset-from the new version\n"
+"                          is the old one plus this run's outputs, minus the outputs of\n"
+"                          inputs changed or deleted since (its \"exclude\")\n"
+"  --since-checksum        compare inputs with FILE by SHA-256 (read in full) instead\n"
+"                          of size and mtime\n"
 "\n"
 "Run:\n"
 "  -j, --threads N         image worker threads (default: all cores)\n"
@@ -321,6 +337,14 @@ static int parse_output(int opt, const char *v, struct config *cfg, struct vherr
 		return 0;
 	case OPT_TAG:
 		return add(&cfg->tags, v, err);
+	case OPT_DATASET_EXCLUDE:
+		return add(&cfg->dataset_excludes, v, err);
+	case OPT_SINCE:
+		cfg->since = v;
+		return 0;
+	case OPT_SINCE_CHECKSUM:
+		cfg->since_checksum = 1;
+		return 0;
 	}
 	return 1;
 }

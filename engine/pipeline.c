@@ -45,6 +45,8 @@ struct item {
 	struct source_read rd; /* the read request and its result */
 	struct pipeline *p;
 	int done_already;      /* admit found its earlier output standing */
+	int unchanged;         /* the same as in --since's records: skipped */
+	int verify;            /* --since-checksum: compare its SHA-256 once read */
 	char relpath[]; /* then the hint's handle bytes (rd.hint.handle points there) */
 };
 
@@ -113,7 +115,10 @@ static void on_read_done(struct source_read *req)
 	struct stats *st = p->env.stats;
 
 	if (req->status == SOURCE_READ_SKIPPED) {
-		atomic_fetch_add(it->done_already ? &st->already_done : &st->skipped_size, 1);
+		atomic_fetch_add(it->done_already ? &st->already_done
+				 : it->unchanged   ? &st->unchanged
+						   : &st->skipped_size,
+				 1);
 		item_release(it);
 	} else if (req->status == SOURCE_READ_FAILED) {
 		if (req->err.code ==
@@ -147,17 +152,24 @@ static int valid_utf8(const char *s)
 	return j != NULL;
 }
 
-/* The read's admit step: an input whose earlier output stands is skipped unread. */
+/* The read's admit step: an input whose earlier output stands, or that --since's records
+ * hold unchanged, is skipped unread. */
 static enum source_admit admit(struct source_read *req)
 {
 	struct item *it = req->user;
 	struct pipeline *p = it->p;
+	enum since_verdict v;
 
 	if (p->env.resume && resume_done(p->env.resume, it->relpath, req->size, req->mtime_ns)) {
 		it->done_already = 1;
 		return SOURCE_ADMIT_SKIP;
 	}
-	return SOURCE_ADMIT_READ;
+	if (!p->env.since)
+		return SOURCE_ADMIT_READ;
+	v = since_check(p->env.since, it->relpath, req->size, req->mtime_ns);
+	it->unchanged = v == SINCE_UNCHANGED;
+	it->verify = v == SINCE_VERIFY;
+	return it->unchanged ? SOURCE_ADMIT_SKIP : SOURCE_ADMIT_READ;
 }
 
 /* A new item for entry e: relpath and the hint's handle copied in; NULL: no memory. */
@@ -180,6 +192,8 @@ static enum source_next emit_one(struct pipeline *p, const struct source_entry *
 	struct vherr err;
 
 	atomic_fetch_add(&p->env.stats->found, 1);
+	if (p->env.since)
+		since_seen(p->env.since, relpath);
 	if (atomic_load(&p->cancelled) || (p->size_bounds && at_limit(p)))
 		return SOURCE_STOP;
 	if (select_path(cfg, relpath) != SELECT_KEEP) {
@@ -433,6 +447,10 @@ static void process(struct pipeline *p, struct kernel *k, struct item *it, int w
 
 	sha256_hex(it->rd.data, it->rd.len, sha);
 	o.sha = sha;
+	if (it->verify && since_same_content(p->env.since, it->relpath, sha)) {
+		atomic_fetch_add(&p->env.stats->unchanged, 1);
+		return;
+	}
 	rc = kernel_run(k, it->rd.data, it->rd.len, &res, &err);
 	item_drop_input(it);
 	if (rc == 0 &&

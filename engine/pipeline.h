@@ -19,6 +19,7 @@
 #include "engine/claims.h"
 #include "engine/config.h"
 #include "engine/resume.h"
+#include "engine/since.h"
 #include "engine/stats.h"
 #include "io/dirsink.h"
 #include "io/metadata.h"
@@ -36,6 +37,7 @@ struct pipeline_env {
 	struct stats *stats;
 	struct claims *claims;  /* who owns each output name */
 	struct resume *resume;  /* what earlier runs left, or NULL */
+	struct since *since;    /* --since's records, or NULL */
 };
 
 struct pipeline;

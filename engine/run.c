@@ -21,6 +21,7 @@
 #include "engine/pipeline.h"
 #include "engine/progress.h"
 #include "engine/resume.h"
+#include "engine/since.h"
 #include "engine/stats.h"
 #include "io/outlock.h"
 #include "kernels/kernel.h"
@@ -37,6 +38,8 @@ struct run {
 	struct report *report;
 	struct claims *claims;
 	struct resume *resume;
+	struct since *since;
+	struct strlist excludes; /* the CSV line's exclude list (strings owned) */
 	struct resume_report resumed;
 	char ops[8][KERNEL_OP_MAX];
 	const char *opv[8];
@@ -165,6 +168,10 @@ static int open_all(struct run *r, int *exit_code, struct vherr *err)
 	}
 	if (open_outputs(r, exit_code, err) < 0)
 		return -1;
+	if (r->cfg.since && since_open(r->cfg.since, r->cfg.since_checksum, &r->since, err) < 0) {
+		*exit_code = RUN_EXIT_USAGE;
+		return -1;
+	}
 	stats_init(&r->stats);
 	r->stats_ready = 1;
 	return 0;
@@ -233,30 +240,19 @@ static json_t *summary_json(struct run *r, double seconds, int exit_code)
 	gmtime_r(&r->started, &tm);
 	strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return json_pack(
-		"{s:s, s:s, s:s, s:s, s:f, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
-		"s:{s:I, s:I}, s:f, s:f, s:f, s:o, s:b, s:s?, s:i, "
-		"s:{s:i, s:i, s:i, s:I}}",
+		"{s:s, s:s, s:s, s:s, s:f, s:o, s:{s:I, s:I}, s:f, s:f, s:f, s:o, s:b, s:s?, "
+		"s:i, s:{s:i, s:i, s:i, s:I}}",
 		"vhprep_version", VHPREP_VERSION, "source", r->cfg.source, "outputs",
-		r->cfg.outputs, "started_at", started, "seconds", seconds, "files", "found",
-		(json_int_t)atomic_load(&s->found), "selected",
-		(json_int_t)atomic_load(&s->submitted), "processed", (json_int_t)done, "failed",
-		(json_int_t)atomic_load(&s->failed), "filtered",
-		(json_int_t)atomic_load(&s->filtered), "skipped_size",
-		(json_int_t)atomic_load(&s->skipped_size), "cancelled",
-		(json_int_t)atomic_load(&s->cancelled), "over_limit",
-		(json_int_t)atomic_load(&s->over_limit), "already_done",
-		(json_int_t)atomic_load(&s->already_done), "replaced",
-		(json_int_t)atomic_load(&s->replaced), "bytes", "read",
-		(json_int_t)atomic_load(&s->bytes_read), "written",
-		(json_int_t)atomic_load(&s->bytes_written), "files_per_s",
+		r->cfg.outputs, "started_at", started, "seconds", seconds, "files",
+		stats_files_json(s), "bytes", "read", (json_int_t)atomic_load(&s->bytes_read),
+		"written", (json_int_t)atomic_load(&s->bytes_written), "files_per_s",
 		seconds > 0 ? done / seconds : 0.0, "mb_per_s",
 		seconds > 0 ? (double)atomic_load(&s->bytes_read) / 1e6 / seconds : 0.0,
 		"peak_rss_mb", (double)stats_peak_rss() / 1e6, "failures",
 		stats_failures_json(s), "walk_complete", atomic_load(&s->walk_complete),
-		"interrupted_by", signal_name(sig),
-		"exit_code", exit_code, "config", "threads", r->cfg.threads, "io_depth",
-		r->cfg.io_depth, "walkers", r->cfg.walkers, "read_budget",
-		(json_int_t)r->cfg.read_budget);
+		"interrupted_by", signal_name(sig), "exit_code", exit_code, "config", "threads",
+		r->cfg.threads, "io_depth", r->cfg.io_depth, "walkers", r->cfg.walkers,
+		"read_budget", (json_int_t)r->cfg.read_budget);
 }
 
 static void print_summary(struct run *r, double seconds)
@@ -301,12 +297,52 @@ static int exit_code_of(struct run *r, int fatal)
 	return RUN_EXIT_OK;
 }
 
-/* Binds processing_metadata.csv to the dataset, unless an equal line is there already. */
+static int add_exclude(void *ctx, const char *file)
+{
+	struct run *r = ctx;
+	char *copy = strdup(file);
+
+	if (!copy || strlist_add(&r->excludes, copy) < 0) {
+		free(copy);
+		return -VHERR_NOMEM;
+	}
+	return 0;
+}
+
+/* The new version's exclude list: --dataset-exclude, then what --since found changed or
+ * deleted. It goes on the CSV's line, the last one written, when the list is complete
+ * (Valohai's own example, valohai/dataset-update-example uds.py, writes
+ * {"uri", "from", "exclude"} on the files of the new version; see README). */
+static int collect_excludes(struct run *r, struct vherr *err)
+{
+	int rc = 0;
+
+	if (!r->cfg.dataset_from)
+		return 0;
+	for (int i = 0; rc == 0 && i < r->cfg.dataset_excludes.n; i++)
+		rc = add_exclude(r, r->cfg.dataset_excludes.v[i]);
+	if (rc == 0 && r->since)
+		rc = since_excluded(r->since, atomic_load(&r->stats.walk_complete), add_exclude, r,
+				    err);
+	if (rc == -VHERR_NOMEM)
+		return vherr_set(err, VHERR_NOMEM, VHSTAGE_RECORD, NULL);
+	return rc;
+}
+
+/* Binds processing_metadata.csv to the dataset (with the exclude list), unless an equal
+ * line is there already. */
 static int bind_csv(struct run *r, struct vherr *err)
 {
-	char *line = metadata_format_line(&r->binding, REPORT_CSV_FILE, NULL);
+	struct metadata_binding b = r->binding;
+	char *line;
+	int rc = collect_excludes(r, err);
+
+	if (rc < 0)
+		return rc;
+	b.excludes = r->excludes.v;
+	b.nexcludes = r->excludes.n;
+	line = metadata_format_line(&b, REPORT_CSV_FILE, NULL);
 	json_t *want = line ? json_loads(line, 0, NULL) : NULL;
-	int rc = 0;
 
 	if (!want)
 		rc = vherr_set(err, VHERR_NOMEM, VHSTAGE_RECORD, NULL);
@@ -396,6 +432,7 @@ static int execute(struct run *r, struct vherr *err)
 		.stats = &r->stats,
 		.claims = r->claims,
 		.resume = r->resume,
+		.since = r->since,
 	};
 	pthread_t monitor;
 	int rc, code;
@@ -423,6 +460,10 @@ static void run_close(struct run *r)
 	report_close(r->report, NULL);
 	resume_free(r->resume);
 	claims_free(r->claims);
+	since_free(r->since);
+	for (int i = 0; i < r->excludes.n; i++)
+		free((char *)r->excludes.v[i]);
+	free(r->excludes.v);
 	json_decref(r->resumed.csv_line);
 	source_free(r->source);
 	outlock_release(r->lock); /* last: the records are closed */

@@ -52,12 +52,42 @@ uint64_t stats_finished(struct stats *s)
 {
 	return atomic_load(&s->processed) + atomic_load(&s->failed) +
 	       atomic_load(&s->skipped_size) + atomic_load(&s->cancelled) +
-	       atomic_load(&s->over_limit) + atomic_load(&s->already_done);
+	       atomic_load(&s->over_limit) + atomic_load(&s->already_done) +
+	       atomic_load(&s->unchanged);
 }
 
 double stats_elapsed(const struct stats *s)
 {
 	return stats_now() - s->start;
+}
+
+json_t *stats_files_json(struct stats *s)
+{
+	const struct {
+		const char *name;
+		atomic_ullong *v;
+	} counters[] = {
+	    {"found", &s->found},
+	    {"selected", &s->submitted},
+	    {"processed", &s->processed},
+	    {"failed", &s->failed},
+	    {"filtered", &s->filtered},
+	    {"skipped_size", &s->skipped_size},
+	    {"cancelled", &s->cancelled},
+	    {"over_limit", &s->over_limit},
+	    {"already_done", &s->already_done},
+	    {"unchanged", &s->unchanged},
+	    {"replaced", &s->replaced},
+	};
+	json_t *o = json_object();
+
+	for (size_t i = 0; o && i < sizeof(counters) / sizeof(*counters); i++)
+		if (json_object_set_new(o, counters[i].name,
+					json_integer((json_int_t)atomic_load(counters[i].v))) != 0) {
+			json_decref(o);
+			return NULL;
+		}
+	return o;
 }
 
 json_t *stats_failures_json(struct stats *s)

@@ -25,6 +25,7 @@ struct stats {
 	atomic_ullong over_limit;   /* read but dropped because --limit was reached */
 	atomic_ullong already_done; /* skipped: an earlier run's output stands */
 	atomic_ullong replaced;     /* outputs that replaced an earlier one */
+	atomic_ullong unchanged;    /* skipped: the same as in --since's records */
 	atomic_ullong bytes_read;
 	atomic_ullong bytes_written;
 	atomic_int walk_complete;
@@ -44,6 +45,8 @@ void stats_fail(struct stats *s, int code, const char *path);
 uint64_t stats_finished(struct stats *s);
 /* Seconds since stats_init. */
 double stats_elapsed(const struct stats *s);
+/* Returns the file counters as {"found": N, "selected": N, ...} (new reference) or NULL. */
+json_t *stats_files_json(struct stats *s);
 /* Returns {"reason": {"count": N, "examples": [...]}, ...} (new reference) or NULL. */
 json_t *stats_failures_json(struct stats *s);
 /* Returns the process's peak resident set size in bytes. */

@@ -59,6 +59,9 @@ static json_t *dataset_versions(const struct metadata_binding *b)
 						  string_array(b->aliases, b->naliases)) != 0;
 		if (!bad && b->from)
 			bad = json_object_set_new(v, "from", json_string(b->from)) != 0;
+		if (!bad && b->from && b->nexcludes)
+			bad = json_object_set_new(v, "exclude",
+						  string_array(b->excludes, b->nexcludes)) != 0;
 		if (!bad && b->packaging)
 			bad = json_object_set_new(v, "packaging", packaging_value(b->packaging)) != 0;
 		if (bad || json_array_append_new(list, v) != 0) {

@@ -28,6 +28,8 @@ struct metadata_binding {
 	const char *packaging;       /* "packaging": JSON text or a plain word, or NULL */
 	const char *const *tags;     /* valohai.tags */
 	int ntags;
+	const char *const *excludes; /* "exclude" of each dataset version (with from) */
+	int nexcludes;
 };
 
 /* Where one output came from and what was done to it. */
