@@ -106,7 +106,7 @@ static enum source_next on_emit(void *ctx, const struct source_entry *e)
 	struct bench *b = ctx;
 
 	atomic_fetch_add(&b->entries, 1);
-	if (b->mode == BENCH_WALK_ONLY)
+	if (b->mode == BENCH_WALK_ONLY || e->kind != SOURCE_KIND_FILE)
 		return SOURCE_CONTINUE;
 	if (b->mode == BENCH_READ_ONLY)
 		return keep_entry(b, e);

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/jsonname.h"
+
 void config_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -293,6 +295,26 @@ static int check_prefix(const char *prefix)
 	return 0;
 }
 
+/* The dataset binding goes into JSON as it is: its words must be UTF-8. */
+static int check_binding_text(const struct config *cfg, struct vherr *err)
+{
+	const struct strlist *lists[] = {&cfg->datasets, &cfg->aliases, &cfg->tags};
+	const char *words[] = {cfg->dataset_from, cfg->packaging};
+
+	for (size_t l = 0; l < sizeof(lists) / sizeof(*lists); l++)
+		for (int i = 0; i < lists[l]->n; i++)
+			if (!jsonname_valid(lists[l]->v[i]))
+				return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+						 "'%s' is not valid UTF-8: dataset names, "
+						 "aliases and tags must be",
+						 lists[l]->v[i]);
+	for (size_t w = 0; w < sizeof(words) / sizeof(*words); w++)
+		if (words[w] && !jsonname_valid(words[w]))
+			return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+					 "'%s' is not valid UTF-8", words[w]);
+	return 0;
+}
+
 int config_finish(struct config *cfg, struct vherr *err)
 {
 	if (!cfg->source)
@@ -310,6 +332,8 @@ int config_finish(struct config *cfg, struct vherr *err)
 				 cfg->prefix);
 	if (cfg->kernel.resize_w == 0 && cfg->kernel.mode != GEOMETRY_STRETCH)
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE, "--resize-mode needs --resize");
+	if (check_binding_text(cfg, err) < 0)
+		return -VHERR_USAGE;
 	if (cfg->since_checksum && !cfg->since)
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE, "--since-checksum needs --since");
 	if (cfg->dataset_excludes.n && !cfg->dataset_from)

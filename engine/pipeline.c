@@ -144,14 +144,6 @@ static void on_read_done(struct source_read *req)
 	waitgroup_done(&p->reads);
 }
 
-static int valid_utf8(const char *s)
-{
-	json_t *j = json_string(s);
-
-	json_decref(j);
-	return j != NULL;
-}
-
 /* The read's admit step: an input whose earlier output stands, or that --since's records
  * hold unchanged, is skipped unread. */
 static enum source_admit admit(struct source_read *req)
@@ -191,6 +183,10 @@ static enum source_next emit_one(struct pipeline *p, const struct source_entry *
 	struct item *it;
 	struct vherr err;
 
+	if (e->kind != SOURCE_KIND_FILE) { /* a name that is no file to read: counted */
+		atomic_fetch_add(&p->env.stats->skipped_kind[e->kind], 1);
+		return SOURCE_CONTINUE;
+	}
 	atomic_fetch_add(&p->env.stats->found, 1);
 	if (p->env.since)
 		since_seen(p->env.since, relpath);
@@ -198,11 +194,6 @@ static enum source_next emit_one(struct pipeline *p, const struct source_entry *
 		return SOURCE_STOP;
 	if (select_path(cfg, relpath) != SELECT_KEEP) {
 		atomic_fetch_add(&p->env.stats->filtered, 1);
-		return SOURCE_CONTINUE;
-	}
-	if (!valid_utf8(relpath)) {
-		vherr_set(&err, VHERR_BAD_NAME, VHSTAGE_SELECT, NULL);
-		record_failure(p, relpath, &err);
 		return SOURCE_CONTINUE;
 	}
 	if (!p->size_bounds && over_limit(p))

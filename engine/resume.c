@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/htab.h"
+#include "io/jsonname.h"
 #include "io/posixwalk.h"
 #include "io/report.h"
 
@@ -129,24 +130,25 @@ out:
 /* Indexes one standing output: its name in the claims, its input in the index. */
 static int index_line(struct resume *r, const char *file, json_t *meta)
 {
-	const char *source = json_string_value(json_object_get(meta, "source"));
-	const char *rel = json_string_value(json_object_get(meta, "source_relpath"));
+	/* a line of a vhprep before 0.2 knows its input by location only */
+	char *rel = jsonname_get(meta, json_object_get(meta, "source_relpath") ? "source_relpath"
+									      : "source");
 	const char *mtime = json_string_value(json_object_get(meta, "source_mtime"));
 	json_t *bytes = json_object_get(meta, "source_bytes");
-	struct earlier *e;
+	struct earlier *e = NULL;
 	struct htab_stripe *s;
 	uint64_t key;
 	int64_t ns;
 
-	if (!rel) /* a line of a vhprep before 0.2: its input is known by location only */
-		rel = source;
 	if (!rel)
 		return 0;
 	if (claims_add_earlier(r->claims, file, rel, claims_suffix(rel)) < 0)
-		return -VHERR_NOMEM;
+		goto out;
 	r->earlier++;
-	if (!r->index || !json_is_integer(bytes) || resume_parse_mtime(mtime, &ns) < 0)
+	if (!r->index || !json_is_integer(bytes) || resume_parse_mtime(mtime, &ns) < 0) {
+		free(rel);
 		return 0;
+	}
 	key = claims_hash(rel);
 	s = htab_lock(r->index, key);
 	e = htab_insert(s, key, NULL);
@@ -156,6 +158,8 @@ static int index_line(struct resume *r, const char *file, json_t *meta)
 		e->name = claims_hash(file);
 	}
 	htab_unlock(s);
+out:
+	free(rel);
 	return e ? 0 : -VHERR_NOMEM;
 }
 

@@ -23,6 +23,7 @@
 #include "engine/resume.h"
 #include "engine/since.h"
 #include "engine/stats.h"
+#include "io/jsonname.h"
 #include "io/outlock.h"
 #include "kernels/kernel.h"
 
@@ -237,13 +238,18 @@ static json_t *summary_json(struct run *r, double seconds, int exit_code)
 	struct tm tm;
 	int sig = atomic_load(&r->signal);
 
+	char source[4 * PATH_MAX], outputs[4 * PATH_MAX];
+
 	gmtime_r(&r->started, &tm);
 	strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (jsonname_escape(r->cfg.source, source, sizeof(source)) < 0 ||
+	    jsonname_escape(r->cfg.outputs, outputs, sizeof(outputs)) < 0)
+		return NULL;
 	return json_pack(
 		"{s:s, s:s, s:s, s:s, s:f, s:o, s:{s:I, s:I}, s:f, s:f, s:f, s:o, s:b, s:s?, "
 		"s:i, s:{s:i, s:i, s:i, s:I}}",
-		"vhprep_version", VHPREP_VERSION, "source", r->cfg.source, "outputs",
-		r->cfg.outputs, "started_at", started, "seconds", seconds, "files",
+		"vhprep_version", VHPREP_VERSION, "source", source, "outputs", outputs,
+		"started_at", started, "seconds", seconds, "files",
 		stats_files_json(s), "bytes", "read", (json_int_t)atomic_load(&s->bytes_read),
 		"written", (json_int_t)atomic_load(&s->bytes_written), "files_per_s",
 		seconds > 0 ? done / seconds : 0.0, "mb_per_s",

@@ -12,6 +12,7 @@
 
 #include "common/htab.h"
 #include "engine/resume.h"
+#include "io/jsonname.h"
 #include "io/metadata.h"
 
 #define FLAG_SEEN    1u
@@ -53,15 +54,16 @@ static int index_line(void *ctx, const struct metadata_line *l)
 {
 	struct since *s = ctx;
 	json_t *meta = l->obj ? json_object_get(l->obj, "metadata") : NULL;
-	const char *rel = json_string_value(json_object_get(meta, "source_relpath"));
 	const char *mtime = json_string_value(json_object_get(meta, "source_mtime"));
 	const char *sha = json_string_value(json_object_get(meta, "source_sha256"));
 	json_t *bytes = json_object_get(meta, "source_bytes");
 	struct htab_stripe *st;
 	struct earlier_input *e;
+	char *rel;
 	int64_t ns;
 
-	if (!rel || !json_is_integer(bytes) || resume_parse_mtime(mtime, &ns) < 0)
+	if (!json_is_integer(bytes) || resume_parse_mtime(mtime, &ns) < 0 ||
+	    !(rel = jsonname_get(meta, "source_relpath")))
 		return 0; /* not an image's line (the CSV's), or one of an older vhprep */
 	st = htab_lock(s->tab, key_of(rel));
 	e = htab_insert(st, key_of(rel), NULL);
@@ -72,6 +74,7 @@ static int index_line(void *ctx, const struct metadata_line *l)
 			e->has_sha = unhex(sha, e->sha) == 0;
 	}
 	htab_unlock(st);
+	free(rel);
 	return e ? 0 : -VHERR_NOMEM;
 }
 
@@ -194,11 +197,11 @@ static int visit_line(void *ctx, const struct metadata_line *l)
 {
 	struct excl_ctx *c = ctx;
 	json_t *meta = l->obj ? json_object_get(l->obj, "metadata") : NULL;
-	const char *rel = json_string_value(json_object_get(meta, "source_relpath"));
+	char *rel = meta ? jsonname_get(meta, "source_relpath") : NULL;
+	int excluded = rel && with_record(c->s, rel, 0, is_excluded, &c->walk_complete);
 
-	if (!rel || !with_record(c->s, rel, 0, is_excluded, &c->walk_complete))
-		return 0;
-	return c->fn(c->ctx, l->file);
+	free(rel);
+	return excluded ? c->fn(c->ctx, l->file) : 0;
 }
 
 int since_excluded(struct since *s, int walk_complete, int (*fn)(void *ctx, const char *file),

@@ -1,11 +1,15 @@
 #include "engine/stats.h"
 
+#include <limits.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "io/jsonname.h"
 
 double stats_now(void)
 {
@@ -79,15 +83,22 @@ json_t *stats_files_json(struct stats *s)
 	    {"unchanged", &s->unchanged},
 	    {"replaced", &s->replaced},
 	};
-	json_t *o = json_object();
+	json_t *o = json_object(), *kinds = json_object();
+	int bad = !o || !kinds;
 
-	for (size_t i = 0; o && i < sizeof(counters) / sizeof(*counters); i++)
-		if (json_object_set_new(o, counters[i].name,
-					json_integer((json_int_t)atomic_load(counters[i].v))) != 0) {
-			json_decref(o);
-			return NULL;
-		}
-	return o;
+	for (size_t i = 0; !bad && i < sizeof(counters) / sizeof(*counters); i++)
+		bad = json_object_set_new(o, counters[i].name,
+					  json_integer((json_int_t)atomic_load(counters[i].v))) != 0;
+	for (int k = 1; !bad && k < SOURCE_KIND__COUNT; k++)
+		bad = json_object_set_new(kinds, source_kind_name(k),
+					  json_integer((json_int_t)atomic_load(
+					      &s->skipped_kind[k]))) != 0;
+	if (!bad && json_object_set_new(o, "skipped_kind", kinds) == 0)
+		return o;
+	if (bad)
+		json_decref(kinds);
+	json_decref(o);
+	return NULL;
 }
 
 json_t *stats_failures_json(struct stats *s)
@@ -102,8 +113,12 @@ json_t *stats_failures_json(struct stats *s)
 		if (!n)
 			continue;
 		ex = json_array();
-		for (int i = 0; ex && i < STATS_EXAMPLES && s->examples[r][i]; i++)
-			json_array_append_new(ex, json_string(s->examples[r][i]));
+		for (int i = 0; ex && i < STATS_EXAMPLES && s->examples[r][i]; i++) {
+			char esc[4 * PATH_MAX];
+
+			if (jsonname_escape(s->examples[r][i], esc, sizeof(esc)) >= 0)
+				json_array_append_new(ex, json_string(esc));
+		}
 		json_object_set_new(all, vherr_reason(r),
 				    json_pack("{s:I, s:o}", "count", (json_int_t)n, "examples",
 					      ex ? ex : json_array()));

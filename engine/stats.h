@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "common/vherr.h"
+#include "io/source.h"
 
 #define STATS_EXAMPLES 5
 
@@ -26,6 +27,7 @@ struct stats {
 	atomic_ullong already_done; /* skipped: an earlier run's output stands */
 	atomic_ullong replaced;     /* outputs that replaced an earlier one */
 	atomic_ullong unchanged;    /* skipped: the same as in --since's records */
+	atomic_ullong skipped_kind[SOURCE_KIND__COUNT]; /* names that are no file to read */
 	atomic_ullong bytes_read;
 	atomic_ullong bytes_written;
 	atomic_int walk_complete;

@@ -3,12 +3,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <limits.h>
+#include <linux/openat2.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/bqueue.h"
+#include "io/posixwalk.h"
 
 struct iopool {
 	int rootfd;            /* set at creation */
@@ -20,13 +25,13 @@ struct iopool {
 	pthread_t *threads;    /* set at creation */
 };
 
-static int read_fully(int fd, uint8_t *buf, uint64_t size, struct oplat *lat, uint64_t *got)
+/* Reads [off, end) of fd into buf + off; *got becomes the offset reached (short at EOF). */
+static int read_fully(int fd, uint8_t *buf, uint64_t off, uint64_t end, struct oplat *lat,
+		      uint64_t *got)
 {
-	uint64_t off = 0;
-
-	while (off < size) {
+	while (off < end) {
 		uint64_t t0 = lat ? oplat_now() : 0;
-		ssize_t n = pread(fd, buf + off, size - off, (off_t)off);
+		ssize_t n = pread(fd, buf + off, end - off, (off_t)off);
 
 		if (lat)
 			oplat_record(lat, OPLAT_READ, oplat_now() - t0);
@@ -50,13 +55,107 @@ static int fail(struct source_read *req, int errnum, const char *what)
 			   req->relpath);
 }
 
-static void read_open_file(int fd, struct budget *budget, struct oplat *lat,
-			   struct source_read *req)
+static int openat2_path(int dirfd, const char *path, uint64_t resolve)
 {
-	struct stat st;
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = resolve};
+
+	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+/* An O_PATH descriptor of relpath that is sure to lie inside the root: resolved beneath
+ * rootfd, or (an absolute symlink, which RESOLVE_BENEATH refuses) resolved by realpath,
+ * checked against the resolved root, and opened with no symlink on the way. Nothing is
+ * opened for reading here: a device or FIFO is never opened at all. -1 with errno (EXDEV:
+ * the name leads out of the root). */
+static int open_inside(int rootfd, const char *relpath)
+{
+	char probe[PATH_MAX + 32], real[PATH_MAX], root[PATH_MAX];
+	int fd = openat2_path(rootfd, relpath, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+
+	if (fd >= 0 || errno != EXDEV)
+		return fd >= 0 || errno != ENOSYS ? fd : openat(rootfd, relpath, O_PATH | O_CLOEXEC);
+	snprintf(probe, sizeof(probe), "/proc/self/fd/%d/%s", rootfd, relpath);
+	if (!realpath(probe, real) || posixwalk_root_real(rootfd, root, sizeof(root)) < 0)
+		return -1;
+	if (!posixwalk_within(real, root)) {
+		errno = EXDEV;
+		return -1;
+	}
+	return openat2_path(AT_FDCWD, real, RESOLVE_NO_SYMLINKS);
+}
+
+/* Opens the file behind the O_PATH descriptor pfd for reading (the same inode). */
+static int reopen(int pfd)
+{
+	char proc[64];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+	return open(proc, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+}
+
+/* Takes n more bytes of budget for req; 0, or -1 (cancelled: req failed). */
+static int charge(struct budget *budget, struct source_read *req, uint64_t n)
+{
+	if (budget && budget_acquire(budget, n) != 0) {
+		req->status = SOURCE_READ_FAILED;
+		vherr_set(&req->err, VHERR_CANCELLED, VHSTAGE_READ, NULL);
+		return -1;
+	}
+	req->charged += budget ? n : 0;
+	return 0;
+}
+
+/* Reads the head (at most SOURCE_HEAD_MAX bytes) for req->judge, then, if it lets the
+ * read go on, the rest, each part budgeted before it is read. */
+static void read_content(int fd, struct budget *budget, struct oplat *lat,
+			 struct source_read *req)
+{
+	uint64_t head = req->judge && req->size > SOURCE_HEAD_MAX ? SOURCE_HEAD_MAX : req->size;
+	uint64_t got = 0;
+	uint8_t *full;
 	int rc;
 
-	if (fstat(fd, &st) != 0) {
+	if (charge(budget, req, head) < 0)
+		return;
+	req->data = malloc(head ? head : 1);
+	if (!req->data)
+		goto nomem;
+	rc = read_fully(fd, req->data, 0, head, lat, &req->len);
+	if (rc < 0) {
+		fail(req, -rc, "read");
+		return;
+	}
+	if (req->judge && !source_read_judge(req))
+		return;
+	if (req->len < head || head == req->size) /* all of it, or the file shrank */
+		goto done;
+	if (charge(budget, req, req->size - head) < 0)
+		return;
+	full = realloc(req->data, req->size);
+	if (!full)
+		goto nomem;
+	req->data = full;
+	rc = read_fully(fd, req->data, head, req->size, lat, &got);
+	if (rc < 0) {
+		fail(req, -rc, "read");
+		return;
+	}
+	req->len = got;
+done:
+	req->status = SOURCE_READ_OK;
+	return;
+nomem:
+	req->status = SOURCE_READ_FAILED;
+	vherr_set(&req->err, VHERR_NOMEM, VHSTAGE_READ, NULL);
+}
+
+/* stat, admit (size bounds, the caller's admit), then the content. */
+static void read_file(int pfd, struct budget *budget, struct oplat *lat, struct source_read *req)
+{
+	struct stat st;
+	int fd;
+
+	if (fstat(pfd, &st) != 0) {
 		fail(req, errno, "stat");
 		return;
 	}
@@ -70,48 +169,42 @@ static void read_open_file(int fd, struct budget *budget, struct oplat *lat,
 	req->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 	if (!source_read_admit(req))
 		return;
-	if (budget && budget_acquire(budget, req->size) != 0) {
-		req->status = SOURCE_READ_FAILED;
-		vherr_set(&req->err, VHERR_CANCELLED, VHSTAGE_READ, NULL);
+	fd = reopen(pfd);
+	if (fd < 0) {
+		fail(req, errno, "open");
 		return;
 	}
-	req->charged = budget ? req->size : 0;
-	req->data = malloc(req->size ? req->size : 1);
-	if (!req->data) {
-		req->status = SOURCE_READ_FAILED;
-		vherr_set(&req->err, VHERR_NOMEM, VHSTAGE_READ, NULL);
-		return;
-	}
-	rc = read_fully(fd, req->data, req->size, lat, &req->len);
-	if (rc < 0) {
-		fail(req, -rc, "read");
-		return;
-	}
-	req->status = SOURCE_READ_OK;
+	read_content(fd, budget, lat, req);
+	close(fd);
 }
 
 void iopool_read_one(int rootfd, struct budget *budget, struct oplat *lat,
 		     struct source_read *req)
 {
 	uint64_t t0 = lat ? oplat_now() : 0;
-	int fd;
+	int pfd;
 
 	req->status = SOURCE_READ_FAILED;
 	req->data = NULL;
 	req->len = req->size = req->charged = 0;
 	req->mtime_ns = 0;
 	vherr_clear(&req->err);
-	fd = openat(rootfd, req->relpath, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	pfd = open_inside(rootfd, req->relpath);
 	if (lat)
 		oplat_record(lat, OPLAT_OPEN, oplat_now() - t0);
-	if (fd < 0) {
+	if (pfd < 0 && errno == EXDEV) {
+		vherr_set(&req->err, VHERR_NOTFILE, VHSTAGE_READ,
+			  "'%s' leads outside the source root: not read", req->relpath);
+		return;
+	}
+	if (pfd < 0) {
 		fail(req, errno, "open");
 		if (req->err.code == VHERR_NOENT)
 			req->err.code = VHERR_VANISHED;
 		return;
 	}
-	read_open_file(fd, budget, lat, req);
-	close(fd);
+	read_file(pfd, budget, lat, req);
+	close(pfd);
 	if (req->status != SOURCE_READ_OK)
 		VH_FREE(req->data);
 }

@@ -14,6 +14,7 @@
 
 #include "common/htab.h"
 #include "io/appendlog.h"
+#include "io/jsonname.h"
 
 struct metadata {
 	const struct metadata_binding *binding; /* set at creation */
@@ -26,12 +27,23 @@ struct metadata {
 	size_t nretracted, capretracted;        /* under lock */
 };
 
+static json_t *name_string(const char *s)
+{
+	size_t cap = strlen(s) * 4 + 1;
+	char *esc = malloc(cap);
+	json_t *j = esc && jsonname_escape(s, esc, cap) >= 0 ? json_string(esc) : NULL;
+
+	free(esc);
+	return j;
+}
+
+/* A JSON array of strings; names that are not valid UTF-8 are escaped (jsonname.h). */
 static json_t *string_array(const char *const *v, int n)
 {
 	json_t *a = json_array();
 
 	for (int i = 0; a && i < n; i++)
-		if (json_array_append_new(a, json_string(v[i])) != 0) {
+		if (json_array_append_new(a, name_string(v[i])) != 0) {
 			json_decref(a);
 			return NULL;
 		}
@@ -98,8 +110,7 @@ static json_t *provenance(const struct metadata_provenance *p)
 
 	format_mtime(p->source_mtime_ns, mtime, sizeof(mtime));
 	json_t *o = json_pack(
-	    "{s:s, s:s?, s:I, s:s, s:s?, s:i, s:i, s:i, s:i, s:I, s:s, s:s, s:o, s:s}", "source",
-	    p->source, "source_relpath", p->source_relpath, "source_bytes",
+	    "{s:I, s:s, s:s?, s:i, s:i, s:i, s:i, s:I, s:s, s:s, s:o, s:s}", "source_bytes",
 	    (json_int_t)p->source_bytes, "source_mtime", mtime, "source_sha256",
 	    p->source_sha256, "original_width", p->original_width, "original_height",
 	    p->original_height, "width", p->width, "height", p->height, "output_bytes",
@@ -107,7 +118,9 @@ static json_t *provenance(const struct metadata_provenance *p)
 	    "operations", string_array(p->operations, p->noperations), "vhprep_version",
 	    p->version);
 
-	if (o && p->extra && json_object_update_missing(o, p->extra) != 0) {
+	if (o && (jsonname_set(o, "source", p->source) != 0 ||
+		  (p->source_relpath && jsonname_set(o, "source_relpath", p->source_relpath) != 0) ||
+		  (p->extra && json_object_update_missing(o, p->extra) != 0))) {
 		json_decref(o);
 		return NULL;
 	}
@@ -132,7 +145,12 @@ static json_t *build(const struct metadata_binding *b, const char *file,
 		if (!v || json_object_set_new(meta, "valohai.tags", v) != 0)
 			goto fail;
 	}
-	return json_pack("{s:s, s:o}", "file", file, "metadata", meta);
+	v = json_object();
+	if (!v || jsonname_set(v, "file", file) != 0 || json_object_set_new(v, "metadata", meta)) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
 fail:
 	json_decref(meta);
 	return NULL;
@@ -268,12 +286,10 @@ static void parse_line(const char *text, size_t len, uint64_t offset, struct met
 		l->obj = NULL;
 	}
 	file = l->obj ? json_object_get(l->obj, "file") : NULL;
-	if (l->obj && !json_is_string(file)) {
+	if (l->obj && (!json_is_string(file) || !(l->file = jsonname_get(l->obj, "file")))) {
 		json_decref(l->obj);
 		l->obj = NULL;
 	}
-	if (l->obj)
-		l->file = json_string_value(file);
 }
 
 /* Reads f from its start, calling fn(ctx, line, raw text) for each line. A last line
@@ -295,10 +311,11 @@ static int each_line(FILE *f, int (*fn)(void *ctx, const struct metadata_line *l
 		if (buf[n - 1] != '\n' && l.obj) {
 			json_decref(l.obj);
 			l.obj = NULL;
-			l.file = NULL;
+			VH_FREE(l.file);
 		}
 		rc = fn(ctx, &l, buf);
 		json_decref(l.obj);
+		free(l.file);
 		offset += (uint64_t)n;
 	}
 	free(buf);

@@ -56,7 +56,8 @@ struct metadata_line {
 	size_t len;       /* its length, '\n' included */
 	json_t *obj;      /* the parsed line (borrowed for the call), or NULL if it is not
 			     one JSON object with a string "file" */
-	const char *file; /* obj's "file", or NULL */
+	char *file;       /* obj's "file" as raw bytes (jsonname.h), or NULL; freed by the
+			     reader after the call */
 };
 
 /* Called for each line; a non-zero return stops the scan (and is returned). */
@@ -67,8 +68,9 @@ struct metadata;
 /* Returns the "valohai.dataset-versions" value b writes (new reference), or NULL when b
  * binds no dataset (or memory ran out). */
 json_t *metadata_dataset_versions(const struct metadata_binding *b);
-/* Returns one encoded line ending in '\n' (caller frees), or NULL if a string is not
- * valid UTF-8 (JSON cannot carry it) or memory ran out. prov may be NULL (binding only). */
+/* Returns one encoded line ending in '\n' (caller frees), or NULL if memory ran out (or
+ * a binding string is not valid UTF-8). Names that are not valid UTF-8 are escaped, their
+ * bytes kept beside them in base64 (jsonname.h). prov may be NULL (binding only). */
 char *metadata_format_line(const struct metadata_binding *b, const char *file,
 			   const struct metadata_provenance *prov);
 /* Opens dirfd/valohai.metadata.jsonl for appending (created if missing; what it holds is

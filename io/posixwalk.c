@@ -19,6 +19,7 @@ struct walkdir {
 
 struct walk {
 	int rootfd;                  /* set at creation */
+	char root_real[PATH_MAX];    /* set at creation: the root, resolved */
 	atomic_int *stop;            /* set at creation; any thread may raise it */
 	source_emit_fn emit;         /* set at creation */
 	void *ctx;                   /* set at creation */
@@ -89,71 +90,116 @@ static char *join(char *buf, size_t size, const char *parent, const char *name)
 	return n < 0 || (size_t)n >= size ? NULL : buf;
 }
 
-static void emit_file(struct walk *w, const char *relpath)
+static void emit_entry(struct walk *w, const char *relpath, enum source_kind kind)
 {
-	struct source_entry e = {.relpath = relpath};
+	struct source_entry e = {.relpath = relpath, .kind = kind};
 
 	if (w->emit(w->ctx, &e) == SOURCE_STOP)
 		atomic_store(w->stop, 1);
 }
 
-/* Resolves a DT_LNK or DT_UNKNOWN entry to the type that decides what we do with it. */
-static unsigned char resolve_type(int dfd, const char *name, unsigned char type)
+/* Whether relpath (a symlink to a file) resolves inside the root. realpath(3) reads
+ * links, it opens nothing. */
+static int inside_root(struct walk *w, const char *relpath)
+{
+	char probe[PATH_MAX + 32], real[PATH_MAX];
+	int n = snprintf(probe, sizeof(probe), "/proc/self/fd/%d/%s", w->rootfd, relpath);
+
+	return n > 0 && (size_t)n < sizeof(probe) && realpath(probe, real) &&
+	       posixwalk_within(real, w->root_real);
+}
+
+/* The kind of a mode from stat; a directory is SOURCE_KIND__COUNT (to be listed). */
+static enum source_kind kind_of_mode(mode_t mode)
+{
+	if (S_ISREG(mode))
+		return SOURCE_KIND_FILE;
+	if (S_ISDIR(mode))
+		return SOURCE_KIND__COUNT;
+	if (S_ISFIFO(mode))
+		return SOURCE_KIND_FIFO;
+	if (S_ISSOCK(mode))
+		return SOURCE_KIND_SOCKET;
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return SOURCE_KIND_DEVICE;
+	return SOURCE_KIND_OTHER;
+}
+
+/* What a symlink leads to: a file inside the root, or a kind that is skipped. */
+static enum source_kind kind_of_link(struct walk *w, int dfd, const char *name,
+				     const char *relpath)
+{
+	struct stat st;
+	enum source_kind k;
+
+	if (fstatat(dfd, name, &st, 0) != 0)
+		return errno == ELOOP ? SOURCE_KIND_LOOP
+		       : errno == ENOENT || errno == ENOTDIR ? SOURCE_KIND_DANGLING
+							     : SOURCE_KIND_OTHER;
+	k = kind_of_mode(st.st_mode);
+	if (k == SOURCE_KIND__COUNT)
+		return SOURCE_KIND_LINK_DIR;
+	if (k == SOURCE_KIND_FILE && !inside_root(w, relpath))
+		return SOURCE_KIND_OUTSIDE;
+	return k;
+}
+
+/* The kind of a directory entry (SOURCE_KIND__COUNT: a directory to list). */
+static enum source_kind classify(struct walk *w, int dfd, const struct dirent *de,
+				 const char *relpath)
 {
 	struct stat st;
 
-	if (type == DT_UNKNOWN) {
-		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-			return DT_UNKNOWN;
-		if (S_ISREG(st.st_mode))
-			return DT_REG;
-		if (S_ISDIR(st.st_mode))
-			return DT_DIR;
-		if (!S_ISLNK(st.st_mode))
-			return DT_UNKNOWN;
+	switch (de->d_type) {
+	case DT_REG:
+		return SOURCE_KIND_FILE;
+	case DT_DIR:
+		return SOURCE_KIND__COUNT;
+	case DT_FIFO:
+		return SOURCE_KIND_FIFO;
+	case DT_SOCK:
+		return SOURCE_KIND_SOCKET;
+	case DT_CHR:
+	case DT_BLK:
+		return SOURCE_KIND_DEVICE;
+	case DT_LNK:
+		return kind_of_link(w, dfd, de->d_name, relpath);
+	default: /* DT_UNKNOWN: some filesystems never fill d_type */
+		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			return SOURCE_KIND_OTHER;
+		if (S_ISLNK(st.st_mode))
+			return kind_of_link(w, dfd, de->d_name, relpath);
+		return kind_of_mode(st.st_mode);
 	}
-	/* a symlink: what it points to decides */
-	if (fstatat(dfd, name, &st, 0) != 0)
-		return DT_UNKNOWN;
-	if (S_ISREG(st.st_mode))
-		return DT_REG;
-	return S_ISDIR(st.st_mode) ? DT_LNK : DT_UNKNOWN;
 }
 
 static void visit_entry(struct walk *w, int dfd, const char *dirrel,
 			const struct dirent *de)
 {
 	char path[PATH_MAX];
-	unsigned char type = de->d_type;
+	enum source_kind kind;
 	struct walkdir *d;
 	struct vherr err;
 
-	if (type == DT_LNK || type == DT_UNKNOWN)
-		type = resolve_type(dfd, de->d_name, type);
 	if (!join(path, sizeof(path), dirrel, de->d_name)) {
 		vherr_set(&err, VHERR_BAD_NAME, VHSTAGE_WALK, "path too long");
 		walk_report(w, dirrel, &err);
 		return;
 	}
-	switch (type) {
-	case DT_REG:
-		emit_file(w, path);
-		break;
-	case DT_DIR:
-		d = walkdir_new(dirrel, de->d_name);
-		if (!d) {
-			vherr_set(&err, VHERR_NOMEM, VHSTAGE_WALK, NULL);
-			walk_fail(w, &err);
-			return;
-		}
-		walk_push(w, d);
-		break;
-	case DT_LNK:
-		atomic_fetch_add(&w->stats->skipped_links, 1);
-		break;
-	default:
-		atomic_fetch_add(&w->stats->skipped_other, 1);
+	kind = classify(w, dfd, de, path);
+	if (kind != SOURCE_KIND__COUNT) {
+		if (kind != SOURCE_KIND_FILE)
+			atomic_fetch_add(&w->stats->skipped, 1);
+		emit_entry(w, path, kind);
+		return;
 	}
+	d = walkdir_new(dirrel, de->d_name);
+	if (!d) {
+		vherr_set(&err, VHERR_NOMEM, VHSTAGE_WALK, NULL);
+		walk_fail(w, &err);
+		return;
+	}
+	walk_push(w, d);
 }
 
 /* readdir, adding the time it took to *spent when latencies are measured. */
@@ -267,6 +313,31 @@ static void watch(struct walk *w)
 	pthread_mutex_unlock(&w->lock);
 }
 
+int posixwalk_root_real(int rootfd, char *buf, size_t size)
+{
+	char probe[64];
+	char real[PATH_MAX];
+
+	snprintf(probe, sizeof(probe), "/proc/self/fd/%d", rootfd);
+	if (!realpath(probe, real))
+		return -1;
+	if (strlen(real) >= size) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(buf, real);
+	return 0;
+}
+
+int posixwalk_within(const char *path, const char *root)
+{
+	size_t n = strlen(root);
+
+	if (strcmp(root, "/") == 0)
+		return 1;
+	return strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
 static void free_stack(struct walkdir *d)
 {
 	while (d) {
@@ -287,6 +358,9 @@ int posixwalk_run(int rootfd, int nwalkers, atomic_int *stop, source_emit_fn emi
 			 .lat = lat};
 	pthread_t *threads;
 	int started = 0, rc = 0;
+
+	if (posixwalk_root_real(rootfd, w.root_real, sizeof(w.root_real)) < 0)
+		return vherr_errno(err, errno, VHSTAGE_WALK, "cannot resolve the source root");
 
 	if (nwalkers < 1)
 		nwalkers = 1;

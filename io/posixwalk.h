@@ -2,7 +2,10 @@
  * Several directories are listed at once (one per walker thread), so on a network
  * mount the getdents round trips of a wide tree overlap. Files are emitted as they are
  * read from each directory: nothing but the pending directories is kept in memory.
- * Symbolic links to files are emitted; links to directories are never followed (no loops). */
+ * Every name is emitted with its kind (io/source.h): regular files, and symbolic links to
+ * files that resolve inside the root, as SOURCE_KIND_FILE; links to directories are never
+ * followed (no loops); links out of the root, dangling links, loops, FIFOs, sockets and
+ * devices are emitted with their kind, never opened. */
 #ifndef VHPREP_IO_POSIXWALK_H
 #define VHPREP_IO_POSIXWALK_H
 
@@ -12,9 +15,8 @@
 
 /* What a walk saw besides the files it emitted (set during the walk, read after it). */
 struct posixwalk_stats {
-	atomic_ullong dirs;          /* directories listed */
-	atomic_ullong skipped_links; /* symlinks to directories, not followed */
-	atomic_ullong skipped_other; /* sockets, fifos, devices, dangling links */
+	atomic_ullong dirs;    /* directories listed */
+	atomic_ullong skipped; /* names emitted with a kind other than SOURCE_KIND_FILE */
 };
 
 /* Walks the tree under rootfd (an O_DIRECTORY fd, borrowed) with nwalkers threads,
@@ -27,5 +29,10 @@ int posixwalk_run(int rootfd, int nwalkers, atomic_int *stop, source_emit_fn emi
 		  void *ctx,
 		  void (*on_error)(void *ctx, const char *relpath, const struct vherr *err),
 		  struct posixwalk_stats *stats, struct oplat *lat, struct vherr *err);
+
+/* Writes the resolved path of the directory open as rootfd into buf. 0, or -1 (errno). */
+int posixwalk_root_real(int rootfd, char *buf, size_t size);
+/* Whether the resolved path lies at or under the resolved root. */
+int posixwalk_within(const char *path, const char *root);
 
 #endif

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "io/appendlog.h"
+#include "io/jsonname.h"
 #include "io/metadata.h"
 
 #define CSV_HEADER "filename,original_size,processed_size\n"
@@ -80,10 +81,12 @@ int report_csv_field(const char *field, char *buf, size_t size)
 static int format_row(const char *filename, int orig_w, int orig_h, int out_w, int out_h,
 		      char *line, size_t size)
 {
-	char field[8192];
+	char field[8192], name[8192];
 	int n;
 
-	if (report_csv_field(filename, field, sizeof(field)) < 0)
+	/* a CSV is text: a name that is not valid UTF-8 is escaped (jsonname.h) */
+	if (jsonname_escape(filename, name, sizeof(name)) < 0 ||
+	    report_csv_field(name, field, sizeof(field)) < 0)
 		return -1;
 	n = snprintf(line, size, "%s,\"(%d, %d)\",\"(%d, %d)\"\n", field, orig_w, orig_h,
 		     out_w, out_h);
@@ -163,17 +166,22 @@ int report_csv_rebuild(struct report *r, struct vherr *err)
 int report_error(struct report *r, const char *path, const struct vherr *failure,
 		 struct vherr *err)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "path", path, "stage",
-			      vherr_stage_name(failure->stage), "reason",
-			      vherr_reason(failure->code), "message", failure->msg);
+	size_t cap = strlen(failure->msg) * 4 + 1;
+	char *msg = malloc(cap);
+	json_t *o = json_object();
 	int rc;
 
-	if (!o) /* a name that is not UTF-8: record it with its bytes escaped away */
-		o = json_pack("{s:s, s:s, s:s, s:s}", "path", "<name not valid UTF-8>", "stage",
-			      vherr_stage_name(failure->stage), "reason",
-			      vherr_reason(failure->code), "message", "(name not valid UTF-8)");
-	if (!o)
+	/* the message may quote the name: escaped like it (jsonname.h) */
+	if (!o || !msg || jsonname_escape(failure->msg, msg, cap) < 0 ||
+	    jsonname_set(o, "path", path) != 0 ||
+	    json_object_set_new(o, "stage", json_string(vherr_stage_name(failure->stage))) ||
+	    json_object_set_new(o, "reason", json_string(vherr_reason(failure->code))) ||
+	    json_object_set_new(o, "message", json_string(msg))) {
+		json_decref(o);
+		free(msg);
 		return vherr_set(err, VHERR_NOMEM, VHSTAGE_RECORD, NULL);
+	}
+	free(msg);
 	rc = appendlog_write_json(r->errors, o, err);
 	json_decref(o);
 	return rc;

@@ -231,6 +231,17 @@ void source_cancel(struct source *s)
 	s->ops->cancel(s);
 }
 
+const char *source_kind_name(enum source_kind kind)
+{
+	static const char *const names[] = {
+#define SOURCE_KIND_NAME(name, word) [SOURCE_KIND_##name] = word,
+	    SOURCE_KIND_LIST(SOURCE_KIND_NAME)
+#undef SOURCE_KIND_NAME
+	};
+
+	return (unsigned)kind < SOURCE_KIND__COUNT ? names[kind] : "other";
+}
+
 int source_read_admit(struct source_read *req)
 {
 	enum source_admit a = SOURCE_ADMIT_READ;
@@ -239,6 +250,16 @@ int source_read_admit(struct source_read *req)
 		a = SOURCE_ADMIT_SKIP;
 	else if (req->admit)
 		a = req->admit(req);
+	if (a == SOURCE_ADMIT_READ)
+		return 1;
+	req->status = a == SOURCE_ADMIT_SKIP ? SOURCE_READ_SKIPPED : SOURCE_READ_FAILED;
+	return 0;
+}
+
+int source_read_judge(struct source_read *req)
+{
+	enum source_admit a = req->judge ? req->judge(req) : SOURCE_ADMIT_READ;
+
 	if (a == SOURCE_ADMIT_READ)
 		return 1;
 	req->status = a == SOURCE_ADMIT_SKIP ? SOURCE_READ_SKIPPED : SOURCE_READ_FAILED;

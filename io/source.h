@@ -28,13 +28,37 @@ struct source_hint {
 	int64_t mtime_ns;
 };
 
-/* One regular file found by a walk. Everything in it is borrowed for the emit call. */
+/* What a walk found at a name. Only SOURCE_KIND_FILE is read; the others are passed on
+ * so that every name is accounted for (the summary counts them by kind). */
+#define SOURCE_KIND_LIST(X)                                                                    \
+	X(FILE, "file")               /* a regular file, or a link to one inside the root */   \
+	X(LINK_DIR, "link_to_dir")    /* a symlink to a directory: not followed (no loops) */  \
+	X(DANGLING, "dangling_link")  /* a symlink to nothing */                               \
+	X(LOOP, "link_loop")          /* a symlink that resolves to itself */                  \
+	X(OUTSIDE, "outside_root")    /* a symlink out of the source root: never opened */     \
+	X(FIFO, "fifo")                                                                        \
+	X(SOCKET, "socket")                                                                    \
+	X(DEVICE, "device")           /* a device, or a link to one */                         \
+	X(OTHER, "other")             /* anything else the walk could not classify */
+
+enum source_kind {
+#define SOURCE_KIND_ENUM(name, word) SOURCE_KIND_##name,
+	SOURCE_KIND_LIST(SOURCE_KIND_ENUM)
+#undef SOURCE_KIND_ENUM
+	    SOURCE_KIND__COUNT
+};
+
+/* Returns the word for kind ("fifo"); never NULL. */
+const char *source_kind_name(enum source_kind kind);
+
+/* One name found by a walk. Everything in it is borrowed for the emit call. */
 struct source_entry {
 	const char *relpath; /* '/'-separated, relative to the root, no leading "./" */
 	struct source_hint hint;
+	enum source_kind kind; /* SOURCE_KIND_FILE (0) for a file to read */
 };
 
-/* Called once per regular file found. Must be thread-safe. */
+/* Called once per entry found (files and the skipped kinds). Must be thread-safe. */
 typedef enum source_next (*source_emit_fn)(void *ctx, const struct source_entry *e);
 
 /* Outcome of a read, in source_read.status. */
@@ -63,6 +87,11 @@ struct source_read {
 	 * set and before any byte is read or budget taken (source_read_admit calls it):
 	 * skip or refuse a file without reading it (e.g. already done by an earlier run) */
 	enum source_admit (*admit)(struct source_read *req);
+	/* NULL, or called at most once, on the source's thread, with the first
+	 * min(size, SOURCE_HEAD_MAX) bytes of the file in data[0..len) (only these are
+	 * budgeted so far), before the rest is read (source_read_judge calls it): refuse
+	 * a file that is no image, or too large to decode, without reading it whole */
+	enum source_admit (*judge)(struct source_read *req);
 	void (*done)(struct source_read *req); /* the one completion, on an I/O thread */
 	void *user;
 	/* set by the source before done() */
@@ -75,6 +104,15 @@ struct source_read {
 	struct vherr err;
 };
 
+/* The most a source reads of a file before its judge has seen it: enough for the magic
+ * and header of every format (a JPEG's frame header may follow big EXIF and ICC
+ * segments), far less than any image worth reading. */
+#define SOURCE_HEAD_MAX (64 * 1024)
+
+/* For sources: calls req->judge (if set) on the head in req->data[0..len). Returns 1 to
+ * read on, or 0 with req->status set (SKIPPED or FAILED; the source completes req, and
+ * frees data as on any failure). */
+int source_read_judge(struct source_read *req);
 /* For sources: applies req's size bounds, then req->admit, once req->size and
  * req->mtime_ns are set. Returns 1 to read the file, or 0 with req->status set to
  * SOURCE_READ_SKIPPED or SOURCE_READ_FAILED (the source then completes req). */

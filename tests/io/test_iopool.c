@@ -92,6 +92,97 @@ Test(iopool_read_one, empty_file_is_ok, .init = setup, .fini = teardown)
 	free(req.data);
 }
 
+/* What a judge saw, and what it decides. */
+static uint64_t judged_len, judged_size;
+static enum source_admit judge_answer;
+
+static enum source_admit judge(struct source_read *req)
+{
+	judged_len = req->len;
+	judged_size = req->size;
+	if (judge_answer == SOURCE_ADMIT_FAIL)
+		vherr_set(&req->err, VHERR_NOT_IMAGE, VHSTAGE_READ, "not an image");
+	return judge_answer;
+}
+
+/* A 1 MiB file: the judge sees its first 64 KiB only, budgeted alone; refused, nothing
+ * more is read or charged; let through, the whole file arrives intact. */
+Test(iopool_read_one, the_judge_sees_the_head_first, .init = setup, .fini = teardown)
+{
+	static char big[1 << 20];
+	struct budget *b = budget_new(16 << 20);
+	struct source_read req;
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)(i * 7 + i / 4096);
+	{
+		char path[PATH_MAX];
+		FILE *f = fopen(vht_join(path, sizeof(path), dir, "big.jpg"), "w");
+
+		cr_assert_eq(fwrite(big, 1, sizeof(big), f), sizeof(big));
+		fclose(f);
+	}
+	req = request("big.jpg");
+	req.judge = judge;
+	judge_answer = SOURCE_ADMIT_FAIL;
+	iopool_read_one(rootfd, b, NULL, &req);
+	cr_assert_eq(req.status, SOURCE_READ_FAILED);
+	cr_assert_eq(req.err.code, VHERR_NOT_IMAGE);
+	cr_assert_eq(judged_len, SOURCE_HEAD_MAX);
+	cr_assert_eq(judged_size, sizeof(big));
+	cr_assert_null(req.data);
+	cr_assert_eq(req.charged, SOURCE_HEAD_MAX, "only the head was budgeted");
+	budget_release(b, req.charged);
+
+	req = request("big.jpg");
+	req.judge = judge;
+	judge_answer = SOURCE_ADMIT_READ;
+	iopool_read_one(rootfd, b, NULL, &req);
+	cr_assert_eq(req.status, SOURCE_READ_OK, "%s", req.err.msg);
+	cr_assert_eq(req.len, sizeof(big));
+	cr_assert_eq(req.charged, sizeof(big));
+	cr_assert_arr_eq(req.data, big, sizeof(big));
+	budget_release(b, req.charged);
+	free(req.data);
+	budget_free(b);
+}
+
+/* Names that lead out of the root are never read, also when a list names them (a walk
+ * already skips them); a FIFO is not opened for reading (that would block). */
+Test(iopool_read_one, nothing_outside_the_root_and_no_special_file_is_read, .init = setup,
+     .fini = teardown)
+{
+	char path[PATH_MAX], inside[PATH_MAX];
+	struct source_read req;
+
+	vht_put(dir, "real.jpg", "data");
+	cr_assert_eq(symlink("/etc/hostname", vht_join(path, sizeof(path), dir, "out.jpg")), 0);
+	cr_assert_eq(symlink("../../etc/hostname", vht_join(path, sizeof(path), dir, "up.jpg")),
+		     0);
+	cr_assert_eq(symlink(vht_join(inside, sizeof(inside), dir, "real.jpg"),
+			     vht_join(path, sizeof(path), dir, "abs-inside.jpg")),
+		     0);
+	cr_assert_eq(mkfifo(vht_join(path, sizeof(path), dir, "pipe.jpg"), 0644), 0);
+	for (int i = 0; i < 2; i++) {
+		req = request(i ? "up.jpg" : "out.jpg");
+		iopool_read_one(rootfd, NULL, NULL, &req);
+		cr_assert_eq(req.status, SOURCE_READ_FAILED);
+		cr_assert_not_null(strstr(req.err.msg, "outside the source root"), "%s",
+				   req.err.msg);
+		cr_assert_null(req.data);
+	}
+	req = request("abs-inside.jpg");
+	iopool_read_one(rootfd, NULL, NULL, &req);
+	cr_assert_eq(req.status, SOURCE_READ_OK, "an absolute link inside the root: %s",
+		     req.err.msg);
+	cr_assert_arr_eq(req.data, "data", 4);
+	free(req.data);
+	req = request("pipe.jpg");
+	iopool_read_one(rootfd, NULL, NULL, &req);
+	cr_assert_eq(req.status, SOURCE_READ_FAILED);
+	cr_assert_eq(req.err.code, VHERR_NOTFILE);
+}
+
 Test(iopool_read_one, size_bounds_skip_without_reading, .init = setup, .fini = teardown)
 {
 	struct budget *b = budget_new(1 << 20);

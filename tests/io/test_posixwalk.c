@@ -46,6 +46,7 @@ struct collect {
 	int nerr;
 	char errpath[8][PATH_MAX];
 	struct vherr errs[8];
+	atomic_int kinds[SOURCE_KIND__COUNT]; /* entries emitted by kind */
 };
 
 static struct collect *live; /* the collect in use, released by teardown if still live */
@@ -76,6 +77,9 @@ static enum source_next on_emit(void *ctx, const struct source_entry *e)
 
 	if (c->delay_ms)
 		vht_sleep_ms(c->delay_ms);
+	atomic_fetch_add(&c->kinds[e->kind], 1);
+	if (e->kind != SOURCE_KIND_FILE)
+		return SOURCE_CONTINUE;
 	pthread_mutex_lock(&c->lock);
 	if (c->n == c->cap) {
 		c->cap = c->cap ? 2 * c->cap : 64;
@@ -182,11 +186,16 @@ static void make_mixed_tree(void)
 	for (size_t i = 0; i < sizeof(mixed_files) / sizeof(*mixed_files); i++)
 		vht_put(dir, mixed_files[i], i < 2 ? "" : "data");
 	vht_mkdirs(vht_join(path, sizeof(path), dir, "empty-dir"));
-	link_at("a/with space.jpg", "link-to-file"); /* emitted */
-	link_at("a", "link-to-dir");		     /* skipped_links */
-	link_at("..", "a/b/up");		     /* a loop: skipped_links */
-	link_at("self-loop", "a/b/self-loop");	     /* ELOOP: skipped_other */
-	link_at("nowhere", "dangling");		     /* skipped_other */
+	link_at("a/with space.jpg", "link-to-file"); /* a file */
+	link_at("a", "link-to-dir");		     /* link_to_dir */
+	link_at("..", "a/b/up");		     /* a loop: link_to_dir */
+	link_at("self-loop", "a/b/self-loop");	     /* link_loop */
+	link_at("nowhere", "dangling");		     /* dangling_link */
+	link_at("/etc/hostname", "outside");	     /* outside_root: never opened */
+	link_at("/proc/self/mem", "a/mem");	     /* outside_root */
+	link_at("/dev/null", "null");		     /* device */
+	/* an absolute link that lands inside the root is a file like any other */
+	link_at(vht_join(path, sizeof(path), dir, "top.jpg"), "absolute-inside");
 	cr_assert_eq(mkfifo(vht_join(path, sizeof(path), dir, "fifo"), 0644), 0);
 }
 
@@ -203,6 +212,7 @@ static void walk_mixed(int nwalkers)
 	for (size_t i = 0; i < sizeof(mixed_files) / sizeof(*mixed_files); i++)
 		want[n++] = mixed_files[i];
 	want[n++] = "link-to-file";
+	want[n++] = "absolute-inside";
 	collect_init(&c);
 	cr_assert_eq(
 	    posixwalk_run(open_root(), nwalkers, &stop, on_emit, &c, on_err, &st, NULL, &err), 0,
@@ -211,8 +221,13 @@ static void walk_mixed(int nwalkers)
 	cr_assert_eq(c.nerr, 0, "unexpected on_error for '%s': %s", c.errpath[0],
 		     c.errs[0].msg);
 	cr_expect_eq(atomic_load(&st.dirs), 5, "dirs listed"); /* ., a, a/b, a/b/c, empty-dir */
-	cr_expect_eq(atomic_load(&st.skipped_links), 2, "symlinks to directories");
-	cr_expect_eq(atomic_load(&st.skipped_other), 3, "dangling, loop, fifo");
+	cr_expect_eq(atomic_load(&c.kinds[SOURCE_KIND_LINK_DIR]), 2, "symlinks to directories");
+	cr_expect_eq(atomic_load(&c.kinds[SOURCE_KIND_LOOP]), 1);
+	cr_expect_eq(atomic_load(&c.kinds[SOURCE_KIND_DANGLING]), 1);
+	cr_expect_eq(atomic_load(&c.kinds[SOURCE_KIND_OUTSIDE]), 2);
+	cr_expect_eq(atomic_load(&c.kinds[SOURCE_KIND_DEVICE]), 1);
+	cr_expect_eq(atomic_load(&c.kinds[SOURCE_KIND_FIFO]), 1);
+	cr_expect_eq(atomic_load(&st.skipped), 8, "every name that is not a file to read");
 	cr_assert_eq(atomic_load(&stop), 0);
 	collect_release(&c);
 }
@@ -227,10 +242,8 @@ Test(posixwalk, mixed_tree_eight_walkers, .init = setup, .fini = teardown, .time
 	walk_mixed(8);
 }
 
-/* On a filesystem that reports DT_UNKNOWN, the walk must decide the same things: a
- * symlink to a file is emitted, a symlink to a directory is skipped and counted as a
- * link. resolve_type() stats DT_UNKNOWN entries with AT_SYMLINK_NOFOLLOW and maps the
- * S_ISLNK it gets to DT_UNKNOWN: the link to a file is dropped (counted as "other"). */
+/* On a filesystem that reports DT_UNKNOWN, the walk must decide the same things: every
+ * name gets the kind it gets with d_type. */
 Test(posixwalk, filesystem_without_d_type, .init = setup, .fini = teardown, .timeout = 20)
 {
 	atomic_store(&hide_d_type, 1);
