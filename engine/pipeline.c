@@ -53,6 +53,7 @@ static void item_drop_input(struct item *it)
 static void item_release(struct item *it)
 {
 	item_drop_input(it);
+	json_decref(it->rd.prov);
 	free(it);
 }
 
@@ -68,16 +69,24 @@ static void set_fatal(struct pipeline *p, const struct vherr *err)
 	pipeline_cancel(p);
 }
 
-/* Records a failed input in vhprep-errors.jsonl and the stats. */
-static void record_failure(struct pipeline *p, const char *relpath, const struct vherr *err)
+/* Records a failed input in vhprep-errors.jsonl and the stats; rd (NULL for a walk's
+ * error) names it by its hint and adds its provenance. */
+static void record_failure_of(struct pipeline *p, const char *relpath,
+			      const struct source_read *rd, const struct vherr *err)
 {
 	char where[LOCATION_MAX];
 	struct vherr werr;
 
-	source_location(p->env.source, relpath, where, sizeof(where));
+	source_hint_location(p->env.source, relpath, rd ? &rd->hint : NULL, where,
+			     sizeof(where));
 	stats_fail(p->env.stats, err->code, where);
-	if (report_error(p->env.report, where, err, &werr) < 0)
+	if (report_error_with(p->env.report, where, err, rd ? rd->prov : NULL, &werr) < 0)
 		set_fatal(p, &werr);
+}
+
+static void record_failure(struct pipeline *p, const char *relpath, const struct vherr *err)
+{
+	record_failure_of(p, relpath, NULL, err);
 }
 
 static void on_walk_error(void *ctx, const char *relpath, const struct vherr *err)
@@ -116,7 +125,7 @@ static void on_read_done(struct source_read *req)
 		if (req->err.code == VHERR_CANCELLED || req->err.code == VHERR_LOST)
 			atomic_fetch_add(&st->cancelled, 1);
 		else
-			record_failure(p, it->relpath, &req->err);
+			record_failure_of(p, it->relpath, req, &req->err);
 		item_release(it);
 	} else if (p->size_bounds && over_limit(p)) {
 		atomic_fetch_add(&st->over_limit, 1);
@@ -229,7 +238,8 @@ static int record_output(struct pipeline *p, struct item *it, const char *relout
 {
 	char where[LOCATION_MAX];
 	struct metadata_provenance prov = {
-	    .source = source_location(p->env.source, it->relpath, where, sizeof(where)),
+	    .source = source_hint_location(p->env.source, it->relpath, &it->rd.hint, where,
+					   sizeof(where)),
 	    .source_bytes = it->rd.size,
 	    .source_mtime_ns = it->rd.mtime_ns,
 	    .source_sha256 = sha,
@@ -242,6 +252,7 @@ static int record_output(struct pipeline *p, struct item *it, const char *relout
 	    .operations = p->opv,
 	    .noperations = p->nops,
 	    .version = VHPREP_VERSION,
+	    .extra = it->rd.prov,
 	};
 	int rc = metadata_append(p->env.metadata, relout, &prov, err);
 
@@ -277,9 +288,9 @@ static void process(struct pipeline *p, struct kernel *k, struct item *it)
 		atomic_fetch_add(&p->env.stats->bytes_written, res.len);
 	} else if (err.code == VHERR_NOSPC || err.stage == VHSTAGE_RECORD) {
 		set_fatal(p, &err);
-		record_failure(p, it->relpath, &err);
+		record_failure_of(p, it->relpath, &it->rd, &err);
 	} else {
-		record_failure(p, it->relpath, &err);
+		record_failure_of(p, it->relpath, &it->rd, &err);
 	}
 	kernel_result_release(&res);
 }

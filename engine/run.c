@@ -20,7 +20,11 @@
 #include "engine/pipeline.h"
 #include "engine/progress.h"
 #include "engine/stats.h"
+#include "engine/vhstatus.h"
+#include "io/httpsrc.h"
 #include "kernels/kernel.h"
+
+#include <curl/curl.h>
 
 /* Everything one run opens; run_close frees what was opened, in any state. */
 struct run {
@@ -28,6 +32,7 @@ struct run {
 	struct metadata_binding binding;
 	struct budget *budget;
 	struct source *source;
+	struct httpsrc_opts http; /* --urls: what the source borrows */
 	struct dirsink *sink;
 	struct metadata *metadata;
 	struct report *report;
@@ -112,6 +117,21 @@ static int open_all(struct run *r, int *exit_code, struct vherr *err)
 	if (!r->budget)
 		return vherr_set(err, VHERR_NOMEM, VHSTAGE_NONE, NULL);
 	so.budget = r->budget;
+	if (r->cfg.urls) {
+		r->http = (struct httpsrc_opts){
+			.url_column = r->cfg.url_column,
+			.key_column = r->cfg.key_column,
+			.per_host = r->cfg.per_host,
+			.timeout_s = r->cfg.http_timeout,
+			.retries = r->cfg.retries,
+			.keep_query = r->cfg.keep_query,
+			.insecure = r->cfg.insecure,
+			.cacert = r->cfg.cacert,
+			.netrc_file = r->cfg.netrc_file,
+			.allow_metadata_ip = r->cfg.allow_metadata_ip,
+		};
+		so.http = &r->http;
+	}
 	if (source_open(r->cfg.source, &so, &r->source, err) < 0) {
 		*exit_code = RUN_EXIT_USAGE;
 		return -1;
@@ -249,6 +269,7 @@ static int execute(struct run *r, struct vherr *err)
 		.stats = &r->stats,
 	};
 	pthread_t monitor;
+	struct vhstatus *status;
 	int rc, code;
 
 	r->pipeline = pipeline_new(&env);
@@ -256,6 +277,7 @@ static int execute(struct run *r, struct vherr *err)
 		vherr_set(err, VHERR_NOMEM, VHSTAGE_NONE, "cannot start the pipeline");
 		return RUN_EXIT_FATAL;
 	}
+	status = vhstatus_start(&r->stats, r->cfg.quiet);
 	rc = pipeline_run(r->pipeline, err);
 	pthread_kill(monitor, SIGUSR1);
 	pthread_join(monitor, NULL);
@@ -264,6 +286,7 @@ static int execute(struct run *r, struct vherr *err)
 	code = finish(r, rc < 0, err);
 	if (rc < 0 && err->code == VHERR_NOENT && atomic_load(&r->stats.found) == 0)
 		code = RUN_EXIT_USAGE; /* the root vanished or could not be listed */
+	vhstatus_stop(status, code);
 	return code;
 }
 
@@ -298,6 +321,7 @@ int run_main(int argc, char **argv)
 	sigaddset(&r.signals, SIGUSR1); /* the pipeline's end wakes the monitor */
 	pthread_sigmask(SIG_BLOCK, &r.signals, NULL);
 	r.started = time(NULL);
+	curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: --urls, status detail */
 	config_defaults(&r.cfg);
 	rc = options_parse(argc, argv, &r.cfg, stdout, &err);
 	if (rc == OPTIONS_EXIT) {
@@ -317,5 +341,6 @@ out:
 	run_close(&r);
 	if (r.kernel_ready)
 		kernel_global_shutdown();
+	curl_global_cleanup();
 	return code;
 }

@@ -75,9 +75,10 @@ static void format_mtime(int64_t ns, char *buf, size_t size)
 static json_t *provenance(const struct metadata_provenance *p)
 {
 	char mtime[48];
+	json_t *o;
 
 	format_mtime(p->source_mtime_ns, mtime, sizeof(mtime));
-	return json_pack("{s:s, s:I, s:s, s:s?, s:i, s:i, s:i, s:i, s:s, s:s, s:o, s:s}",
+	o = json_pack("{s:s, s:I, s:s, s:s?, s:i, s:i, s:i, s:i, s:s, s:s, s:o, s:s}",
 			 "source", p->source, "source_bytes", (json_int_t)p->source_bytes,
 			 "source_mtime", mtime, "source_sha256", p->source_sha256,
 			 "original_width", p->original_width, "original_height",
@@ -85,6 +86,9 @@ static json_t *provenance(const struct metadata_provenance *p)
 			 "format", p->format, "kernel", p->kernel, "operations",
 			 string_array(p->operations, p->noperations), "vhprep_version",
 			 p->version);
+	if (o && p->extra)
+		json_object_update_missing(o, p->extra);
+	return o;
 }
 
 static json_t *build(const struct metadata_binding *b, const char *file,

@@ -5,6 +5,7 @@
 #ifndef VHPREP_IO_METADATA_H
 #define VHPREP_IO_METADATA_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "common/vherr.h"
@@ -36,6 +37,8 @@ struct metadata_provenance {
 	const char *const *operations;
 	int noperations;
 	const char *version;      /* vhprep version */
+	json_t *extra;            /* NULL, or members added where they replace none of the
+				   * above (a URL source's provenance); borrowed */
 };
 
 struct metadata;

@@ -76,6 +76,12 @@ int report_csv_row(struct report *r, const char *filename, int orig_w, int orig_
 int report_error(struct report *r, const char *path, const struct vherr *failure,
 		 struct vherr *err)
 {
+	return report_error_with(r, path, failure, NULL, err);
+}
+
+int report_error_with(struct report *r, const char *path, const struct vherr *failure,
+		      json_t *extra, struct vherr *err)
+{
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "path", path, "stage",
 			      vherr_stage_name(failure->stage), "reason",
 			      vherr_reason(failure->code), "message", failure->msg);
@@ -87,6 +93,8 @@ int report_error(struct report *r, const char *path, const struct vherr *failure
 			      vherr_reason(failure->code), "message", "(name not valid UTF-8)");
 	if (!o)
 		return vherr_set(err, VHERR_NOMEM, VHSTAGE_RECORD, NULL);
+	if (extra)
+		json_object_update_missing(o, extra);
 	rc = appendlog_write_json(r->errors, o, err);
 	json_decref(o);
 	return rc;
