@@ -309,8 +309,12 @@ int run_main(int argc, char **argv)
 	struct vherr err = {0};
 	int code = RUN_EXIT_USAGE, rc;
 
-	if (argc > 1 && strcmp(argv[1], "bench") == 0)
-		return benchcmd_main(argc - 1, argv + 1);
+	curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: --urls, status detail */
+	if (argc > 1 && strcmp(argv[1], "bench") == 0) {
+		code = benchcmd_main(argc - 1, argv + 1);
+		curl_global_cleanup();
+		return code;
+	}
 
 	memset(&r, 0, sizeof(r));
 	/* first: from here on SIGINT/SIGTERM wait for the monitor thread, which turns
@@ -321,7 +325,6 @@ int run_main(int argc, char **argv)
 	sigaddset(&r.signals, SIGUSR1); /* the pipeline's end wakes the monitor */
 	pthread_sigmask(SIG_BLOCK, &r.signals, NULL);
 	r.started = time(NULL);
-	curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: --urls, status detail */
 	config_defaults(&r.cfg);
 	rc = options_parse(argc, argv, &r.cfg, stdout, &err);
 	if (rc == OPTIONS_EXIT) {

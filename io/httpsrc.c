@@ -51,6 +51,7 @@ struct hreq {
 	enum hstate state;
 	int attempts;	   /* attempts started */
 	uint64_t due_ms;   /* BACKOFF: when to start again */
+	uint64_t t0_ns;	   /* the current attempt's start (oplat clock) */
 	uint64_t want;	   /* PAUSED: bytes asked of the budget thread */
 	bool grant_failed; /* PAUSED: the budget was cancelled */
 	/* the current response, reset by each status line */
@@ -609,6 +610,8 @@ static void schedule_retry(struct hreq *r)
 /* One transfer libcurl says is over. */
 static void transfer_done(struct hreq *r, CURLcode rc)
 {
+	if (r->s->opts.lat) /* vhprep bench: one attempt, request to last byte */
+		oplat_record(r->s->opts.lat, OPLAT_READ, oplat_now() - r->t0_ns);
 	judge_result(r, rc);
 	if (r->verdict == V_RETRY && r->attempts <= r->s->h.retries) {
 		easy_drop(r);
@@ -673,6 +676,7 @@ static void start(struct hreq *r)
 	struct httpsrc *s = r->s;
 
 	r->attempts++;
+	r->t0_ns = oplat_now();
 	r->verdict = V_NONE;
 	r->errbuf[0] = '\0';
 	vherr_clear(&r->err);
