@@ -30,42 +30,6 @@
 static int server_up;
 static char *http_url, *https_url, *fault_url, *cacert, *status_log, *access_log;
 
-static int fixture(const char *verb, const char *dir, const char *image, char **out, char **err)
-{
-	struct itest_argv a = {0};
-	struct itest_proc p;
-	int code;
-
-	itest_argv_add(&a, "/bin/bash");
-	itest_argv_addf(&a, "%s/tests/fixtures/http.sh", itest_source_dir());
-	itest_argv_add(&a, verb);
-	if (dir) {
-		itest_argv_add(&a, dir);
-		itest_argv_add(&a, image);
-	}
-	itest_run(a.v, NULL, &p);
-	code = p.exit_code;
-	if (out)
-		*out = itest_fmt("%s", p.out);
-	if (err)
-		*err = itest_fmt("%s", p.err);
-	itest_proc_release(&p);
-	itest_argv_free(&a);
-	return code;
-}
-
-static char *line_value(const char *text, const char *key)
-{
-	size_t klen = strlen(key);
-
-	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-		if (!strncmp(l, key, klen) && l[klen] == '=')
-			return itest_fmt("%.*s", (int)strcspn(l + klen + 1, "\n"),
-					 l + klen + 1);
-	cr_assert_fail("no %s= line in the fixture's output: %s", key, text);
-	return NULL;
-}
-
 static const char *const names[] = {
     "top.jpg",	      "a/one.jpg",   "a/two.png",   "a/b/three.webp",
     "a/b/c/four.jpg", "many/m0.jpg", "many/m1.jpg", "many/m2.png",
@@ -86,7 +50,7 @@ static void serve(void)
 		free(p);
 	}
 	image = itest_fmt("%s/top.jpg", www);
-	code = fixture("start", www, image, &out, &err);
+	code = itest_fixture("http.sh", &out, &err, "start", www, image, NULL);
 	if (code == 77) {
 		char *why = itest_fmt("%s", err);
 
@@ -96,12 +60,12 @@ static void serve(void)
 	}
 	server_up = 1;
 	cr_assert_eq(code, 0, "http.sh start: exit %d: %s", code, err);
-	http_url = line_value(out, "HTTP_URL");
-	https_url = line_value(out, "HTTPS_URL");
-	fault_url = line_value(out, "FAULT_URL");
-	cacert = line_value(out, "CACERT");
-	status_log = line_value(out, "STATUS_LOG");
-	access_log = line_value(out, "ACCESS_LOG");
+	http_url = itest_line_value(out, "HTTP_URL");
+	https_url = itest_line_value(out, "HTTPS_URL");
+	fault_url = itest_line_value(out, "FAULT_URL");
+	cacert = itest_line_value(out, "CACERT");
+	status_log = itest_line_value(out, "STATUS_LOG");
+	access_log = itest_line_value(out, "ACCESS_LOG");
 	free(out);
 	free(err);
 	free(www);
@@ -125,7 +89,7 @@ static void http_teardown(void)
 {
 	if (server_up) {
 		char *err = NULL;
-		int code = fixture("stop", NULL, NULL, NULL, &err);
+		int code = itest_fixture("http.sh", NULL, &err, "stop", NULL);
 
 		if (code != 0)
 			cr_log_error("http.sh stop: exit %d: %s", code, err);
