@@ -22,6 +22,13 @@ packages=(
 	python3-pil                      # the Python peer the benchmarks compare against
 	hyperfine time                   # benchmark timing
 	jq                               # bench/nfs-bench.sh and tune.sh read vhprep bench JSON
+	# --urls: libcurl's OpenSSL flavour (HTTP/2 through nghttp2; the OpenSSL the project
+	# already links for SHA-256, and Debian's default libcurl4), and the servers and
+	# peers of tests/integration/test_http.c and bench/http-bench.sh
+	libcurl4-openssl-dev curl openssl
+	nginx-light                      # the HTTP/1.1 and HTTP/2+TLS test server
+	aria2 wget                       # the download peers of bench/http-bench.sh
+	iproute2 util-linux              # netns.sh: DNS and metadata tests in a namespace
 )
 
 missing=()

@@ -47,6 +47,19 @@ int budget_acquire(struct budget *b, uint64_t n)
 	return rc;
 }
 
+int budget_try_acquire(struct budget *b, uint64_t n)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&b->lock);
+	if (!b->cancelled && (b->used == 0 || (b->used <= b->cap && n <= b->cap - b->used))) {
+		b->used += n;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&b->lock);
+	return rc;
+}
+
 void budget_release(struct budget *b, uint64_t n)
 {
 	pthread_mutex_lock(&b->lock);

@@ -16,6 +16,10 @@ void budget_free(struct budget *b);
  * nothing else is held, so one huge file never deadlocks. Returns 0, or -1 once the
  * budget is cancelled (nothing taken). Any thread. */
 int budget_acquire(struct budget *b, uint64_t n);
+/* Takes n bytes if they fit now (the same rule as budget_acquire), never blocking:
+ * returns 0 when taken, -1 when not (full or cancelled). Any thread; for event loops,
+ * which must not block. */
+int budget_try_acquire(struct budget *b, uint64_t n);
 /* Gives back n bytes taken by budget_acquire. Any thread. */
 void budget_release(struct budget *b, uint64_t n);
 /* Wakes every waiter; later acquires fail. Releases still work. Idempotent. */

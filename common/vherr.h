@@ -35,7 +35,15 @@
 	X(NET, "network", "network or server error")                                           \
 	X(LOST, "source_lost", "lost the connection to the source")                            \
 	X(CANCELLED, "cancelled", "cancelled")                                                 \
-	X(INTERNAL, "internal", "internal error")
+	X(INTERNAL, "internal", "internal error")                                              \
+	X(BAD_URL, "bad_url", "not a URL vhprep fetches")                                      \
+	X(DNS, "dns", "host name not resolved")                                                \
+	X(REFUSED, "refused", "connection refused")                                            \
+	X(TLS, "tls", "TLS or certificate error")                                              \
+	X(HTTP_STATUS, "http_status", "the server answered with an error status")              \
+	X(BODY_TOO_LARGE, "body_too_large", "response body larger than the size cap")          \
+	X(REDIRECTS, "redirects", "too many redirects, or a redirect to a refused URL")        \
+	X(METADATA_IP, "metadata_ip", "a cloud metadata address (--allow-metadata-ip)")
 
 enum vherr_code {
 #define VHERR_ENUM(name, reason, msg) VHERR_##name,

@@ -14,6 +14,7 @@
 #include "engine/config.h"
 #include "engine/stats.h"
 #include "io/entrybuf.h"
+#include "io/httpsrc.h"
 #include "io/source.h"
 
 enum bench_mode { BENCH_WALK_READ, BENCH_WALK_ONLY, BENCH_READ_ONLY };
@@ -52,6 +53,7 @@ static void on_done(struct source_read *req)
 	}
 	if (req->charged)
 		budget_release(b->budget, req->charged);
+	json_decref(req->prov);
 	free(req->data);
 	free(r);
 	waitgroup_done(&b->reads);
@@ -186,6 +188,7 @@ static void usage(FILE *out)
 {
 	fputs(
 	    "Usage: vhprep bench [OPTIONS] SOURCE\n"
+	    "       vhprep bench [OPTIONS] --urls FILE   (download the list alone)\n"
 	    "\n"
 	    "Walk and read SOURCE (a directory, mount or nfs:// URL) as a run would, without\n"
 	    "transforming or writing: entries/s, files/s, MB/s and latency percentiles of\n"
@@ -199,6 +202,9 @@ static void usage(FILE *out)
 	    "  --nfs-connections N     nfs://: TCP connections (default 4)\n"
 	    "  --nfs-timeout S         nfs://: seconds to mount and per request (default 10)\n"
 	    "  --read-budget SIZE      bytes in flight at most (default 256M)\n"
+	    "  --urls FILE             fetch a URL list (see vhprep --help) instead of SOURCE\n"
+	    "  --per-host N            --urls: connections per host (default 16)\n"
+	    "  --cacert FILE           --urls: trust the CA certificates in FILE\n"
 	    "  -h, --help              this text\n"
 	    "\n"
 	    "Exit codes: 0 done; 1 some reads failed or some directories could not be listed;\n"
@@ -217,6 +223,9 @@ static int parse(int argc, char **argv, struct config *cfg, enum bench_mode *mod
 	    {"nfs-connections", required_argument, NULL, 'c'},
 	    {"nfs-timeout", required_argument, NULL, 't'},
 	    {"read-budget", required_argument, NULL, 'b'},
+	    {"urls", required_argument, NULL, 'u'},
+	    {"per-host", required_argument, NULL, 'p'},
+	    {"cacert", required_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -255,6 +264,16 @@ static int parse(int argc, char **argv, struct config *cfg, enum bench_mode *mod
 			bad = config_parse_size(optarg, &cfg->read_budget) ||
 			      cfg->read_budget < 1024;
 			break;
+		case 'u':
+			cfg->urls = optarg;
+			break;
+		case 'p':
+			bad = config_parse_long(optarg, 1, 1024, &n);
+			cfg->per_host = (int)n;
+			break;
+		case 'C':
+			cfg->cacert = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -268,11 +287,12 @@ static int parse(int argc, char **argv, struct config *cfg, enum bench_mode *mod
 			return -1;
 		}
 	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "vhprep bench: one SOURCE expected (try --help)\n");
+	if (optind != argc - (cfg->urls ? 0 : 1)) {
+		fprintf(stderr, "vhprep bench: %s (try --help)\n",
+			cfg->urls ? "--urls replaces SOURCE" : "one SOURCE expected");
 		return -1;
 	}
-	cfg->source = argv[optind];
+	cfg->source = cfg->urls ? cfg->urls : argv[optind];
 	return 0;
 }
 
@@ -342,6 +362,13 @@ int benchcmd_main(int argc, char **argv)
 					 .quiet = 1,
 					 .nfs_connections = cfg.nfs_connections,
 					 .nfs_timeout_ms = (int)(cfg.nfs_timeout * 1000)};
+		struct httpsrc_opts h = {.per_host = cfg.per_host,
+					 .timeout_s = cfg.http_timeout,
+					 .retries = cfg.retries,
+					 .cacert = cfg.cacert};
+
+		if (cfg.urls)
+			so.http = &h;
 
 		if (source_open(cfg.source, &so, &b.source, &err) < 0)
 			fprintf(stderr, "vhprep bench: %s\n", err.msg);

@@ -34,6 +34,9 @@ void config_defaults(struct config *cfg)
 	cfg->read_budget = 256ULL << 20;
 	cfg->metrics_interval = 5.0;
 	cfg->progress = -1;
+	cfg->per_host = 16;
+	cfg->http_timeout = 60.0;
+	cfg->retries = 3;
 }
 
 void config_release(struct config *cfg)
@@ -315,8 +318,29 @@ static int check_binding_text(const struct config *cfg, struct vherr *err)
 	return 0;
 }
 
+/* The --urls block: the list replaces SOURCE. */
+static int finish_urls(struct config *cfg, struct vherr *err)
+{
+	if (!cfg->urls) {
+		if (cfg->url_column || cfg->key_column)
+			return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+					 "--url-column and --key-column need --urls");
+		return 0;
+	}
+	if (cfg->source)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--urls replaces SOURCE: unexpected '%s'", cfg->source);
+	if (cfg->files_from)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--files-from does not go with --urls");
+	cfg->source = cfg->urls;
+	return 0;
+}
+
 int config_finish(struct config *cfg, struct vherr *err)
 {
+	if (finish_urls(cfg, err) < 0)
+		return -VHERR_USAGE;
 	if (!cfg->source)
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE, "missing SOURCE (try --help)");
 	if (!cfg->outputs)
@@ -351,6 +375,8 @@ int config_finish(struct config *cfg, struct vherr *err)
 					 "--dataset '%s' is not of the form "
 					 "dataset://NAME/VERSION",
 					 cfg->datasets.v[i]);
+	if (cfg->urls) /* a list of URLs: nothing local to overlap */
+		return 0;
 	return check_overlap(cfg, err);
 }
 

@@ -46,6 +46,16 @@ struct config {
 	int quiet;
 	double metrics_interval;  /* seconds, 0: no metrics lines */
 	int progress;             /* -1 auto (stderr is a TTY), 0 off, 1 on */
+	/* --urls: the source is a list of http(s) URLs (io/httpsrc.h) */
+	const char *urls;         /* the list's path, "-" stdin; NULL: SOURCE is a path/URL */
+	const char *url_column, *key_column; /* NULL: "url", "key" */
+	int per_host;             /* connections per host */
+	double http_timeout;      /* seconds for one attempt (connect: at most 10 of them) */
+	int retries;              /* retries of a 429/5xx/reset */
+	int keep_query;           /* provenance keeps URL query strings */
+	int insecure;             /* TLS unverified */
+	int allow_metadata_ip;    /* cloud metadata addresses may be fetched */
+	const char *cacert, *netrc_file; /* NULL: the system's CAs; no netrc */
 };
 
 /* Fills cfg with the defaults (before options). */

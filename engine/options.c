@@ -14,6 +14,9 @@ enum {
 	OPT_WALKERS, OPT_READ_BUDGET, OPT_MAX_ERRORS, OPT_METRICS, OPT_PROGRESS,
 	OPT_NO_PROGRESS, OPT_NFS_CONNECTIONS, OPT_NFS_TIMEOUT, OPT_SINCE, OPT_SINCE_CHECKSUM,
 	OPT_DATASET_EXCLUDE,
+	/* --urls */
+	OPT_URLS, OPT_URL_COLUMN, OPT_KEY_COLUMN, OPT_PER_HOST, OPT_HTTP_TIMEOUT, OPT_RETRIES,
+	OPT_KEEP_QUERY, OPT_INSECURE, OPT_CACERT, OPT_NETRC_FILE, OPT_ALLOW_METADATA_IP,
 };
 
 static const struct option long_options[] = {
@@ -62,6 +65,17 @@ static const struct option long_options[] = {
 	{"metrics-interval", required_argument, NULL, OPT_METRICS},
 	{"progress", no_argument, NULL, OPT_PROGRESS},
 	{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+	{"urls", required_argument, NULL, OPT_URLS},
+	{"url-column", required_argument, NULL, OPT_URL_COLUMN},
+	{"key-column", required_argument, NULL, OPT_KEY_COLUMN},
+	{"per-host", required_argument, NULL, OPT_PER_HOST},
+	{"http-timeout", required_argument, NULL, OPT_HTTP_TIMEOUT},
+	{"retries", required_argument, NULL, OPT_RETRIES},
+	{"keep-query", no_argument, NULL, OPT_KEEP_QUERY},
+	{"insecure", no_argument, NULL, OPT_INSECURE},
+	{"cacert", required_argument, NULL, OPT_CACERT},
+	{"netrc-file", required_argument, NULL, OPT_NETRC_FILE},
+	{"allow-metadata-ip", no_argument, NULL, OPT_ALLOW_METADATA_IP},
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
@@ -72,6 +86,7 @@ void options_usage(FILE *out)
 {
 	fputs(
 "Usage: vhprep [OPTIONS] SOURCE\n"
+"       vhprep [OPTIONS] --urls FILE    (images from a list of http(s) URLs)\n"
 "       vhprep bench [OPTIONS] SOURCE   (storage benchmark: vhprep bench --help)\n"
 "\n"
 "Preprocess the images under SOURCE into the Valohai outputs dir, and bind every\n"
@@ -162,6 +177,29 @@ void options_usage(FILE *out)
 "  --progress, --no-progress  force the stderr progress line on or off (default: on\n"
 "                          when stderr is a terminal)\n"
 "  -q, --quiet             no progress, warnings or summary on stderr\n"
+"\n"
+"URL lists (instead of SOURCE):\n"
+"  --urls FILE             fetch the images a list names ('-': stdin), --io-depth\n"
+"                          transfers at once: one URL per line, or CSV/TSV with a\n"
+"                          header, or JSON lines; other columns go into each output's\n"
+"                          metadata. Only http:// and https:// (also after redirects)\n"
+"  --url-column NAME       the URL column or key (default url)\n"
+"  --key-column NAME       the column naming each output (default key; without one a\n"
+"                          stable, collision-free name comes from the URL: HOST/PATH,\n"
+"                          plus ~HASH when the URL has a query or odd characters)\n"
+"  --per-host N            connections per host (default 16; HTTP/2 multiplexes)\n"
+"  --http-timeout S        seconds for one attempt, connecting included (default 60)\n"
+"  --retries N             retries of a 429, 5xx or broken transfer, with backoff and\n"
+"                          the server's Retry-After (default 3)\n"
+"  --keep-query            keep query strings in provenance (default: '?redacted', as\n"
+"                          a presigned URL's signature is a credential)\n"
+"  --cacert FILE           trust the CA certificates in FILE\n"
+"  --insecure              do not verify TLS certificates\n"
+"  --netrc-file FILE       credentials per host from FILE (never from the list)\n"
+"  --allow-metadata-ip     allow cloud metadata addresses (169.254.0.0/16,\n"
+"                          fd00:ec2::254; refused by default)\n"
+"  --max-size SIZE         also caps a download: a longer body is cut off and recorded\n"
+"                          (default cap 256M)\n"
 "  -h, --help              this text\n"
 "  -V, --version           the version\n"
 "\n"
@@ -408,6 +446,53 @@ static int parse_run(int opt, const char *v, struct config *cfg, struct vherr *e
 	return 1;
 }
 
+/* The --urls options. Returns 1 if opt is not one of them. */
+static int parse_urls(int opt, const char *v, struct config *cfg, struct vherr *err)
+{
+	char *end;
+	long n;
+
+	switch (opt) {
+	case OPT_URLS:
+		cfg->urls = v;
+		return 0;
+	case OPT_URL_COLUMN:
+		cfg->url_column = v;
+		return 0;
+	case OPT_KEY_COLUMN:
+		cfg->key_column = v;
+		return 0;
+	case OPT_PER_HOST:
+		return parse_count("--per-host", v, 1024, &cfg->per_host, err);
+	case OPT_HTTP_TIMEOUT:
+		cfg->http_timeout = strtod(v, &end);
+		return *end || end == v || !(cfg->http_timeout > 0 && cfg->http_timeout <= 3600)
+			       ? bad(err, "--http-timeout", v, "seconds in (0, 3600]")
+			       : 0;
+	case OPT_RETRIES:
+		if (config_parse_long(v, 0, 100, &n))
+			return bad(err, "--retries", v, "0-100");
+		cfg->retries = (int)n;
+		return 0;
+	case OPT_KEEP_QUERY:
+		cfg->keep_query = 1;
+		return 0;
+	case OPT_INSECURE:
+		cfg->insecure = 1;
+		return 0;
+	case OPT_CACERT:
+		cfg->cacert = v;
+		return 0;
+	case OPT_NETRC_FILE:
+		cfg->netrc_file = v;
+		return 0;
+	case OPT_ALLOW_METADATA_IP:
+		cfg->allow_metadata_ip = 1;
+		return 0;
+	}
+	return 1;
+}
+
 int options_parse(int argc, char **argv, struct config *cfg, FILE *out, struct vherr *err)
 {
 	int opt, rc;
@@ -438,6 +523,8 @@ int options_parse(int argc, char **argv, struct config *cfg, FILE *out, struct v
 			rc = parse_output(opt, optarg, cfg, err);
 		if (rc == 1)
 			rc = parse_run(opt, optarg, cfg, err);
+		if (rc == 1)
+			rc = parse_urls(opt, optarg, cfg, err);
 		if (rc != 0)
 			return rc < 0 ? rc : vherr_set(err, VHERR_INTERNAL, VHSTAGE_NONE,
 						       "unhandled option");

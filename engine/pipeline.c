@@ -61,6 +61,7 @@ static void item_drop_input(struct item *it)
 static void item_release(struct item *it)
 {
 	item_drop_input(it);
+	json_decref(it->rd.prov);
 	free(it);
 }
 
@@ -76,16 +77,24 @@ static void set_fatal(struct pipeline *p, const struct vherr *err)
 	pipeline_cancel(p);
 }
 
-/* Records a failed input in vhprep-errors.jsonl and the stats. */
-static void record_failure(struct pipeline *p, const char *relpath, const struct vherr *err)
+/* Records a failed input in vhprep-errors.jsonl and the stats; rd (NULL for a walk's
+ * error) names it by its hint and adds its provenance. */
+static void record_failure_of(struct pipeline *p, const char *relpath,
+			      const struct source_read *rd, const struct vherr *err)
 {
 	char where[LOCATION_MAX];
 	struct vherr werr;
 
-	source_location(p->env.source, relpath, where, sizeof(where));
+	source_hint_location(p->env.source, relpath, rd ? &rd->hint : NULL, where,
+			     sizeof(where));
 	stats_fail(p->env.stats, err->code, where);
-	if (report_error(p->env.report, where, err, &werr) < 0)
+	if (report_error_with(p->env.report, where, err, rd ? rd->prov : NULL, &werr) < 0)
 		set_fatal(p, &werr);
+}
+
+static void record_failure(struct pipeline *p, const char *relpath, const struct vherr *err)
+{
+	record_failure_of(p, relpath, NULL, err);
 }
 
 static void on_walk_error(void *ctx, const char *relpath, const struct vherr *err)
@@ -127,7 +136,7 @@ static void on_read_done(struct source_read *req)
 		if (req->err.code == VHERR_CANCELLED || req->err.code == VHERR_LOST)
 			atomic_fetch_add(&st->cancelled, 1);
 		else
-			record_failure(p, it->relpath, &req->err);
+			record_failure_of(p, it->relpath, req, &req->err);
 		item_release(it);
 	} else if (p->size_bounds && over_limit(p)) {
 		atomic_fetch_add(&st->over_limit, 1);
@@ -288,6 +297,7 @@ static char *format_line(struct pipeline *p, struct item *it, const struct outfi
 	    .noperations = p->nops,
 	    .version = VHPREP_VERSION,
 	    .output_bytes = o->res->len,
+	    .extra = it->rd.prov,
 	};
 
 	config_binding(p->env.cfg, &b);
@@ -422,7 +432,7 @@ static void account(struct pipeline *p, struct item *it, int rc, const struct vh
 		set_fatal(p, &fatal);
 		atomic_fetch_add(&p->env.stats->cancelled, 1);
 	} else {
-		record_failure(p, it->relpath, err);
+		record_failure_of(p, it->relpath, &it->rd, err);
 	}
 }
 
@@ -449,7 +459,8 @@ static void process(struct pipeline *p, struct kernel *k, struct item *it, int w
 				o.relout, sizeof(o.relout)) != 0)
 		rc = vherr_set(&err, VHERR_BAD_NAME, VHSTAGE_WRITE, "output path too long");
 	if (rc == 0) {
-		source_location(p->env.source, it->relpath, o.where, sizeof(o.where));
+		source_hint_location(p->env.source, it->relpath, &it->rd.hint, o.where,
+				     sizeof(o.where));
 		pthread_mutex_lock(&p->publishing[worker]);
 		rc = publish_output(p, it, &o, &err);
 		pthread_mutex_unlock(&p->publishing[worker]);

@@ -23,9 +23,13 @@
 #include "engine/resume.h"
 #include "engine/since.h"
 #include "engine/stats.h"
+#include "engine/vhstatus.h"
+#include "io/httpsrc.h"
 #include "io/jsonname.h"
 #include "io/outlock.h"
 #include "kernels/kernel.h"
+
+#include <curl/curl.h>
 
 /* Everything one run opens; run_close frees what was opened, in any state. */
 struct run {
@@ -33,6 +37,7 @@ struct run {
 	struct metadata_binding binding;
 	struct budget *budget;
 	struct source *source;
+	struct httpsrc_opts http; /* --urls: what the source borrows */
 	struct dirsink *sink;
 	struct outlock *lock;
 	struct metadata *metadata;
@@ -163,6 +168,21 @@ static int open_all(struct run *r, int *exit_code, struct vherr *err)
 	if (!r->budget)
 		return vherr_set(err, VHERR_NOMEM, VHSTAGE_NONE, NULL);
 	so.budget = r->budget;
+	if (r->cfg.urls) {
+		r->http = (struct httpsrc_opts){
+			.url_column = r->cfg.url_column,
+			.key_column = r->cfg.key_column,
+			.per_host = r->cfg.per_host,
+			.timeout_s = r->cfg.http_timeout,
+			.retries = r->cfg.retries,
+			.keep_query = r->cfg.keep_query,
+			.insecure = r->cfg.insecure,
+			.cacert = r->cfg.cacert,
+			.netrc_file = r->cfg.netrc_file,
+			.allow_metadata_ip = r->cfg.allow_metadata_ip,
+		};
+		so.http = &r->http;
+	}
 	if (source_open(r->cfg.source, &so, &r->source, err) < 0) {
 		*exit_code = RUN_EXIT_USAGE;
 		return -1;
@@ -441,6 +461,7 @@ static int execute(struct run *r, struct vherr *err)
 		.since = r->since,
 	};
 	pthread_t monitor;
+	struct vhstatus *status;
 	int rc, code;
 
 	r->pipeline = pipeline_new(&env);
@@ -448,6 +469,7 @@ static int execute(struct run *r, struct vherr *err)
 		vherr_set(err, VHERR_NOMEM, VHSTAGE_NONE, "cannot start the pipeline");
 		return RUN_EXIT_FATAL;
 	}
+	status = vhstatus_start(&r->stats, r->cfg.quiet);
 	rc = pipeline_run(r->pipeline, err);
 	pthread_kill(monitor, SIGUSR1);
 	pthread_join(monitor, NULL);
@@ -456,6 +478,7 @@ static int execute(struct run *r, struct vherr *err)
 	code = finish(r, rc < 0, 0);
 	if (rc < 0 && err->code == VHERR_NOENT && atomic_load(&r->stats.found) == 0)
 		code = RUN_EXIT_USAGE; /* the root vanished or could not be listed */
+	vhstatus_stop(status, code);
 	return code;
 }
 
@@ -486,8 +509,12 @@ int run_main(int argc, char **argv)
 	struct vherr err = {0};
 	int code = RUN_EXIT_USAGE, rc;
 
-	if (argc > 1 && strcmp(argv[1], "bench") == 0)
-		return benchcmd_main(argc - 1, argv + 1);
+	curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: --urls, status detail */
+	if (argc > 1 && strcmp(argv[1], "bench") == 0) {
+		code = benchcmd_main(argc - 1, argv + 1);
+		curl_global_cleanup();
+		return code;
+	}
 
 	memset(&r, 0, sizeof(r));
 	/* first: from here on SIGINT/SIGTERM wait for the monitor thread, which turns
@@ -519,5 +546,6 @@ out:
 	run_close(&r);
 	if (r.kernel_ready)
 		kernel_global_shutdown();
+	curl_global_cleanup();
 	return code;
 }

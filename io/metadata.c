@@ -107,9 +107,10 @@ static void format_mtime(int64_t ns, char *buf, size_t size)
 static json_t *provenance(const struct metadata_provenance *p)
 {
 	char mtime[48];
+	json_t *o;
 
 	format_mtime(p->source_mtime_ns, mtime, sizeof(mtime));
-	json_t *o = json_pack(
+	o = json_pack(
 	    "{s:I, s:s, s:s?, s:i, s:i, s:i, s:i, s:I, s:s, s:s, s:o, s:s}", "source_bytes",
 	    (json_int_t)p->source_bytes, "source_mtime", mtime, "source_sha256",
 	    p->source_sha256, "original_width", p->original_width, "original_height",

@@ -47,7 +47,8 @@ struct metadata_provenance {
 	int noperations;
 	const char *version;      /* vhprep version */
 	uint64_t output_bytes;    /* size of the output file */
-	json_t *extra;            /* NULL, or an object (borrowed) whose members are added */
+	json_t *extra;            /* NULL, or members added where they replace none of the
+				   * above (a URL source's provenance); borrowed */
 };
 
 /* One line of an existing metadata file, as metadata_scan and metadata_compact see it. */

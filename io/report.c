@@ -166,6 +166,12 @@ int report_csv_rebuild(struct report *r, struct vherr *err)
 int report_error(struct report *r, const char *path, const struct vherr *failure,
 		 struct vherr *err)
 {
+	return report_error_with(r, path, failure, NULL, err);
+}
+
+int report_error_with(struct report *r, const char *path, const struct vherr *failure,
+		      json_t *extra, struct vherr *err)
+{
 	size_t cap = strlen(failure->msg) * 4 + 1;
 	char *msg = malloc(cap);
 	json_t *o = json_object();
@@ -182,6 +188,8 @@ int report_error(struct report *r, const char *path, const struct vherr *failure
 		return vherr_set(err, VHERR_NOMEM, VHSTAGE_RECORD, NULL);
 	}
 	free(msg);
+	if (extra)
+		json_object_update_missing(o, extra);
 	rc = appendlog_write_json(r->errors, o, err);
 	json_decref(o);
 	return rc;

@@ -36,6 +36,10 @@ int report_csv_row(struct report *r, const char *filename, int orig_w, int orig_
 /* Appends one error line for the input at path (a location string). Thread-safe. */
 int report_error(struct report *r, const char *path, const struct vherr *failure,
 		 struct vherr *err);
+/* Like report_error, adding extra's members (extra may be NULL; borrowed) where they do
+ * not replace path, stage, reason or message (a URL source's url, HTTP status...). */
+int report_error_with(struct report *r, const char *path, const struct vherr *failure,
+		      json_t *extra, struct vherr *err);
 /* Flushes the CSV and the error log to stable storage. 0 or a negative code. */
 int report_sync(struct report *r, struct vherr *err);
 /* Closes and frees r; r may be NULL. Returns 0, or a negative code with err set (may be

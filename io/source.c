@@ -1,5 +1,6 @@
 /* source: the dispatch table, the posix source (a directory or kernel mount, walked
- * by posixwalk or listed by filelist, read by iopool) and the nfs:// source (nfssrc). */
+ * by posixwalk or listed by filelist, read by iopool), the nfs:// source (nfssrc) and
+ * the URL-list source (httpsrc). */
 #include "io/source.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "io/filelist.h"
+#include "io/httpsrc.h"
 #include "io/iopool.h"
 #include "io/nfssrc.h"
 #include "io/nfsurl.h"
@@ -24,7 +26,8 @@ struct source_ops {
 	int (*submit)(struct source *s, struct source_read *req);
 	void (*cancel)(struct source *s);
 	void (*release)(struct source *s);
-	char *(*location)(const struct source *s, const char *relpath, char *buf, size_t size);
+	char *(*location)(const struct source *s, const char *relpath,
+			  const struct source_hint *hint, char *buf, size_t size);
 };
 
 struct source {
@@ -37,6 +40,8 @@ struct source {
 	struct iopool *pool;          /* set at creation */
 	/* nfs */
 	struct nfssrc *nfs;           /* set at creation */
+	/* http */
+	struct httpsrc *http;         /* set at creation */
 };
 
 static int posix_walk(struct source *s, source_emit_fn emit, void *ctx,
@@ -66,8 +71,10 @@ static void posix_release(struct source *s)
 		close(s->rootfd);
 }
 
-static char *posix_location(const struct source *s, const char *relpath, char *buf, size_t size)
+static char *posix_location(const struct source *s, const char *relpath,
+			    const struct source_hint *hint, char *buf, size_t size)
 {
+	(void)hint;
 	snprintf(buf, size, "%s/%s", strcmp(s->root, "/") == 0 ? "" : s->root, relpath);
 	return buf;
 }
@@ -105,9 +112,10 @@ static void nfsop_release(struct source *s)
 	nfssrc_free(s->nfs);
 }
 
-static char *nfsop_location(const struct source *s, const char *relpath, char *buf,
-			    size_t size)
+static char *nfsop_location(const struct source *s, const char *relpath,
+			    const struct source_hint *hint, char *buf, size_t size)
 {
+	(void)hint;
 	return nfssrc_location(s->nfs, relpath, buf, size);
 }
 
@@ -130,6 +138,55 @@ static int nfsop_open(struct source *s, const char *spec, struct vherr *err)
 	if (!s->root)
 		return vherr_set(err, VHERR_NOMEM, VHSTAGE_WALK, NULL);
 	return nfssrc_open(spec, &s->opts, &nopts, &s->nfs, err);
+}
+
+static int httpop_walk(struct source *s, source_emit_fn emit, void *ctx,
+		       void (*on_error)(void *, const char *, const struct vherr *),
+		       struct vherr *err)
+{
+	return httpsrc_walk(s->http, emit, ctx, on_error, err);
+}
+
+static int httpop_submit(struct source *s, struct source_read *req)
+{
+	return httpsrc_submit(s->http, req);
+}
+
+static void httpop_cancel(struct source *s)
+{
+	httpsrc_cancel(s->http);
+}
+
+static void httpop_release(struct source *s)
+{
+	httpsrc_free(s->http);
+}
+
+static char *httpop_location(const struct source *s, const char *relpath,
+			     const struct source_hint *hint, char *buf, size_t size)
+{
+	return httpsrc_location(s->http, relpath, hint, buf, size);
+}
+
+static const struct source_ops httpops = {
+	.walk = httpop_walk,
+	.submit = httpop_submit,
+	.cancel = httpop_cancel,
+	.release = httpop_release,
+	.location = httpop_location,
+};
+
+/* Opens a URL list as a source (--urls). */
+static int httpop_open(struct source *s, const char *spec, struct vherr *err)
+{
+	s->ops = &httpops;
+	s->root = strdup(spec);
+	if (!s->root)
+		return vherr_set(err, VHERR_NOMEM, VHSTAGE_WALK, NULL);
+	if (s->opts.files_from)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_WALK,
+				 "--files-from is not supported with --urls");
+	return httpsrc_open(spec, &s->opts, s->opts.http, &s->http, err);
 }
 
 /* Warns when path is not a mount point: the user may have mistyped the mount path,
@@ -177,6 +234,12 @@ int source_open(const char *spec, const struct source_opts *opts, struct source 
 	s->ops = &posix_ops;
 	s->opts = *opts;
 	s->rootfd = -1;
+	if (opts->http) {
+		if ((rc = httpop_open(s, spec, err)) < 0)
+			goto fail;
+		*out = s;
+		return 0;
+	}
 	if (nfsurl_is_nfs(spec)) {
 		if ((rc = nfsop_open(s, spec, err)) < 0)
 			goto fail;
@@ -223,6 +286,8 @@ void source_stop(struct source *s)
 	atomic_store(&s->stop, 1);
 	if (s->nfs)
 		nfssrc_stop(s->nfs);
+	if (s->http)
+		httpsrc_stop(s->http);
 }
 
 void source_cancel(struct source *s)
@@ -291,7 +356,13 @@ const char *source_root(const struct source *s)
 
 char *source_location(const struct source *s, const char *relpath, char *buf, size_t size)
 {
-	return s->ops->location(s, relpath, buf, size);
+	return s->ops->location(s, relpath, NULL, buf, size);
+}
+
+char *source_hint_location(const struct source *s, const char *relpath,
+			   const struct source_hint *hint, char *buf, size_t size)
+{
+	return s->ops->location(s, relpath, hint, buf, size);
 }
 
 void source_free(struct source *s)

@@ -1,12 +1,14 @@
 /* source: where files come from. A source enumerates relative paths (walk) and reads
  * whole files (read) with many operations in flight; the pipeline does not know which
- * kind of source it drives (posix directory or mount, a files-from list; nfs:// later).
+ * kind of source it drives (posix directory or mount, a files-from list, nfs://, a list
+ * of http(s) URLs).
  *
  * Threads: walk() calls emit from several walker threads at once; read() completions
  * run on the source's I/O threads. Exactly one completion per accepted read. */
 #ifndef VHPREP_IO_SOURCE_H
 #define VHPREP_IO_SOURCE_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -101,6 +103,9 @@ struct source_read {
 	uint64_t size;        /* size from stat */
 	int64_t mtime_ns;     /* modification time, ns since the epoch */
 	uint64_t charged;     /* bytes taken from the budget for this read (caller releases) */
+	json_t *prov;         /* NULL, or members the pipeline adds to this input's records
+			       * (a URL source: url, HTTP status, ETag...); owned by the
+			       * request from done() on (the caller json_decrefs it) */
 	struct vherr err;
 };
 
@@ -134,9 +139,13 @@ struct source_opts {
 	int quiet;             /* no warnings on stderr */
 	int nfs_connections;   /* nfs://: TCP connections (nfs_contexts); <= 0: 4 */
 	int nfs_timeout_ms;    /* nfs://: mount and per-RPC timeout; <= 0: 10000 */
+	/* --urls: non-NULL makes the spec a URL list (a path, "-" for stdin) fetched over
+	 * http(s) by io/httpsrc; borrowed, must outlive the source */
+	const struct httpsrc_opts *http;
 };
 
 struct source;
+struct httpsrc_opts;
 
 /* Opens spec (a directory path or mount point, or an nfs:// URL) as a source. Checks that the root exists
  * and is a directory (else -VHERR_NOENT / -VHERR_NOTDIR with err set: a usage error),
@@ -162,6 +171,11 @@ void source_cancel(struct source *s);
 const char *source_root(const struct source *s);
 /* Writes "root/relpath" (the location recorded as provenance) into buf; returns buf. */
 char *source_location(const struct source *s, const char *relpath, char *buf, size_t size);
+/* Like source_location, knowing the entry's hint (NULL: none): a URL source names the
+ * URL its entries carry (redacted), and a refused list record by the label given to
+ * on_error (its relpath). */
+char *source_hint_location(const struct source *s, const char *relpath,
+			   const struct source_hint *hint, char *buf, size_t size);
 /* Waits for the I/O threads and frees s; s may be NULL. No read may be pending. */
 void source_free(struct source *s);
 

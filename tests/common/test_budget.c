@@ -205,3 +205,20 @@ Test(budget, huge_request_does_not_wrap_the_cap_check, .timeout = 10)
 	pthread_join(t, NULL);
 	budget_free(b);
 }
+
+Test(budget, try_acquire_never_blocks)
+{
+	struct budget *b = budget_new(100);
+
+	cr_assert_eq(budget_try_acquire(b, 60), 0);
+	cr_assert_eq(budget_try_acquire(b, 41), -1, "61 + 41 > 100: refused, not waited for");
+	cr_assert_eq(budget_used(b), 60, "a refused try takes nothing");
+	cr_assert_eq(budget_try_acquire(b, 40), 0);
+	budget_release(b, 100);
+	cr_assert_eq(budget_try_acquire(b, 500), 0, "oversize is granted when nothing is held");
+	cr_assert_eq(budget_try_acquire(b, 1), -1);
+	budget_release(b, 500);
+	budget_cancel(b);
+	cr_assert_eq(budget_try_acquire(b, 1), -1, "a cancelled budget grants nothing");
+	budget_free(b);
+}

@@ -408,3 +408,49 @@ Test(options, nfs_options_set_their_fields)
 	expect_usage(PARSE("--nfs-timeout", "0", "src"), "--nfs-timeout", NULL);
 	expect_usage(PARSE("--nfs-timeout", "nan", "src"), "--nfs-timeout", NULL);
 }
+
+Test(options, url_options_set_their_fields)
+{
+	struct parsed *p = parse_ok(PARSE(
+	    "--urls", "l.csv", "--url-column", "link", "--key-column", "name", "--per-host",
+	    "4", "--http-timeout", "2.5", "--retries", "0", "--keep-query", "--insecure",
+	    "--cacert", "ca.pem", "--netrc-file", "n", "--allow-metadata-ip"));
+	struct config *c = &p->cfg;
+	struct vherr err;
+
+	cr_assert_str_eq(c->urls, "l.csv");
+	cr_assert_str_eq(c->url_column, "link");
+	cr_assert_str_eq(c->key_column, "name");
+	cr_assert_eq(c->per_host, 4);
+	cr_assert_float_eq(c->http_timeout, 2.5, 1e-12);
+	cr_assert_eq(c->retries, 0);
+	cr_assert(c->keep_query && c->insecure && c->allow_metadata_ip);
+	cr_assert_str_eq(c->cacert, "ca.pem");
+	cr_assert_str_eq(c->netrc_file, "n");
+	cr_assert_eq(config_finish(c, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(c->source, "l.csv", "the list stands for SOURCE in the summary");
+	parsed_free(p);
+	p = parse_ok(PARSE("src"));
+	cr_assert_eq(p->cfg.per_host, 16);
+	cr_assert_eq(p->cfg.retries, 3);
+	cr_assert_float_eq(p->cfg.http_timeout, 60.0, 1e-12);
+	cr_assert_eq(p->cfg.allow_metadata_ip, 0, "metadata addresses refused by default");
+	parsed_free(p);
+	expect_usage(PARSE("--urls", "l", "--retries", "101"), "--retries", "101");
+	expect_usage(PARSE("--urls", "l", "--per-host", "0"), "--per-host", NULL);
+	expect_usage(PARSE("--urls", "l", "--http-timeout", "0"), "--http-timeout", NULL);
+}
+
+Test(options, urls_replace_source)
+{
+	struct parsed *p = parse_ok(PARSE("--urls", "l.txt", "src"));
+	struct vherr err;
+
+	cr_assert_eq(config_finish(&p->cfg, &err), -VHERR_USAGE);
+	cr_assert_not_null(strstr(err.msg, "--urls replaces SOURCE"), "%s", err.msg);
+	parsed_free(p);
+	p = parse_ok(PARSE("--url-column", "u", "src"));
+	cr_assert_eq(config_finish(&p->cfg, &err), -VHERR_USAGE);
+	cr_assert_not_null(strstr(err.msg, "--urls"), "%s", err.msg);
+	parsed_free(p);
+}

@@ -734,6 +734,44 @@ void itest_assert_exit(const struct itest_proc *p, int want)
 		     p->exit_code, p->term_signal, want, p->err);
 }
 
+/* ---- fixtures ---- */
+
+int itest_fixture(const char *script, char **out, char **err, ...)
+{
+	struct itest_argv a = {0};
+	struct itest_proc p;
+	const char *s;
+	va_list ap;
+	int code;
+
+	itest_argv_add(&a, "/bin/bash");
+	itest_argv_addf(&a, "%s/tests/fixtures/%s", itest_source_dir(), script);
+	va_start(ap, err);
+	while ((s = va_arg(ap, const char *)))
+		itest_argv_add(&a, s);
+	va_end(ap);
+	itest_run(a.v, NULL, &p);
+	code = p.exit_code;
+	if (out)
+		*out = itest_fmt("%s", p.out);
+	if (err)
+		*err = itest_fmt("%s", p.err);
+	itest_proc_release(&p);
+	itest_argv_free(&a);
+	return code;
+}
+
+char *itest_line_value(const char *text, const char *key)
+{
+	size_t klen = strlen(key);
+
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (!strncmp(l, key, klen) && l[klen] == '=')
+			return itest_fmt("%.*s", (int)strcspn(l + klen + 1, "\n"), l + klen + 1);
+	cr_assert_fail("no %s= line in: %s", key, text);
+	return NULL;
+}
+
 /* ---- images ---- */
 
 static uint32_t mix(uint32_t x)

@@ -145,6 +145,15 @@ void itest_proc_release(struct itest_proc *p);
 /* Asserts p exited with code want, showing its stderr if not. */
 void itest_assert_exit(const struct itest_proc *p, int want);
 
+/* ---- fixtures: the scripts of tests/fixtures ---- */
+
+/* Runs "bash $VHPREP_SOURCE_DIR/tests/fixtures/SCRIPT ARGS..." (NULL-terminated) to its
+ * end; returns its exit code (77: cannot run here) and, when out/err are not NULL, its
+ * stdout and stderr (malloc'd). */
+int itest_fixture(const char *script, char **out, char **err, ...) __attribute__((sentinel));
+/* The value of the line "KEY=value" in text (malloc'd), asserted present. */
+char *itest_line_value(const char *text, const char *key);
+
 /* ---- images ---- */
 
 /* Writes a w x h image of bands (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) to path; the format

@@ -28,7 +28,10 @@ static char *first_run(char **src_out)
 	itest_assert_exit(&p, 0);
 	itest_proc_release(&p);
 	*src_out = src;
-	return itest_fmt("%s/valohai.metadata.jsonl", out);
+	char *meta = itest_fmt("%s/valohai.metadata.jsonl", out);
+
+	free(out);
+	return meta;
 }
 
 /* f2 deleted, f3 rewritten, f4 touched (same bytes, other mtime), new.png added. */
