@@ -59,6 +59,7 @@
 #include <string.h>
 #include <turbojpeg.h>
 
+#include "kernels/exif.h"
 #include "kernels/geometry.h"
 #include "kernels/plan.h"
 #include "kernels/plane.h"
@@ -114,17 +115,6 @@ static unsigned be16(const uint8_t *p)
 	return (unsigned)p[0] << 8 | p[1];
 }
 
-static unsigned rd16(const uint8_t *p, int le)
-{
-	return le ? (unsigned)p[1] << 8 | p[0] : be16(p);
-}
-
-static uint32_t rd32(const uint8_t *p, int le)
-{
-	return le ? (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0]
-		  : (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static int is_jpeg(const uint8_t *in, size_t len)
 {
 	return len >= 3 && in[0] == 0xff && in[1] == 0xd8 && in[2] == 0xff;
@@ -139,59 +129,6 @@ static int has_eoi(const uint8_t *in, size_t len, size_t from)
 		if (in[i - 1] == 0xd9 && in[i - 2] == 0xff)
 			return 1;
 	return 0;
-}
-
-/* ---- EXIF orientation ------------------------------------------------------ */
-
-/* The IFD0 Orientation value of TIFF data t[0..n), or 1. Like libvips 8.14 via
- * libexif: the first component of a SHORT, SSHORT, LONG or SLONG entry, kept only
- * if 1..8; the first Orientation entry wins. */
-static int tiff_orientation(const uint8_t *t, size_t n)
-{
-	int le;
-	uint32_t ifd;
-	unsigned count;
-
-	if (n < 8 || !((t[0] == 'I' && t[1] == 'I') || (t[0] == 'M' && t[1] == 'M')))
-		return 1;
-	le = t[0] == 'I';
-	if (rd16(t + 2, le) != 42)
-		return 1;
-	ifd = rd32(t + 4, le);
-	if (ifd > n - 2)
-		return 1;
-	count = rd16(t + ifd, le);
-	for (unsigned i = 0; i < count; i++) {
-		size_t e = (size_t)ifd + 2 + (size_t)i * 12;
-		unsigned type;
-		uint32_t ncomp;
-		size_t size, at;
-		long v;
-
-		if (e + 12 > n)
-			return 1;
-		if (rd16(t + e, le) != 0x0112)
-			continue;
-		type = rd16(t + e + 2, le);
-		ncomp = rd32(t + e + 4, le);
-		if (ncomp == 0)
-			return 1;
-		size = type == 3 || type == 8 ? 2 : type == 4 || type == 9 ? 4 : 0;
-		if (size == 0)
-			return 1;
-		/* values of up to 4 bytes sit in the entry, longer ones at an offset */
-		at = (uint64_t)ncomp * size <= 4 ? e + 8 : rd32(t + e + 8, le);
-		if (at > n || n - at < size)
-			return 1;
-		if (size == 2)
-			v = type == 8 ? (long)(int16_t)rd16(t + at, le)
-				      : (long)rd16(t + at, le);
-		else
-			v = type == 9 ? (long)(int32_t)rd32(t + at, le)
-				      : (long)rd32(t + at, le);
-		return v >= 1 && v <= 8 ? (int)v : 1;
-	}
-	return 1;
 }
 
 /* Walks the segments from SOI to the first SOS (or to the end of what is there).
@@ -241,7 +178,7 @@ int jpegfast_exif_orientation(const uint8_t *in, size_t len)
 	if (!in || !is_jpeg(in, len))
 		return 1;
 	scan_markers(in, len, &m);
-	return m.exif_len ? tiff_orientation(in + m.exif_off, m.exif_len) : 1;
+	return m.exif_len ? exif_orientation(in + m.exif_off, m.exif_len) : 1;
 }
 
 /* ---- buffers and planes ---------------------------------------------------- */
@@ -329,7 +266,7 @@ static int read_header(struct jfjob *j, struct vherr *err)
 				 j->colorspace, j->subsamp,
 				 j->m.has_icc ? ", ICC profile" : "");
 	if (j->p->autorotate && j->m.exif_len)
-		j->orientation = tiff_orientation(j->in + j->m.exif_off, j->m.exif_len);
+		j->orientation = exif_orientation(j->in + j->m.exif_off, j->m.exif_len);
 	j->swap = j->orientation >= 5;
 	return 0;
 }
