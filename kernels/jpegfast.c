@@ -409,7 +409,7 @@ static int resample(struct jfjob *j, struct vherr *err)
 			rc = plane_scale(&j->jf->scalers, &j->cur[i], &out[i],
 					 scaler_flags(&j->cur[i], &out[i],
 						      i == 0 || j->out_samp == TJSAMP_444),
-					 err);
+					 NULL, err);
 	}
 	if (!rc)
 		memcpy(j->cur, out, sizeof(out));

@@ -126,9 +126,15 @@ void plane_orient(const struct plane *src, const struct plane *dst, int o)
 
 /* ---- resampling ------------------------------------------------------------ */
 
+/* Whether two filter parameter pairs (NULL: libswscale's defaults) are the same. */
+static int same_param(const double *a, const double *b)
+{
+	return a == b || (a && b && a[0] == b[0] && a[1] == b[1]);
+}
+
 /* A libswscale context for one plane size pair and filter, from the cache. */
 static struct SwsContext *scaler_get(struct plane_scalers *c, int sw, int sh, int dw, int dh,
-				     int flags)
+				     int flags, const double *param)
 {
 	struct plane_scaler *victim = &c->s[0];
 
@@ -137,7 +143,7 @@ static struct SwsContext *scaler_get(struct plane_scalers *c, int sw, int sh, in
 		struct plane_scaler *s = &c->s[i];
 
 		if (s->ctx && s->sw == sw && s->sh == sh && s->dw == dw && s->dh == dh &&
-		    s->flags == flags) {
+		    s->flags == flags && same_param(s->param, param)) {
 			s->used = c->tick;
 			return s->ctx;
 		}
@@ -146,20 +152,21 @@ static struct SwsContext *scaler_get(struct plane_scalers *c, int sw, int sh, in
 	}
 	sws_freeContext(victim->ctx);
 	victim->ctx = sws_getContext(sw, sh, AV_PIX_FMT_GRAY8, dw, dh, AV_PIX_FMT_GRAY8, flags,
-				     NULL, NULL, NULL);
+				     NULL, NULL, param);
 	victim->sw = sw;
 	victim->sh = sh;
 	victim->dw = dw;
 	victim->dh = dh;
 	victim->flags = flags;
+	victim->param = param;
 	victim->used = victim->ctx ? c->tick : 0;
 	return victim->ctx;
 }
 
 int plane_scale(struct plane_scalers *c, const struct plane *src, const struct plane *dst,
-		int flags, struct vherr *err)
+		int flags, const double *param, struct vherr *err)
 {
-	struct SwsContext *ctx = scaler_get(c, src->w, src->h, dst->w, dst->h, flags);
+	struct SwsContext *ctx = scaler_get(c, src->w, src->h, dst->w, dst->h, flags, param);
 	const uint8_t *sp[4] = {src->p, NULL, NULL, NULL};
 	uint8_t *dp[4] = {dst->p, NULL, NULL, NULL};
 	int ss[4] = {src->stride, 0, 0, 0}, ds[4] = {dst->stride, 0, 0, 0};

@@ -34,7 +34,8 @@ struct plane {
 struct plane_scaler {
 	struct SwsContext *ctx;
 	int sw, sh, dw, dh, flags;
-	unsigned long used; /* plane_scalers.tick at last use; 0 = empty slot */
+	const double *param; /* as given to plane_scale: static storage or NULL */
+	unsigned long used;  /* plane_scalers.tick at last use; 0 = empty slot */
 };
 
 /* The least recently used PLANE_SCALERS contexts (80-300 us each to build), so a
@@ -70,11 +71,13 @@ struct plane plane_window(const struct plane *src, int x, int y, int w, int h);
  * cache. */
 void plane_orient(const struct plane *src, const struct plane *dst, int o);
 
-/* Resamples src into dst (their sizes) with libswscale's filter flags (SWS_*),
- * through the cache c. Returns 0, or -VHERR_TRANSFORM (stage TRANSFORM) with err
- * filled when the context cannot be made or the scale fails. */
+/* Resamples src into dst (their sizes) with libswscale's filter flags (SWS_*) and
+ * filter parameters param[2] (NULL: libswscale's defaults; else it must outlive c, e.g.
+ * static: the cache keeps the pointer), through the cache c. Returns 0, or
+ * -VHERR_TRANSFORM (stage TRANSFORM) with err filled when the context cannot be made
+ * or the scale fails. */
 int plane_scale(struct plane_scalers *c, const struct plane *src, const struct plane *dst,
-		int flags, struct vherr *err);
+		int flags, const double *param, struct vherr *err);
 /* Frees every cached context; c may be NULL. */
 void plane_scalers_release(struct plane_scalers *c);
 

@@ -56,6 +56,13 @@
 /* A zlib stream longer than this is split over several IDAT chunks. */
 #define PF_IDAT_MAX (1u << 30)
 
+/* Pillow's bicubic (a = -0.5: libswscale's B = 0, C = 0.5; its default C is 0.6),
+ * with the vertical pass rounded accurately: on 32x32 → 224x224 the default's
+ * rounding noise cost 20% more PNG bytes than Pillow's output (3.5% with accurate
+ * rounding) and MAD 0.30 against Pillow (0.16). */
+#define PF_SCALER (SWS_BICUBIC | SWS_ACCURATE_RND)
+static const double pil_cubic[2] = {0, 0.5};
+
 static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
 /* One per worker thread. Every field but params is worker-only. */
@@ -405,8 +412,8 @@ static int resample(struct pfjob *j, struct vherr *err)
 		if (i == j->colours && j->opaque)
 			plane_fill(&out[i], 255);
 		else
-			rc =
-			    plane_scale(&j->pf->scalers, &j->cur[i], &out[i], SWS_BICUBIC, err);
+			rc = plane_scale(&j->pf->scalers, &j->cur[i], &out[i], PF_SCALER,
+					 pil_cubic, err);
 	}
 	if (!rc)
 		memcpy(j->cur, out, sizeof(out));
