@@ -92,7 +92,7 @@ void options_usage(FILE *out)
 "                          jpg, png or webp\n"
 "  --quality Q             JPEG/WebP quality 1-100 (default 90)\n"
 "  --png-level L           PNG compression 1-12 of the PNG fast path (libdeflate;\n"
-"                          default 6: about the bytes of PIL's PNGs, in less time)\n"
+"                          default 7: about the bytes of PIL's PNGs, in less time)\n"
 "  --max-pixels N          refuse images of more pixels, read from the header before\n"
 "                          decoding (default 100000000)\n"
 "  --fail-on LEVEL         none, truncated (default), error or warning: how damaged\n"

@@ -22,7 +22,7 @@
 
 /* The zlib-like level (libdeflate 1-12) a PNG is written at when params->png_level is
  * 0; see pngfast.c for the measurement that chose it. */
-#define PNGFAST_DEFAULT_LEVEL 6
+#define PNGFAST_DEFAULT_LEVEL 7
 
 /* Returns 1 if the png-fast path gives the picture params asks for in[0..len), else 0:
  * PNG in (signature, then a valid IHDR with a correct CRC), format keep, png or jpg out,
