@@ -3,8 +3,8 @@
  * counts instructions of.
  *
  *   kernel-driver --kernel jpegfast|pngfast|vips [--resize WxH] [--mode MODE]
- *                 [--quality Q] [--format FMT] [--png-level L] [--fail-on LEVEL]
- *                 [--gray] [--reps N] [--out DIR] FILE...
+ *                 [--quality Q] [--format FMT] [--png-level L] [--dct-keep R]
+ *                 [--fail-on LEVEL] [--gray] [--reps N] [--out DIR] FILE...
  *
  * Reads every FILE first, then runs the kernel over all of them --reps times on one
  * thread (one kernel, reused, as an engine worker does) and prints one JSON line on
@@ -198,6 +198,7 @@ static int parse_args(struct driver *d, int argc, char **argv)
 	    {"gray", no_argument, NULL, 'g'},
 	    {"format", required_argument, NULL, 'F'},
 	    {"png-level", required_argument, NULL, 'L'},
+	    {"dct-keep", required_argument, NULL, 'D'},
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
@@ -209,6 +210,8 @@ static int parse_args(struct driver *d, int argc, char **argv)
 			;
 		else if (c == 'L')
 			d->params.png_level = atoi(optarg);
+		else if (c == 'D')
+			d->params.dct_keep = atof(optarg);
 		else if (c == 'r' &&
 			 sscanf(optarg, "%dx%d", &d->params.resize_w, &d->params.resize_h) == 2)
 			;
@@ -250,12 +253,13 @@ int main(int argc, char **argv)
 	int first = parse_args(&d, argc, argv), rc;
 
 	if (first < 0) {
-		fprintf(stderr,
-			"usage: kernel-driver --kernel jpegfast|pngfast|vips [--resize WxH] "
-			"[--mode MODE] [--quality Q] [--format FMT] [--png-level L] "
-			"[--fail-on LEVEL] [--gray] [--reps N] "
-			"[--out DIR] "
-			"FILE...\n");
+		fprintf(
+		    stderr,
+		    "usage: kernel-driver --kernel jpegfast|pngfast|vips [--resize WxH] "
+		    "[--mode MODE] [--quality Q] [--format FMT] [--png-level L] [--dct-keep R] "
+		    "[--fail-on LEVEL] [--gray] [--reps N] "
+		    "[--out DIR] "
+		    "FILE...\n");
 		return 2;
 	}
 	d.in = calloc(d.n_in, sizeof(*d.in));

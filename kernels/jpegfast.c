@@ -295,10 +295,30 @@ static int plan(struct jfjob *j, struct vherr *err)
 /* ---- decode ---------------------------------------------------------------- */
 
 /* log2 of the DCT scale denominator: the smallest scale of 1, 1/2, 1/4, 1/8 that
- * keeps the decoded image at least twice the planned size on both axes (libjpeg-
- * turbo 2.1's M/8 scales are slower than a full decode and alias, so none of those). */
+ * keeps the decoded image at least JPEGFAST_DCT_KEEP (params->dct_keep) times the
+ * planned size on both axes (libjpeg-turbo 2.1's M/8 scales are slower than a full
+ * decode and alias, so none of those).
+ *
+ * Measured with bench/dct-bench.sh (vhprep-mkimages photos at q90, 6 per size, ->
+ * 224x224 q75; instructions per image by callgrind, CPU ms the median of 3 passes on a
+ * loaded shared machine; MAD against the docs' PIL loop, which decodes in full):
+ *   source     KEEP      scale  decoded    Minstr/image  CPU ms  MAD vs PIL
+ *   4000x3000  1-1.5     1/8    500x375        258         38     0.77
+ *              2 (old)   1/4    1000x750       405         48     0.66
+ *              full      1/1    4000x3000      536        200     1.01
+ *   2000x1500  1-1.5     1/4    500x375        108         11     0.85
+ *              2 (old)   1/2    1000x750       121         12     0.77
+ *   1600x1200  1-1.25    1/4    400x300         71          9     1.05
+ *              1.5, 2    1/2    800x600         79          9     0.86
+ *   1024x768   1-1.5     1/2    512x384         35          4     1.11
+ *              2 (old)   1/1    1024x768        43          5     0.96
+ * Every choice stays far inside the 3.0 bar of tests/bench/test_same_pictures.sh (the
+ * final bicubic resample still shrinks by 1.25x or more); 1/8 on 12 MP saves 36% of the
+ * instructions. KEEP 1.25 takes every saving above and never leaves the final
+ * resample less than 1.25x to shrink, so it never enlarges. */
 static int pick_dct_shift(const struct jfjob *j)
 {
+	double keep = j->p->dct_keep > 0 ? j->p->dct_keep : JPEGFAST_DCT_KEEP;
 	int shift = 0;
 
 	if (j->p->resize_w <= 0 || j->p->resize_h <= 0)
@@ -306,8 +326,8 @@ static int pick_dct_shift(const struct jfjob *j)
 	while (shift < 3) {
 		tjscalingfactor sf = {1, 2 << shift};
 
-		if (TJSCALED(j->in_w, sf) < 2 * (int64_t)j->pre_w ||
-		    TJSCALED(j->in_h, sf) < 2 * (int64_t)j->pre_h)
+		if (TJSCALED(j->in_w, sf) < keep * j->pre_w ||
+		    TJSCALED(j->in_h, sf) < keep * j->pre_h)
 			break;
 		shift++;
 	}

@@ -39,6 +39,9 @@ struct kernel_params {
 				      same picture (jpegfast_accepts, pngfast_accepts),
 				      else libvips */
 	int png_level;		   /* png-fast's libdeflate level 1-12 (0: its default) */
+	double dct_keep;	   /* jpeg-fast: the smallest DCT-scaled size as a multiple
+				      of the planned size (0: JPEGFAST_DCT_KEEP; for
+				      benchmarks, no option sets it) */
 	uint8_t background[3];	   /* pad colour (opaque, also on png/webp with alpha) and
 				      alpha flattening colour for jpeg (sRGB) */
 };
