@@ -175,6 +175,9 @@ run_shape() {
 
 	echo "### $s: $nfiles files -> 224x224 $e, $cores cores, $(date -u +%F)"
 	echo
+	echo "vhprep's kernels on $s: $(grep -o '"kernel":"[a-z-]*"' "$work/$s-vhprep/valohai.metadata.jsonl" |
+		sort | uniq -c | awk '{ sub(/"kernel":/, "", $2); gsub(/"/, "", $2); printf "%s%s %d", sep, $2, $1; sep = ", " }')"
+	echo
 	echo "| run | files/s | vhprep is | output bytes vs PIL | MAD vs PIL (alpha) |"
 	echo "|---|---:|---:|---:|---:|"
 	echo "| vhprep, $cores threads | $(r "$s/vhprep") | 1.00x | $(bytes_ratio "$s/vhprep") | $(field "$s/vhprep" mad) ($(field "$s/vhprep" mad_alpha)) |"
