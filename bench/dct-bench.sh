@@ -18,13 +18,12 @@ root=$PWD
 sizes=4000x3000,2000x1500,1600x1200,1024x768
 keeps=1,1.25,1.5,2,1000
 count=12
-smoke=0
 while (($#)); do
 	case $1 in
 	--sizes) sizes=$2; shift 2 ;;
 	--keeps) keeps=$2; shift 2 ;;
 	--count) count=$2; shift 2 ;;
-	--smoke) smoke=1; sizes=1024x768; keeps=1,2; count=2; shift ;;
+	--smoke) sizes=1024x768; keeps=1,2; count=2; shift ;;
 	*) echo "usage: $0 [--sizes LIST] [--keeps LIST] [--count N] [--smoke]" >&2; exit 2 ;;
 	esac
 done

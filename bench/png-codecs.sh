@@ -40,7 +40,9 @@ trap 'rm -rf "$work"' EXIT
 tag=$([ "$smoke" = 1 ] && echo smoke || echo full)
 data=$build/bench-data/shapes-$tag-p$(nproc)
 for s in icons cifar gray16; do
-	[ -f "$data/$s.complete" ] || bash bench/shapes-bench.sh --shapes "$s" $([ "$smoke" = 1 ] && echo --smoke) >/dev/null
+	make=(bash bench/shapes-bench.sh --shapes "$s")
+	[ "$smoke" = 1 ] && make+=(--smoke)
+	[ -f "$data/$s.complete" ] || "${make[@]}" >/dev/null
 done
 
 # ir TOGGLE COMMAND...: instructions callgrind counts inside functions matching TOGGLE

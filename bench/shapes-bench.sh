@@ -166,8 +166,10 @@ run_shape() {
 		measure "$s" baseline "${base[@]}" @IN@
 	fi
 	measure "$s" python-loop "$python" bench/peers/python_loop.py --size 224 --ext ".$e" @IN@ @OUT@
+	# shellcheck disable=SC2016 # the inner sh expands them
 	measure "$s" python-per-core sh -c 'for d in "$1"/*/; do "$3" bench/peers/python_loop.py --size 224 --ext "$4" "$d" "$2/$(basename "$d")" >/dev/null & done; wait' \
 		sh @IN@ @OUT@ "$python" ".$e"
+	# shellcheck disable=SC2016 # the inner sh expands them
 	measure "$s" vipsthumbnail sh -c 'find "$1" -name "*.$4" | xargs -P "$3" -n 50 vipsthumbnail -s "224x224!" -o "$2/$5"' \
 		sh @IN@ @OUT@ "$cores" "$e" "$vt_out"
 	compare "$s" vhprep
