@@ -37,15 +37,8 @@ done
 work=$(mktemp -d "${TMPDIR:-/tmp}/vhprep-dct.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-ir_total() {
-	local log=$work/callgrind.log
-	echo "# callgrind: $*" >&2
-	# VIPSHOME elsewhere: libvips loads no modules (libhwy, under vips-jxl, runs an
-	# instruction valgrind 3.19 cannot decode when it is loaded)
-	VIPSHOME=/nonexistent valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" \
-		>/dev/null 2>"$log" || { echo "callgrind run failed: $*" >&2; tail -5 "$log" >&2; exit 1; }
-	sed -nE 's/.*Collected : ([0-9]+).*/\1/p' "$log"
-}
+# shellcheck source=bench/callgrind-lib.sh
+source bench/callgrind-lib.sh
 
 echo "### jpeg-fast DCT scale: photo-like JPEGs (q90) -> 224x224 q75, $(date -u +%F)"
 echo
@@ -84,7 +77,7 @@ EOF
 		k=("$driver" --kernel jpegfast --resize 224x224 --quality 75 --dct-keep "$keep")
 		line=$("${k[@]}" --reps 3 --out "$out" "${files[@]}")
 		cpu=$(sed -E 's/.*"cpu_median_ms": ([0-9.]+).*/\1/' <<<"$line")
-		ir=$(($(ir_total "${k[@]}" --reps 2 "${files[@]}") - $(ir_total "${k[@]}" --reps 1 "${files[@]}")))
+		ir=$(cg_pass "${k[@]}" -- "${files[@]}")
 		mad=$("$python" - "$work/pil-$size" "$out" <<'EOF'
 import os, sys
 from PIL import Image, ImageChops, ImageStat

@@ -45,27 +45,8 @@ for s in icons cifar gray16; do
 	[ -f "$data/$s.complete" ] || "${make[@]}" >/dev/null
 done
 
-# ir TOGGLE COMMAND...: instructions callgrind counts inside functions matching TOGGLE
-# (COMMAND's stdout is kept in $work/out)
-ir() {
-	local toggle=$1 log=$work/callgrind.log
-	shift
-	echo "# callgrind ($toggle): $*" >&2
-	valgrind --tool=callgrind --callgrind-out-file=/dev/null --toggle-collect="$toggle" "$@" \
-		>"$work/out" 2>"$log" || { echo "callgrind run failed: $*" >&2; tail -5 "$log" >&2; exit 1; }
-	sed -nE 's/.*Collected : ([0-9]+).*/\1/p' "$log"
-}
-# ir_total COMMAND...: every instruction of the run, all threads (libvips renders on
-# its own threads even at concurrency 1, which --toggle-collect would not see)
-ir_total() {
-	local log=$work/callgrind.log
-	echo "# callgrind: $*" >&2
-	# VIPSHOME elsewhere: libvips loads no modules (libhwy, under vips-jxl, runs an
-	# instruction valgrind 3.19 cannot decode when it is loaded)
-	VIPSHOME=/nonexistent valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" \
-		>/dev/null 2>"$log" || { echo "callgrind run failed: $*" >&2; tail -5 "$log" >&2; exit 1; }
-	sed -nE 's/.*Collected : ([0-9]+).*/\1/p' "$log"
-}
+# shellcheck source=bench/callgrind-lib.sh
+source bench/callgrind-lib.sh
 per_file() { echo "$(($1 / $2))"; }
 ratio() { printf '%.3f' "$(echo "$1 / $2" | bc -l)"; }
 
@@ -94,9 +75,9 @@ echo "| set | files | libspng 0.7 | libpng 1.6 | libpng / libspng |"
 echo "|---|---:|---:|---:|---:|"
 for s in icons cifar gray16; do
 	# shellcheck disable=SC2086
-	a=$(ir 'decode_*' "$codecs" decode spng ${pick[$s]})
+	a=$(cg_count --toggle 'decode_*' "$codecs" decode spng ${pick[$s]})
 	# shellcheck disable=SC2086
-	b=$(ir 'decode_*' "$codecs" decode libpng ${pick[$s]})
+	b=$(cg_count --toggle 'decode_*' "$codecs" decode libpng ${pick[$s]})
 	echo "| $s | ${n_of[$s]} | $(per_file "$a" "${n_of[$s]}") | $(per_file "$b" "${n_of[$s]}") | $(ratio "$b" "$a") |"
 done
 echo
@@ -110,7 +91,7 @@ for enc in "libdeflate 1" "libdeflate 4" "libdeflate 6" "libdeflate 7" "libdefla
 	row="| ${enc/ / level } |"
 	for s in icons cifar gray16; do
 		# shellcheck disable=SC2086
-		c=$(ir 'encode_*' "$codecs" encode $enc "$work/$s-out"/*)
+		c=$(cg_count --toggle 'encode_*' "$codecs" encode $enc "$work/$s-out"/*)
 		bytes=$(sed -E 's/.*"out_bytes": ([0-9]+).*/\1/' "$work/out")
 		# a PNG adds 57 bytes of signature and chunks to the zlib stream
 		row+=" $(per_file "$c" "${n_of[$s]}") | $(ratio "$((bytes + 57 * ${n_of[$s]}))" "${pil_bytes[$s]}") |"
@@ -134,9 +115,8 @@ for k in "${levels[@]/#/pngfast }" "vips 0"; do
 		kcmd=("$driver" --kernel "$name" --format png --png-level "$level" --resize 224x224)
 		# shellcheck disable=SC2086
 		"${kcmd[@]}" --out "$work/k" ${pick[$s]} >/dev/null
-		# instructions of 2 passes less those of 1: the cost of one pass, setup excluded
 		# shellcheck disable=SC2086
-		c=$(($(ir_total "${kcmd[@]}" --reps 2 ${pick[$s]}) - $(ir_total "${kcmd[@]}" --reps 1 ${pick[$s]})))
+		c=$(cg_pass "${kcmd[@]}" -- ${pick[$s]})
 		row+=" $(per_file "$c" "${n_of[$s]}") | $(ratio "$(cat "$work/k"/* | wc -c)" "${pil_bytes[$s]}") |"
 	done
 	echo "$row"
