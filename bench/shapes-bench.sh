@@ -3,7 +3,7 @@
 # peers a user would otherwise run, on each shape of image set, side by side in one run.
 #
 #   bash bench/shapes-bench.sh [--shapes icons,cifar,gray16,photos,big,camera]
-#                              [--baseline VHPREP_BIN] [--smoke]
+#                              [--baseline VHPREP_BIN] [--scale F] [--smoke]
 #
 # Shapes (made once under $build/bench-data/shapes-*, reused; bench/shapes.py makes them):
 #   icons   3,000 icon PNGs of Debian's adwaita-icon-theme and hicolor-icon-theme
@@ -26,21 +26,26 @@
 #
 # Output: one Markdown table per shape and a summary table on stdout; raw runs as JSON
 # lines in bench/results/shapes-<date>.jsonl. Rates are files/s over the whole command
-# (wall clock); the machines are shared and noisy, so read the ratios, measured in one
-# run. Every run's output count is checked against the input count. --smoke runs it all
+# (wall clock) and files per CPU second (user + sys of the command and every process it
+# waited for): the machines are shared and noisy, so read the ratios, measured in one
+# run. On an overloaded machine the wall ratios favour whoever runs more threads (the
+# scheduler shares the cores per thread: libvips and vipsthumbnail run helper threads),
+# so read the CPU ratios there. --scale F makes every set F times its size. Every run's output count is checked against the input count. --smoke runs it all
 # on a few files per shape (ctest test_shapes_bench checks the tables, never timings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 shapes=icons,cifar,gray16,photos,big,camera
 baseline=
+scale=1
 smoke=0
 while (($#)); do
 	case $1 in
 	--shapes) shapes=$2; shift 2 ;;
 	--baseline) baseline=$2; shift 2 ;;
+	--scale) scale=$2; shift 2 ;;
 	--smoke) smoke=1; shift ;;
-	*) echo "usage: $0 [--shapes LIST] [--baseline VHPREP_BIN] [--smoke]" >&2; exit 2 ;;
+	*) echo "usage: $0 [--shapes LIST] [--baseline VHPREP_BIN] [--scale F] [--smoke]" >&2; exit 2 ;;
 	esac
 done
 
@@ -66,7 +71,11 @@ if [ "$smoke" = 1 ]; then
 	count=([icons]=12 [cifar]=12 [gray16]=4 [photos]=12 [big]=2 [camera]=8)
 	big_size=800x600
 fi
+for s in "${!count[@]}"; do
+	count[$s]=$(awk -v n="${count[$s]}" -v f="$scale" 'BEGIN { n = int(n * f + 0.5); print n < 2 ? 2 : n }')
+done
 tag=$([ "$smoke" = 1 ] && echo smoke || echo full)
+[ "$scale" = 1 ] || tag=$tag-x$scale
 data=$build/bench-data/shapes-$tag-p$cores
 
 # photos N W H Q DIR: vhprep-mkimages photos spread over $cores part folders
@@ -104,7 +113,7 @@ make_shape() {
 ext_of() { case $1 in icons | cifar | gray16) echo png ;; *) echo jpg ;; esac; }
 
 # -- the runs -------------------------------------------------------------------------
-declare -A rate
+declare -A rate cpu
 # measure SHAPE NAME COMMAND...: runs COMMAND once with @IN@/@OUT@ substituted, records
 # files/s, checks the output count, prints the command first.
 measure() {
@@ -116,20 +125,23 @@ measure() {
 	local cmd=("${@//@OUT@/$out}")
 	cmd=("${cmd[@]//@IN@/$in}")
 	echo "# $shape/$name: ${cmd[*]}" >&2
-	local t0 t1 secs produced
+	local t0 t1 secs produced cpu_s
 	t0=$(date +%s.%N)
-	"${cmd[@]}" >"$work/stdout" 2>"$work/stderr" ||
+	/usr/bin/time -f "%U %S" -o "$work/cpu" "${cmd[@]}" >"$work/stdout" 2>"$work/stderr" ||
 		{ echo "shapes-bench: $shape/$name failed:" >&2; tail -5 "$work/stderr" >&2; exit 1; }
 	t1=$(date +%s.%N)
 	secs=$(echo "$t1 - $t0" | bc -l)
+	cpu_s=$(awk '{ print $1 + $2 }' "$work/cpu")
 	produced=$(find "$out" -type f -name "*.$(ext_of "$shape")" | wc -l)
 	if [ "$produced" -ne "$nfiles" ]; then
 		echo "shapes-bench: $shape/$name produced $produced of $nfiles files" >&2
 		exit 1
 	fi
 	rate[$shape/$name]=$(echo "$nfiles / $secs" | bc -l)
-	printf '{"bench":"shapes","shape":"%s","name":"%s","files":%d,"seconds":%.3f,"files_per_s":%.1f,"cores":%d,"date":"%s"}\n' \
-		"$shape" "$name" "$nfiles" "$secs" "${rate[$shape/$name]}" "$cores" \
+	cpu[$shape/$name]=$(echo "$nfiles / ($cpu_s + 0.001)" | bc -l)
+	printf '{"bench":"shapes","shape":"%s","name":"%s","files":%d,"seconds":%.3f,"files_per_s":%.1f,"cpu_seconds":%.2f,"files_per_cpu_s":%.1f,"cores":%d,"load":%s,"date":"%s"}\n' \
+		"$shape" "$name" "$nfiles" "$secs" "${rate[$shape/$name]}" "$cpu_s" \
+		"${cpu[$shape/$name]}" "$cores" "$(cut -d' ' -f1 /proc/loadavg)" \
 		"$(date -u +%FT%TZ)" >>"$results"
 }
 
@@ -146,6 +158,8 @@ field() { sed -E "s/.*\"$2\": ([0-9.]+|null).*/\\1/" <<<"${cmp[$1]}"; }
 
 r() { printf '%.1f' "${rate[$1]}"; }
 x() { printf '%.2fx' "$(echo "${rate[$1]} / ${rate[$2]}" | bc -l)"; }
+rc() { printf '%.1f' "${cpu[$1]}"; }
+xc() { printf '%.2fx' "$(echo "${cpu[$1]} / ${cpu[$2]}" | bc -l)"; }
 bytes_ratio() {
 	printf '%.2fx' "$(echo "$(field "$1" bytes_other) / $(field "$1" bytes_pil)" | bc -l)"
 }
@@ -180,14 +194,15 @@ run_shape() {
 	echo "vhprep's kernels on $s: $(grep -o '"kernel":"[a-z-]*"' "$work/$s-vhprep/valohai.metadata.jsonl" |
 		sort | uniq -c | awk '{ sub(/"kernel":/, "", $2); gsub(/"/, "", $2); printf "%s%s %d", sep, $2, $1; sep = ", " }')"
 	echo
-	echo "| run | files/s | vhprep is | output bytes vs PIL | MAD vs PIL (alpha) |"
-	echo "|---|---:|---:|---:|---:|"
-	echo "| vhprep, $cores threads | $(r "$s/vhprep") | 1.00x | $(bytes_ratio "$s/vhprep") | $(field "$s/vhprep" mad) ($(field "$s/vhprep" mad_alpha)) |"
-	echo "| vhprep --kernel vips, $cores threads | $(r "$s/vhprep-vips") | $(x "$s/vhprep" "$s/vhprep-vips") | $(bytes_ratio "$s/vhprep-vips") | $(field "$s/vhprep-vips" mad) ($(field "$s/vhprep-vips" mad_alpha)) |"
-	[ -n "$baseline" ] && echo "| baseline vhprep ($baseline), $cores threads | $(r "$s/baseline") | $(x "$s/vhprep" "$s/baseline") | | |"
-	echo "| Python/PIL loop (Valohai docs), one process | $(r "$s/python-loop") | $(x "$s/vhprep" "$s/python-loop") | 1.00x | 0 |"
-	echo "| Python/PIL loop, one process per core | $(r "$s/python-per-core") | $(x "$s/vhprep" "$s/python-per-core") | | |"
-	echo "| find \\| xargs -P$cores vipsthumbnail | $(r "$s/vipsthumbnail") | $(x "$s/vhprep" "$s/vipsthumbnail") | | |"
+	echo "| run | files/s | vhprep is | files per CPU-s | vhprep is (CPU) | output bytes vs PIL | MAD vs PIL (alpha) |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
+	row() { echo "| $1 | $(r "$s/$2") | $(x "$s/vhprep" "$s/$2") | $(rc "$s/$2") | $(xc "$s/vhprep" "$s/$2") | $3 | $4 |"; }
+	row "vhprep, $cores threads" vhprep "$(bytes_ratio "$s/vhprep")" "$(field "$s/vhprep" mad) ($(field "$s/vhprep" mad_alpha))"
+	row "vhprep --kernel vips, $cores threads" vhprep-vips "$(bytes_ratio "$s/vhprep-vips")" "$(field "$s/vhprep-vips" mad) ($(field "$s/vhprep-vips" mad_alpha))"
+	[ -n "$baseline" ] && row "baseline vhprep ($baseline), $cores threads" baseline "" ""
+	row "Python/PIL loop (Valohai docs), one process" python-loop 1.00x 0
+	row "Python/PIL loop, one process per core" python-per-core "" ""
+	row "find \\| xargs -P$cores vipsthumbnail" vipsthumbnail "" ""
 	echo
 }
 
@@ -206,5 +221,13 @@ echo "| shape | vhprep files/s | vs PIL loop | vs PIL loop per core | vs xargs -
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for s in "${list[@]}"; do
 	echo "| $s | $(r "$s/vhprep") | $(x "$s/vhprep" "$s/python-loop") | $(x "$s/vhprep" "$s/python-per-core") | $(x "$s/vhprep" "$s/vipsthumbnail") | $(x "$s/vhprep" "$s/vhprep-vips") | $(bytes_ratio "$s/vhprep") | $(field "$s/vhprep" mad) |"
+done
+echo
+echo "### Summary by CPU time: files per CPU second, vhprep against each peer"
+echo
+echo "| shape | vhprep files/CPU-s | vs PIL loop | vs PIL loop per core | vs xargs -P$cores vipsthumbnail | vs --kernel vips |$([ -n "$baseline" ] && echo " vs baseline |")"
+echo "|---|---:|---:|---:|---:|---:|$([ -n "$baseline" ] && echo "---:|")"
+for s in "${list[@]}"; do
+	echo "| $s | $(rc "$s/vhprep") | $(xc "$s/vhprep" "$s/python-loop") | $(xc "$s/vhprep" "$s/python-per-core") | $(xc "$s/vhprep" "$s/vipsthumbnail") | $(xc "$s/vhprep" "$s/vhprep-vips") |$([ -n "$baseline" ] && echo " $(xc "$s/vhprep" "$s/baseline") |")"
 done
 echo "raw runs: $results" >&2
