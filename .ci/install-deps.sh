@@ -19,6 +19,8 @@ packages=(
 	libnfs-utils                     # nfs-ls/nfs-cat: ganesha.sh readiness, benchmarks
 	nfs-ganesha nfs-ganesha-vfs      # the real NFS server of tests/integration/test_nfs.c
 	rpcbind                          # NFSv3 MOUNT goes through the portmapper
+	libspng-dev                      # the PNG fast path: decode
+	libdeflate-dev                   # the PNG fast path: encode (zlib streams, CRC-32)
 	python3-pil                      # the Python peer the benchmarks compare against
 	hyperfine time                   # benchmark timing
 	jq                               # bench/nfs-bench.sh and tune.sh read vhprep bench JSON

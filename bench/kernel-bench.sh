@@ -89,7 +89,7 @@ done
 # -- instructions per image: (Ir of 3 passes - Ir of 1 pass) / (2 * files) ----------
 nir=$((${#files[@]} < 20 ? ${#files[@]} : 20))
 collected() {
-	valgrind --tool=callgrind --callgrind-out-file=/dev/null "$driver" --kernel "$1" \
+	VIPSHOME=/nonexistent valgrind --tool=callgrind --callgrind-out-file=/dev/null "$driver" --kernel "$1" \
 		--resize 224x224 --quality 75 --reps "$2" "${files[@]:0:$nir}" 2>&1 >/dev/null |
 		sed -nE 's/.*Collected : ([0-9]+).*/\1/p'
 }

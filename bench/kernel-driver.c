@@ -1,8 +1,9 @@
-/* kernel-driver: runs one kernel over JPEG files held in memory and reports the time
+/* kernel-driver: runs one kernel over image files held in memory and reports the time
  * per image; the in-process half of bench/kernel-bench.sh, and the program callgrind
  * counts instructions of.
  *
- *   kernel-driver --kernel jpegfast|vips [--resize WxH] [--mode MODE] [--quality Q]
+ *   kernel-driver --kernel jpegfast|pngfast|vips [--resize WxH] [--mode MODE]
+ *                 [--quality Q] [--format FMT] [--png-level L] [--dct-keep R]
  *                 [--fail-on LEVEL] [--gray] [--reps N] [--out DIR] FILE...
  *
  * Reads every FILE first, then runs the kernel over all of them --reps times on one
@@ -11,7 +12,8 @@
  * (of the process: libvips hands work to helper threads even at concurrency 1) and of
  * the wall time per image in milliseconds. --out writes the outputs of the first pass
  * (basename of each input) for quality checks. Calls jpegfast_run and vipskernel_run
- * directly, so it measures each kernel whatever kernel_run would pick. */
+ * (and pngfast_run) directly, so it measures each kernel whatever kernel_run would
+ * pick. --format defaults to jpg. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 
 #include "kernels/jpegfast.h"
 #include "kernels/kernel.h"
+#include "kernels/pngfast.h"
 #include "kernels/vipskernel.h"
 
 struct input {
@@ -31,7 +34,7 @@ struct input {
 
 struct driver {
 	struct kernel_params params;
-	int use_vips;
+	enum kernel_choice kernel;
 	int reps;
 	const char *out;
 	struct input *in;
@@ -100,26 +103,44 @@ static void print_stats(const char *key, double *v, int n)
 	       v[n / 2] * 1e3, key, sum / n * 1e3, key, v[n * 9 / 10] * 1e3);
 }
 
+/* One kernel of d->kernel's kind, behind one call. */
+struct one {
+	struct jpegfast *jf;
+	struct pngfast *pf;
+	struct vipskernel *vk;
+};
+
+static int one_run(struct one *k, const struct input *in, struct kernel_result *res,
+		   struct vherr *err)
+{
+	if (k->vk)
+		return vipskernel_run(k->vk, in->data, in->len, res, err);
+	if (k->pf)
+		return pngfast_run(k->pf, in->data, in->len, res, err);
+	return jpegfast_run(k->jf, in->data, in->len, res, err);
+}
+
 static int run_all(struct driver *d)
 {
-	struct jpegfast *jf = d->use_vips ? NULL : jpegfast_new(&d->params);
-	struct vipskernel *vk = d->use_vips ? vipskernel_new(&d->params) : NULL;
-	int total = d->reps * d->n_in, k = 0, failed = 0;
+	struct one k = {
+	    .jf = d->kernel == KERNEL_JPEGFAST ? jpegfast_new(&d->params) : NULL,
+	    .pf = d->kernel == KERNEL_PNGFAST ? pngfast_new(&d->params) : NULL,
+	    .vk = d->kernel == KERNEL_VIPS ? vipskernel_new(&d->params) : NULL,
+	};
+	int total = d->reps * d->n_in, n = 0, failed = 0;
 	double *cpu = calloc(total, sizeof(double)), *wall = calloc(total, sizeof(double));
 
-	if ((!jf && !vk) || !cpu || !wall)
+	if ((!k.jf && !k.pf && !k.vk) || !cpu || !wall)
 		return -1;
 	for (int r = 0; r < d->reps; r++) {
-		for (int i = 0; i < d->n_in; i++, k++) {
+		for (int i = 0; i < d->n_in; i++, n++) {
 			struct kernel_result res = {0};
 			struct vherr err = {0};
 			double c0 = now(CLOCK_PROCESS_CPUTIME_ID), w0 = now(CLOCK_MONOTONIC);
-			int rc =
-			    vk ? vipskernel_run(vk, d->in[i].data, d->in[i].len, &res, &err)
-			       : jpegfast_run(jf, d->in[i].data, d->in[i].len, &res, &err);
+			int rc = one_run(&k, &d->in[i], &res, &err);
 
-			cpu[k] = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
-			wall[k] = now(CLOCK_MONOTONIC) - w0;
+			cpu[n] = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
+			wall[n] = now(CLOCK_MONOTONIC) - w0;
 			if (rc) {
 				failed++;
 				fprintf(stderr, "kernel-driver: '%s': %s: %s\n", d->in[i].path,
@@ -131,16 +152,37 @@ static int run_all(struct driver *d)
 		}
 	}
 	printf("{\"kernel\": \"%s\", \"files\": %d, \"runs\": %d, \"failed\": %d, ",
-	       vk ? "libvips" : "jpeg-fast", d->n_in, total, failed);
+	       k.vk   ? "libvips"
+	       : k.pf ? "png-fast"
+		      : "jpeg-fast",
+	       d->n_in, total, failed);
 	print_stats("cpu", cpu, total);
 	printf(", ");
 	print_stats("wall", wall, total);
 	printf("}\n");
 	free(cpu);
 	free(wall);
-	jpegfast_free(jf);
-	vipskernel_free(vk);
+	jpegfast_free(k.jf);
+	pngfast_free(k.pf);
+	vipskernel_free(k.vk);
 	return failed ? 1 : 0;
+}
+
+/* Parses --kernel's value into d->kernel; 0 ok, -1 unknown. */
+static int parse_kernel(struct driver *d, const char *v)
+{
+	static const struct {
+		const char *name;
+		enum kernel_choice k;
+	} names[] = {
+	    {"jpegfast", KERNEL_JPEGFAST}, {"pngfast", KERNEL_PNGFAST}, {"vips", KERNEL_VIPS}};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(v, names[i].name)) {
+			d->kernel = names[i].k;
+			return 0;
+		}
+	return -1;
 }
 
 static int parse_args(struct driver *d, int argc, char **argv)
@@ -154,13 +196,22 @@ static int parse_args(struct driver *d, int argc, char **argv)
 	    {"out", required_argument, NULL, 'o'},
 	    {"fail-on", required_argument, NULL, 'f'},
 	    {"gray", no_argument, NULL, 'g'},
+	    {"format", required_argument, NULL, 'F'},
+	    {"png-level", required_argument, NULL, 'L'},
+	    {"dct-keep", required_argument, NULL, 'D'},
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'k' && (!strcmp(optarg, "vips") || !strcmp(optarg, "jpegfast")))
-			d->use_vips = !strcmp(optarg, "vips");
+		if (c == 'k' && parse_kernel(d, optarg) == 0)
+			;
+		else if (c == 'F' && kernel_format_parse(optarg, &d->params.format) == 0)
+			;
+		else if (c == 'L')
+			d->params.png_level = atoi(optarg);
+		else if (c == 'D')
+			d->params.dct_keep = atof(optarg);
 		else if (c == 'r' &&
 			 sscanf(optarg, "%dx%d", &d->params.resize_w, &d->params.resize_h) == 2)
 			;
@@ -195,17 +246,20 @@ int main(int argc, char **argv)
 		       .max_pixels = 100000000,
 		       .fail_on = KFAIL_TRUNCATED,
 		       .background = {255, 255, 255}},
+	    .kernel = KERNEL_JPEGFAST,
 	    .reps = 1,
 	};
 	struct vherr err = {0};
 	int first = parse_args(&d, argc, argv), rc;
 
 	if (first < 0) {
-		fprintf(stderr,
-			"usage: kernel-driver --kernel jpegfast|vips [--resize WxH] "
-			"[--mode MODE] [--quality Q] [--fail-on LEVEL] [--gray] [--reps N] "
-			"[--out DIR] "
-			"FILE...\n");
+		fprintf(
+		    stderr,
+		    "usage: kernel-driver --kernel jpegfast|pngfast|vips [--resize WxH] "
+		    "[--mode MODE] [--quality Q] [--format FMT] [--png-level L] [--dct-keep R] "
+		    "[--fail-on LEVEL] [--gray] [--reps N] "
+		    "[--out DIR] "
+		    "FILE...\n");
 		return 2;
 	}
 	d.in = calloc(d.n_in, sizeof(*d.in));

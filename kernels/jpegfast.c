@@ -35,8 +35,8 @@
  * like the 2x2 averaging of 4:2:0 encoders, at under half the cost (chroma kept at
  * full resolution, 4:4:4 from quality 90, gets bicubic too). Enlarging uses bicubic on
  * every plane (MAD 1.24 vs 1.52 for area, 160x120 → 224x224, equal cost). Contexts
- * (80-300 us to build) are cached per thread by size (JF_SCALERS of them), so a
- * dataset of one size builds them once.
+ * (80-300 us to build) are cached per thread by size (PLANE_SCALERS of them, kernels/plane.h),
+ * so a dataset of one size builds them once.
  *
  * libturbojpeg 2.1.5 behaviours this file relies on (checked in its source):
  * - tjDecompressHeader3 returns -1 on a header warning with every output set, and
@@ -53,57 +53,32 @@
  *   the encoder reads that padding, so pad_for_encoder fills it. */
 #include "kernels/jpegfast.h"
 
-#include <libavutil/pixfmt.h>
 #include <libswscale/swscale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
 
+#include "kernels/exif.h"
 #include "kernels/geometry.h"
 #include "kernels/plan.h"
+#include "kernels/plane.h"
 
 /* libjpeg's JPEG_MAX_DIMENSION. */
 #define JPEG_MAX_SIDE 65500
-/* Plane rows start 64-byte aligned (libswscale's SIMD wants 16 at least). */
-#define JF_ALIGN      64
-#define JF_SCALERS    4
 #define JF_MAX_PLANES 3
 #define JMSG_LENGTH   200 /* libjpeg's JMSG_LENGTH_MAX */
-
-#define ALIGN_UP(x, a) (((x) + (a)-1) / (a) * (a))
-
-/* A grow-only buffer owned by struct jpegfast. */
-struct jfbuf {
-	uint8_t *p;
-	size_t cap;
-};
-
-/* One cached libswscale context, keyed by its sizes and flags. */
-struct jfscaler {
-	struct SwsContext *ctx;
-	int sw, sh, dw, dh, flags;
-	unsigned long used; /* jpegfast.tick at last use; 0 = empty slot */
-};
 
 /* One per worker thread. Every field but params is worker-only. */
 struct jpegfast {
 	const struct kernel_params *params; /* set at creation, shared read-only */
 	tjhandle dec, enc;
-	struct jfbuf decoded; /* planes as decoded */
-	struct jfbuf resampled;
-	struct jfbuf oriented;
-	struct jfbuf placed; /* pad canvases */
-	struct jfbuf jpeg;   /* encoder output, tjBufSize of the largest image */
-	struct jfscaler scalers[JF_SCALERS];
-	unsigned long tick;
-};
-
-/* One 8-bit plane; the allocation always holds one column and one row more than
- * w x h (pad_for_encoder writes there). */
-struct jfplane {
-	uint8_t *p;
-	int w, h, stride;
+	struct plane_buf decoded; /* planes as decoded */
+	struct plane_buf resampled;
+	struct plane_buf oriented;
+	struct plane_buf placed; /* pad canvases */
+	struct plane_buf jpeg;	 /* encoder output, tjBufSize of the largest image */
+	struct plane_scalers scalers;
 };
 
 /* What the markers up to the first scan say. */
@@ -130,7 +105,7 @@ struct jfjob {
 	int out_samp;	     /* TJSAMP_GRAY, TJSAMP_420 or TJSAMP_444 */
 	int quality;
 	int n_planes; /* in cur: 1 or 3 */
-	struct jfplane cur[JF_MAX_PLANES];
+	struct plane cur[JF_MAX_PLANES];
 };
 
 /* ---- byte helpers ---------------------------------------------------------- */
@@ -138,17 +113,6 @@ struct jfjob {
 static unsigned be16(const uint8_t *p)
 {
 	return (unsigned)p[0] << 8 | p[1];
-}
-
-static unsigned rd16(const uint8_t *p, int le)
-{
-	return le ? (unsigned)p[1] << 8 | p[0] : be16(p);
-}
-
-static uint32_t rd32(const uint8_t *p, int le)
-{
-	return le ? (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0]
-		  : (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 static int is_jpeg(const uint8_t *in, size_t len)
@@ -165,59 +129,6 @@ static int has_eoi(const uint8_t *in, size_t len, size_t from)
 		if (in[i - 1] == 0xd9 && in[i - 2] == 0xff)
 			return 1;
 	return 0;
-}
-
-/* ---- EXIF orientation ------------------------------------------------------ */
-
-/* The IFD0 Orientation value of TIFF data t[0..n), or 1. Like libvips 8.14 via
- * libexif: the first component of a SHORT, SSHORT, LONG or SLONG entry, kept only
- * if 1..8; the first Orientation entry wins. */
-static int tiff_orientation(const uint8_t *t, size_t n)
-{
-	int le;
-	uint32_t ifd;
-	unsigned count;
-
-	if (n < 8 || !((t[0] == 'I' && t[1] == 'I') || (t[0] == 'M' && t[1] == 'M')))
-		return 1;
-	le = t[0] == 'I';
-	if (rd16(t + 2, le) != 42)
-		return 1;
-	ifd = rd32(t + 4, le);
-	if (ifd > n - 2)
-		return 1;
-	count = rd16(t + ifd, le);
-	for (unsigned i = 0; i < count; i++) {
-		size_t e = (size_t)ifd + 2 + (size_t)i * 12;
-		unsigned type;
-		uint32_t ncomp;
-		size_t size, at;
-		long v;
-
-		if (e + 12 > n)
-			return 1;
-		if (rd16(t + e, le) != 0x0112)
-			continue;
-		type = rd16(t + e + 2, le);
-		ncomp = rd32(t + e + 4, le);
-		if (ncomp == 0)
-			return 1;
-		size = type == 3 || type == 8 ? 2 : type == 4 || type == 9 ? 4 : 0;
-		if (size == 0)
-			return 1;
-		/* values of up to 4 bytes sit in the entry, longer ones at an offset */
-		at = (uint64_t)ncomp * size <= 4 ? e + 8 : rd32(t + e + 8, le);
-		if (at > n || n - at < size)
-			return 1;
-		if (size == 2)
-			v = type == 8 ? (long)(int16_t)rd16(t + at, le)
-				      : (long)rd16(t + at, le);
-		else
-			v = type == 9 ? (long)(int32_t)rd32(t + at, le)
-				      : (long)rd32(t + at, le);
-		return v >= 1 && v <= 8 ? (int)v : 1;
-	}
-	return 1;
 }
 
 /* Walks the segments from SOI to the first SOS (or to the end of what is there).
@@ -267,81 +178,10 @@ int jpegfast_exif_orientation(const uint8_t *in, size_t len)
 	if (!in || !is_jpeg(in, len))
 		return 1;
 	scan_markers(in, len, &m);
-	return m.exif_len ? tiff_orientation(in + m.exif_off, m.exif_len) : 1;
+	return m.exif_len ? exif_orientation(in + m.exif_off, m.exif_len) : 1;
 }
 
 /* ---- buffers and planes ---------------------------------------------------- */
-
-static void jfbuf_release(struct jfbuf *b)
-{
-	VH_FREE(b->p);
-	b->cap = 0;
-}
-
-/* Makes b hold at least size bytes, JF_ALIGN-aligned; the old content is lost. */
-static int jfbuf_reserve(struct jfbuf *b, size_t size)
-{
-	void *p = NULL;
-
-	if (b->cap >= size)
-		return 0;
-	jfbuf_release(b);
-	if (posix_memalign(&p, JF_ALIGN, size))
-		return -1;
-	b->p = p;
-	b->cap = size;
-	return 0;
-}
-
-/* Lays out n planes of w[i] x h[i] in b (grown if needed). Each row is JF_ALIGN
- * aligned with at least one spare byte; each plane has one spare row, and the
- * buffer ends with JF_ALIGN bytes of slack for SIMD over-reads. */
-static int planes_alloc(struct jfbuf *b, struct jfplane *pl, int n, const int *w, const int *h,
-			struct vherr *err)
-{
-	size_t total = JF_ALIGN, off = 0;
-
-	for (int i = 0; i < n; i++) {
-		pl[i].w = w[i];
-		pl[i].h = h[i];
-		pl[i].stride = ALIGN_UP(w[i] + 1, JF_ALIGN);
-		total += (size_t)pl[i].stride * ((size_t)h[i] + 1);
-	}
-	if (jfbuf_reserve(b, total))
-		return vherr_set(err, VHERR_NOMEM, VHSTAGE_TRANSFORM,
-				 "cannot allocate %zu bytes of image planes", total);
-	for (int i = 0; i < n; i++) {
-		pl[i].p = b->p + off;
-		off += (size_t)pl[i].stride * ((size_t)h[i] + 1);
-	}
-	return 0;
-}
-
-/* Sets every pixel of pl to v. */
-static void plane_fill(const struct jfplane *pl, uint8_t v)
-{
-	for (int y = 0; y < pl->h; y++)
-		memset(pl->p + (size_t)y * pl->stride, v, pl->w);
-}
-
-/* Copies src into dst at (x, y), clipped to dst. */
-static void plane_blit(const struct jfplane *src, const struct jfplane *dst, int x, int y)
-{
-	int w = src->w < dst->w - x ? src->w : dst->w - x;
-	int h = src->h < dst->h - y ? src->h : dst->h - y;
-
-	for (int r = 0; r < h && w > 0; r++)
-		memcpy(dst->p + (size_t)(y + r) * dst->stride + x,
-		       src->p + (size_t)r * src->stride, w);
-}
-
-/* The window (x, y, w, h) of src, sharing its pixels. */
-static struct jfplane plane_window(const struct jfplane *src, int x, int y, int w, int h)
-{
-	struct jfplane out = {src->p + (size_t)y * src->stride + x, w, h, src->stride};
-
-	return out;
-}
 
 /* The output plane size for plane i of a w x h image in subsampling samp. */
 static void plane_size(int i, int w, int h, int samp, int *pw, int *ph)
@@ -426,7 +266,7 @@ static int read_header(struct jfjob *j, struct vherr *err)
 				 j->colorspace, j->subsamp,
 				 j->m.has_icc ? ", ICC profile" : "");
 	if (j->p->autorotate && j->m.exif_len)
-		j->orientation = tiff_orientation(j->in + j->m.exif_off, j->m.exif_len);
+		j->orientation = exif_orientation(j->in + j->m.exif_off, j->m.exif_len);
 	j->swap = j->orientation >= 5;
 	return 0;
 }
@@ -455,10 +295,30 @@ static int plan(struct jfjob *j, struct vherr *err)
 /* ---- decode ---------------------------------------------------------------- */
 
 /* log2 of the DCT scale denominator: the smallest scale of 1, 1/2, 1/4, 1/8 that
- * keeps the decoded image at least twice the planned size on both axes (libjpeg-
- * turbo 2.1's M/8 scales are slower than a full decode and alias, so none of those). */
+ * keeps the decoded image at least JPEGFAST_DCT_KEEP (params->dct_keep) times the
+ * planned size on both axes (libjpeg-turbo 2.1's M/8 scales are slower than a full
+ * decode and alias, so none of those).
+ *
+ * Measured with bench/dct-bench.sh (vhprep-mkimages photos at q90, 6 per size, ->
+ * 224x224 q75; instructions per image by callgrind, CPU ms the median of 3 passes on a
+ * loaded shared machine; MAD against the docs' PIL loop, which decodes in full):
+ *   source     KEEP      scale  decoded    Minstr/image  CPU ms  MAD vs PIL
+ *   4000x3000  1-1.5     1/8    500x375        258         38     0.77
+ *              2 (old)   1/4    1000x750       405         48     0.66
+ *              full      1/1    4000x3000      536        200     1.01
+ *   2000x1500  1-1.5     1/4    500x375        108         11     0.85
+ *              2 (old)   1/2    1000x750       121         12     0.77
+ *   1600x1200  1-1.25    1/4    400x300         71          9     1.05
+ *              1.5, 2    1/2    800x600         79          9     0.86
+ *   1024x768   1-1.5     1/2    512x384         35          4     1.11
+ *              2 (old)   1/1    1024x768        43          5     0.96
+ * Every choice stays far inside the 3.0 bar of tests/bench/test_same_pictures.sh (the
+ * final bicubic resample still shrinks by 1.25x or more); 1/8 on 12 MP saves 36% of the
+ * instructions. KEEP 1.25 takes every saving above and never leaves the final
+ * resample less than 1.25x to shrink, so it never enlarges. */
 static int pick_dct_shift(const struct jfjob *j)
 {
+	double keep = j->p->dct_keep > 0 ? j->p->dct_keep : JPEGFAST_DCT_KEEP;
 	int shift = 0;
 
 	if (j->p->resize_w <= 0 || j->p->resize_h <= 0)
@@ -466,8 +326,8 @@ static int pick_dct_shift(const struct jfjob *j)
 	while (shift < 3) {
 		tjscalingfactor sf = {1, 2 << shift};
 
-		if (TJSCALED(j->in_w, sf) < 2 * (int64_t)j->pre_w ||
-		    TJSCALED(j->in_h, sf) < 2 * (int64_t)j->pre_h)
+		if (TJSCALED(j->in_w, sf) < keep * j->pre_w ||
+		    TJSCALED(j->in_h, sf) < keep * j->pre_h)
 			break;
 		shift++;
 	}
@@ -516,7 +376,7 @@ static int decode(struct jfjob *j, struct vherr *err)
 		w[i] = tjPlaneWidth(i, dw, j->subsamp);
 		h[i] = tjPlaneHeight(i, dh, j->subsamp);
 	}
-	rc = planes_alloc(&jf->decoded, j->cur, n, w, h, err);
+	rc = plane_alloc(&jf->decoded, j->cur, n, w, h, err);
 	if (rc)
 		return rc;
 	for (int i = 0; i < n; i++) {
@@ -543,80 +403,33 @@ static int decode(struct jfjob *j, struct vherr *err)
 
 /* The filter for a plane: see the top of the file. Sharp: luma, or chroma that the
  * output keeps at full resolution (4:4:4). */
-static int scaler_flags(int sw, int sh, int dw, int dh, int sharp)
+static int scaler_flags(const struct plane *src, const struct plane *dst, int sharp)
 {
-	return sharp || dw > sw || dh > sh ? SWS_BICUBIC : SWS_AREA;
-}
-
-/* A libswscale context for one plane size pair, from the thread's small cache. */
-static struct SwsContext *scaler_get(struct jpegfast *jf, int sw, int sh, int dw, int dh,
-				     int sharp)
-{
-	int flags = scaler_flags(sw, sh, dw, dh, sharp);
-	struct jfscaler *victim = &jf->scalers[0];
-
-	jf->tick++;
-	for (int i = 0; i < JF_SCALERS; i++) {
-		struct jfscaler *s = &jf->scalers[i];
-
-		if (s->ctx && s->sw == sw && s->sh == sh && s->dw == dw && s->dh == dh &&
-		    s->flags == flags) {
-			s->used = jf->tick;
-			return s->ctx;
-		}
-		if (s->used < victim->used)
-			victim = s;
-	}
-	sws_freeContext(victim->ctx);
-	victim->ctx = sws_getContext(sw, sh, AV_PIX_FMT_GRAY8, dw, dh, AV_PIX_FMT_GRAY8, flags,
-				     NULL, NULL, NULL);
-	victim->sw = sw;
-	victim->sh = sh;
-	victim->dw = dw;
-	victim->dh = dh;
-	victim->flags = flags;
-	victim->used = victim->ctx ? jf->tick : 0;
-	return victim->ctx;
-}
-
-static int scale_plane(struct jpegfast *jf, const struct jfplane *src,
-		       const struct jfplane *dst, int sharp, struct vherr *err)
-{
-	struct SwsContext *ctx = scaler_get(jf, src->w, src->h, dst->w, dst->h, sharp);
-	const uint8_t *sp[4] = {src->p, NULL, NULL, NULL};
-	uint8_t *dp[4] = {dst->p, NULL, NULL, NULL};
-	int ss[4] = {src->stride, 0, 0, 0}, ds[4] = {dst->stride, 0, 0, 0};
-
-	if (!ctx)
-		return vherr_set(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
-				 "cannot set up scaling %dx%d to %dx%d", src->w, src->h, dst->w,
-				 dst->h);
-	if (sws_scale(ctx, sp, ss, 0, src->h, dp, ds) != dst->h)
-		return vherr_set(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
-				 "cannot scale %dx%d to %dx%d", src->w, src->h, dst->w, dst->h);
-	return 0;
+	return sharp || dst->w > src->w || dst->h > src->h ? SWS_BICUBIC : SWS_AREA;
 }
 
 /* Every output plane at the planned size, still in the stored orientation. A plane
  * already at its size passes through; a grey input's chroma is neutral (128). */
 static int resample(struct jfjob *j, struct vherr *err)
 {
-	struct jfplane out[JF_MAX_PLANES];
+	struct plane out[JF_MAX_PLANES];
 	int w[JF_MAX_PLANES], h[JF_MAX_PLANES];
 	int have = j->subsamp == TJSAMP_GRAY ? 1 : 3;
 	int rc;
 
 	for (int i = 0; i < j->n_planes; i++)
 		plane_size(i, j->pre_w, j->pre_h, j->out_samp, &w[i], &h[i]);
-	rc = planes_alloc(&j->jf->resampled, out, j->n_planes, w, h, err);
+	rc = plane_alloc(&j->jf->resampled, out, j->n_planes, w, h, err);
 	for (int i = 0; !rc && i < j->n_planes; i++) {
 		if (i >= have)
 			plane_fill(&out[i], 128);
 		else if (j->cur[i].w == w[i] && j->cur[i].h == h[i])
 			out[i] = j->cur[i];
 		else
-			rc = scale_plane(j->jf, &j->cur[i], &out[i],
-					 i == 0 || j->out_samp == TJSAMP_444, err);
+			rc = plane_scale(&j->jf->scalers, &j->cur[i], &out[i],
+					 scaler_flags(&j->cur[i], &out[i],
+						      i == 0 || j->out_samp == TJSAMP_444),
+					 NULL, err);
 	}
 	if (!rc)
 		memcpy(j->cur, out, sizeof(out));
@@ -625,60 +438,9 @@ static int resample(struct jfjob *j, struct vherr *err)
 
 /* ---- orient ---------------------------------------------------------------- */
 
-/* Where the pixel (0, y) of the oriented plane comes from in src, and the step in src
- * for one pixel right, for EXIF orientation o (2..8: the stored image is shown after
- * this mirror, rotation or transposition). */
-static const uint8_t *orient_row(const struct jfplane *src, int o, int y, ptrdiff_t *step)
-{
-	ptrdiff_t s = src->stride;
-	int w = src->w, h = src->h;
-
-	switch (o) {
-	case 2: /* mirror */
-		*step = -1;
-		return src->p + y * s + (w - 1);
-	case 3: /* rotate 180 */
-		*step = -1;
-		return src->p + (h - 1 - y) * s + (w - 1);
-	case 4: /* flip */
-		*step = 1;
-		return src->p + (h - 1 - y) * s;
-	case 5: /* transpose */
-		*step = s;
-		return src->p + y;
-	case 6: /* rotate 90 clockwise */
-		*step = -s;
-		return src->p + (h - 1) * s + y;
-	case 7: /* transverse */
-		*step = -s;
-		return src->p + (h - 1) * s + (w - 1 - y);
-	case 8: /* rotate 270 clockwise */
-	default:
-		*step = s;
-		return src->p + (w - 1 - y);
-	}
-}
-
-/* dst = src in orientation o, in bands 64 pixels wide so a transpose stays in cache. */
-static void orient_plane(const struct jfplane *src, const struct jfplane *dst, int o)
-{
-	for (int x0 = 0; x0 < dst->w; x0 += 64) {
-		int x1 = x0 + 64 < dst->w ? x0 + 64 : dst->w;
-
-		for (int y = 0; y < dst->h; y++) {
-			ptrdiff_t step;
-			const uint8_t *s = orient_row(src, o, y, &step);
-			uint8_t *d = dst->p + (size_t)y * dst->stride;
-
-			for (int x = x0; x < x1; x++)
-				d[x] = s[x * step];
-		}
-	}
-}
-
 static int orient(struct jfjob *j, struct vherr *err)
 {
-	struct jfplane out[JF_MAX_PLANES];
+	struct plane out[JF_MAX_PLANES];
 	int w[JF_MAX_PLANES], h[JF_MAX_PLANES];
 	int rc;
 
@@ -688,11 +450,11 @@ static int orient(struct jfjob *j, struct vherr *err)
 		w[i] = j->swap ? j->cur[i].h : j->cur[i].w;
 		h[i] = j->swap ? j->cur[i].w : j->cur[i].h;
 	}
-	rc = planes_alloc(&j->jf->oriented, out, j->n_planes, w, h, err);
+	rc = plane_alloc(&j->jf->oriented, out, j->n_planes, w, h, err);
 	if (rc)
 		return rc;
 	for (int i = 0; i < j->n_planes; i++)
-		orient_plane(&j->cur[i], &out[i], j->orientation);
+		plane_orient(&j->cur[i], &out[i], j->orientation);
 	memcpy(j->cur, out, sizeof(out));
 	return 0;
 }
@@ -732,14 +494,14 @@ static void crop(struct jfjob *j)
 
 static int pad(struct jfjob *j, struct vherr *err)
 {
-	struct jfplane out[JF_MAX_PLANES];
+	struct plane out[JF_MAX_PLANES];
 	int w[JF_MAX_PLANES], h[JF_MAX_PLANES];
 	uint8_t ycc[3];
 	int rc;
 
 	for (int i = 0; i < j->n_planes; i++)
 		plane_size(i, j->geo.out_w, j->geo.out_h, j->out_samp, &w[i], &h[i]);
-	rc = planes_alloc(&j->jf->placed, out, j->n_planes, w, h, err);
+	rc = plane_alloc(&j->jf->placed, out, j->n_planes, w, h, err);
 	if (rc)
 		return rc;
 	background_ycc(j->p->background, ycc);
@@ -768,7 +530,7 @@ static int place(struct jfjob *j, struct vherr *err)
 
 /* The encoder reads a 4:2:0 Y plane padded to even sizes: repeat the last column
  * and row there (each plane has room for one of each). */
-static void pad_for_encoder(const struct jfplane *y)
+static void pad_for_encoder(const struct plane *y)
 {
 	if (y->w & 1)
 		for (int r = 0; r < y->h; r++)
@@ -788,7 +550,7 @@ static int encode(struct jfjob *j, struct kernel_result *res, struct vherr *err)
 	unsigned long size = tjBufSize(w, h, j->out_samp);
 	char line[VHERR_MSG_MAX / 2];
 
-	if (size == (unsigned long)-1 || jfbuf_reserve(&jf->jpeg, size))
+	if (size == (unsigned long)-1 || plane_buf_reserve(&jf->jpeg, size))
 		return vherr_set(err, VHERR_NOMEM, VHSTAGE_ENCODE,
 				 "cannot allocate the output buffer for %dx%d", w, h);
 	if (j->out_samp == TJSAMP_420)
@@ -861,29 +623,28 @@ void jpegfast_free(struct jpegfast *jf)
 {
 	if (!jf)
 		return;
-	for (int i = 0; i < JF_SCALERS; i++)
-		sws_freeContext(jf->scalers[i].ctx);
+	plane_scalers_release(&jf->scalers);
 	if (jf->dec)
 		tjDestroy(jf->dec);
 	if (jf->enc)
 		tjDestroy(jf->enc);
-	jfbuf_release(&jf->decoded);
-	jfbuf_release(&jf->resampled);
-	jfbuf_release(&jf->oriented);
-	jfbuf_release(&jf->placed);
-	jfbuf_release(&jf->jpeg);
+	plane_buf_release(&jf->decoded);
+	plane_buf_release(&jf->resampled);
+	plane_buf_release(&jf->oriented);
+	plane_buf_release(&jf->placed);
+	plane_buf_release(&jf->jpeg);
 	free(jf);
 }
 
 /* Frees the buffers one big file grew past JPEGFAST_KEEP_BYTES. */
 static void trim_buffers(struct jpegfast *jf)
 {
-	struct jfbuf *all[] = {&jf->decoded, &jf->resampled, &jf->oriented, &jf->placed,
-			       &jf->jpeg};
+	struct plane_buf *all[] = {&jf->decoded, &jf->resampled, &jf->oriented, &jf->placed,
+				   &jf->jpeg};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (all[i]->cap > JPEGFAST_KEEP_BYTES)
-			jfbuf_release(all[i]);
+			plane_buf_release(all[i]);
 }
 
 int jpegfast_run(struct jpegfast *jf, const uint8_t *in, size_t len, struct kernel_result *res,

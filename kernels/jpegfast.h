@@ -1,8 +1,8 @@
 /* jpegfast: the jpeg-fast path of kernel_run, plain JPEG in, JPEG out, without libvips.
  *
- * libturbojpeg decodes to YCbCr planes (DCT scaling at 1/2, 1/4 or 1/8 when the
- * source is at least twice the planned size), libswscale resamples each plane,
- * libturbojpeg encodes from the planes. No colour conversion, no chroma upsampling.
+ * libturbojpeg decodes to YCbCr planes (DCT scaling at 1/2, 1/4 or 1/8 while the
+ * decoded image stays at least JPEGFAST_DCT_KEEP times the planned size), libswscale resamples
+ * each plane, libturbojpeg encodes from the planes. No colour conversion, no chroma upsampling.
  * The pictures match the libvips path (vipskernel.h) to within a few levels; the
  * error codes and stages are the same.
  *
@@ -25,6 +25,11 @@
  * header libturbojpeg rejects gives 0, so the libvips path reports its error.
  * in is borrowed for the call; NULL is accepted with len 0. Thread-safe. */
 int jpegfast_accepts(const struct kernel_params *params, const uint8_t *in, size_t len);
+
+/* The DCT scale: the smallest of 1, 1/2, 1/4, 1/8 whose decoded image is still at
+ * least this many times the planned size on both axes (before the final resample);
+ * measured in jpegfast.c at pick_dct_shift (it was 2). */
+#define JPEGFAST_DCT_KEEP 1.25
 
 /* Returns a jpeg-fast kernel for one thread; params must outlive it. NULL on
  * allocation failure. The kernel owns its libturbojpeg handles, its plane buffers

@@ -1,8 +1,8 @@
 /* kernel: the one interface of the transform stage, and its small parsers.
  *
- * kernel_run picks a path per image (kernel_pick) and calls it. Today every image
- * goes to libvips; the jpeg-fast path (libturbojpeg, plain JPEG → JPEG) will be one
- * more member of struct kernel and one more case in kernel_pick and kernel_run. */
+ * kernel_run picks a path per image (kernel_pick) and calls it: jpeg-fast
+ * (libturbojpeg, plain JPEG → JPEG), png-fast (libspng, PNG → PNG or JPEG) or libvips
+ * (everything else). */
 #include "kernels/kernel.h"
 
 #include <glib.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kernels/jpegfast.h"
+#include "kernels/pngfast.h"
 #include "kernels/vipskernel.h"
 
 struct kernel {
@@ -19,6 +20,7 @@ struct kernel {
 	enum kernel_choice choice;	    /* set at creation */
 	struct vipskernel *vips;	    /* worker-only; always present */
 	struct jpegfast *fast;		    /* worker-only; always present */
+	struct pngfast *png;		    /* worker-only; always present */
 };
 
 int kernel_global_init(const char *argv0, struct vherr *err)
@@ -41,7 +43,8 @@ struct kernel *kernel_new(const struct kernel_params *params)
 	k->choice = params->choice;
 	k->vips = vipskernel_new(params);
 	k->fast = jpegfast_new(params);
-	if (!k->vips || !k->fast) {
+	k->png = pngfast_new(params);
+	if (!k->vips || !k->fast || !k->png) {
 		kernel_free(k);
 		return NULL;
 	}
@@ -54,16 +57,20 @@ void kernel_free(struct kernel *k)
 		return;
 	vipskernel_free(k->vips);
 	jpegfast_free(k->fast);
+	pngfast_free(k->png);
 	free(k);
 }
 
 /* The path for one image: plain JPEG → JPEG work without filters goes to jpeg-fast
- * (jpegfast_accepts), everything else to libvips; --kernel forces one. */
+ * (jpegfast_accepts), PNG → PNG or JPEG to png-fast (pngfast_accepts), everything else
+ * to libvips; --kernel forces one. */
 static enum kernel_choice kernel_pick(const struct kernel *k, const uint8_t *in, size_t len)
 {
-	if (k->choice == KERNEL_VIPS || k->choice == KERNEL_JPEGFAST)
+	if (k->choice != KERNEL_AUTO)
 		return k->choice;
-	return jpegfast_accepts(k->params, in, len) ? KERNEL_JPEGFAST : KERNEL_VIPS;
+	if (jpegfast_accepts(k->params, in, len))
+		return KERNEL_JPEGFAST;
+	return pngfast_accepts(k->params, in, len) ? KERNEL_PNGFAST : KERNEL_VIPS;
 }
 
 int kernel_run(struct kernel *k, const uint8_t *in, size_t len, struct kernel_result *res,
@@ -76,6 +83,8 @@ int kernel_run(struct kernel *k, const uint8_t *in, size_t len, struct kernel_re
 	switch (kernel_pick(k, in, len)) {
 	case KERNEL_JPEGFAST:
 		return jpegfast_run(k->fast, in, len, res, err);
+	case KERNEL_PNGFAST:
+		return pngfast_run(k->png, in, len, res, err);
 	case KERNEL_VIPS:
 	default:
 		return vipskernel_run(k->vips, in, len, res, err);

@@ -19,7 +19,7 @@
 
 enum kernel_format { KFMT_KEEP, KFMT_JPEG, KFMT_PNG, KFMT_WEBP };
 enum kernel_fail_on { KFAIL_NONE, KFAIL_TRUNCATED, KFAIL_ERROR, KFAIL_WARNING };
-enum kernel_choice { KERNEL_AUTO, KERNEL_VIPS, KERNEL_JPEGFAST };
+enum kernel_choice { KERNEL_AUTO, KERNEL_VIPS, KERNEL_JPEGFAST, KERNEL_PNGFAST };
 
 /* What to do to every image. Set once at start, read-only afterwards (shared by threads). */
 struct kernel_params {
@@ -35,8 +35,13 @@ struct kernel_params {
 				any decode), and crop/short plans whose scaled image
 				would have more; 0: no limit */
 	enum kernel_fail_on fail_on;
-	enum kernel_choice choice; /* AUTO: jpeg-fast where it gives the same picture
-				      (jpegfast_accepts), else libvips */
+	enum kernel_choice choice; /* AUTO: jpeg-fast or png-fast where they give the
+				      same picture (jpegfast_accepts, pngfast_accepts),
+				      else libvips */
+	int png_level;		   /* png-fast's libdeflate level 1-12 (0: its default) */
+	double dct_keep;	   /* jpeg-fast: the smallest DCT-scaled size as a multiple
+				      of the planned size (0: JPEGFAST_DCT_KEEP; for
+				      benchmarks, no option sets it) */
 	uint8_t background[3];	   /* pad colour (opaque, also on png/webp with alpha) and
 				      alpha flattening colour for jpeg (sRGB) */
 };
@@ -51,7 +56,7 @@ struct kernel_result {
 	int in_w, in_h; /* the source's pixel size as stored (before orientation) */
 	int out_w, out_h;
 	enum kernel_format format; /* the format written (never KFMT_KEEP) */
-	const char *kernel;	   /* "libvips" or "jpeg-fast"; static string */
+	const char *kernel;	   /* "libvips", "jpeg-fast" or "png-fast"; static string */
 };
 
 /* Initialises process-wide state (libvips: concurrency 1, operation cache off, its

@@ -17,9 +17,9 @@ any input and outputs folder, so benchmarks run the same work a user's script do
 
 Nothing is made slower on purpose and nothing is parallelised: that is the point of the
 comparison. Like the docs, a file Pillow cannot read stops the run with a traceback.
-The only additions: a timing line on stderr, and --size / --quality / --dataset.
+The only additions: a timing line on stderr, and --size / --quality / --dataset / --ext.
 
-usage: python_loop.py [--size N|WxH] [--quality Q] [--dataset URI] INPUT [OUTPUTS]
+usage: python_loop.py [--size N|WxH] [--quality Q] [--dataset URI] [--ext .png] INPUT [OUTPUTS]
 OUTPUTS defaults to $VH_OUTPUTS_DIR, else /valohai/outputs.
 """
 import argparse
@@ -37,13 +37,14 @@ def parse_size(text):
     return (int(w), int(h or w))
 
 
-def list_images(mount_path):
-    """Relative paths of the '.jpg' files under mount_path, in directory order."""
+def list_images(mount_path, ext=".jpg"):
+    """Relative paths of the files ending in ext ('.jpg') under mount_path, in directory
+    order."""
     image_files = []
     for dirpath, dirnames, filenames in os.walk(mount_path):
         rel = os.path.relpath(dirpath, mount_path)
         for f in filenames:
-            if f.endswith(".jpg"):
+            if f.endswith(ext):
                 image_files.append(f if rel == "." else os.path.join(rel, f))
     return image_files
 
@@ -58,12 +59,14 @@ def main():
     ap.add_argument("--quality", type=int, default=None,
                     help="JPEG quality for img.save (default: Pillow's, 75)")
     ap.add_argument("--dataset", default="dataset://preprocessed-images/v1")
+    ap.add_argument("--ext", default=".jpg",
+                    help="keep names ending in EXT (default .jpg, as the docs)")
     args = ap.parse_args()
     start = time.monotonic()
 
     # 1. Access raw data from network mount (NOT versioned)
     mount_path = args.input
-    image_files = list_images(mount_path)
+    image_files = list_images(mount_path, args.ext)
 
     print(f"Found {len(image_files)} images on network mount")
 

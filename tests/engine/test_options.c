@@ -84,6 +84,17 @@ Test(options, no_arguments_leave_defaults)
 	parsed_free(p);
 }
 
+Test(options, png_level_sets_its_field_and_defaults_to_the_kernels_own)
+{
+	struct parsed *p = parse_ok(PARSE("--png-level", "9", "src"));
+	struct parsed *d = parse_ok(PARSE("src"));
+
+	cr_assert_eq(p->cfg.kernel.png_level, 9);
+	cr_assert_eq(d->cfg.kernel.png_level, 0);
+	parsed_free(p);
+	parsed_free(d);
+}
+
 Test(options, transform_options_set_their_fields)
 {
 	struct parsed *p =
@@ -268,6 +279,8 @@ Test(options, invalid_values_are_named_with_the_value)
 	expect_usage(PARSE("--format", "gif", "src"), "--format", "gif");
 	expect_usage(PARSE("--quality", "0", "src"), "--quality", NULL);
 	expect_usage(PARSE("--quality", "101", "src"), "--quality", NULL);
+	expect_usage(PARSE("--png-level", "0", "src"), "--png-level", NULL);
+	expect_usage(PARSE("--png-level", "13", "src"), "--png-level", NULL);
 	expect_usage(PARSE("--max-pixels", "0", "src"), "--max-pixels", NULL);
 	expect_usage(PARSE("--fail-on", "sometimes", "src"), "--fail-on", NULL);
 	expect_usage(PARSE("--kernel", "gpu", "src"), "--kernel", "gpu");

@@ -165,8 +165,9 @@ static void check_provenance(const char *src, const char *out, json_t *line,
 	{
 		const char *k = itest_jstr(meta, "kernel");
 
-		cr_expect(!strcmp(k, "libvips") || !strcmp(k, "jpeg-fast"), "%s: kernel '%s'",
-			  file, k);
+		cr_expect(!strcmp(k, "libvips") || !strcmp(k, "jpeg-fast") ||
+			      !strcmp(k, "png-fast"),
+			  "%s: kernel '%s'", file, k);
 	}
 	ops = json_object_get(meta, "operations");
 	cr_assert(json_is_array(ops), "%s: operations is not a list", file);
