@@ -31,6 +31,7 @@ void config_defaults(struct config *cfg)
 	cfg->read_budget = 256ULL << 20;
 	cfg->metrics_interval = 5.0;
 	cfg->progress = -1;
+	cfg->preview = 24; /* PREVIEW_DEFAULT */
 }
 
 void config_release(struct config *cfg)
@@ -246,6 +247,9 @@ int config_finish(struct config *cfg, struct vherr *err)
 					 "--dataset '%s' is not of the form "
 					 "dataset://NAME/VERSION",
 					 cfg->datasets.v[i]);
+	if (cfg->preview_in_dataset && (!cfg->preview || !cfg->datasets.n))
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--preview-in-dataset needs --dataset and a --preview above 0");
 	if (path_inside(cfg->outputs, cfg->source))
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
 				 "outputs dir '%s' is inside the source '%s': vhprep never "

@@ -33,6 +33,9 @@ struct config {
 	/* record */
 	struct strlist datasets, aliases, tags;
 	const char *dataset_from, *packaging;
+	/* preview (engine/preview.h) */
+	int preview;		  /* samples on vhprep-preview.jpg, 0: no sheet */
+	int preview_in_dataset;	  /* bind the sheet to the dataset version(s) too */
 	/* run */
 	int threads, io_depth, walkers;
 	int nfs_connections;      /* nfs:// TCP connections */

@@ -13,6 +13,7 @@ enum {
 	OPT_DATASET_FROM, OPT_DATASET_ALIAS, OPT_PACKAGING, OPT_TAG, OPT_IO_DEPTH,
 	OPT_WALKERS, OPT_READ_BUDGET, OPT_MAX_ERRORS, OPT_METRICS, OPT_PROGRESS,
 	OPT_NO_PROGRESS, OPT_NFS_CONNECTIONS, OPT_NFS_TIMEOUT,
+	OPT_PREVIEW, OPT_PREVIEW_IN_DATASET,
 };
 
 static const struct option long_options[] = {
@@ -47,6 +48,8 @@ static const struct option long_options[] = {
 	{"dataset-alias", required_argument, NULL, OPT_DATASET_ALIAS},
 	{"packaging", required_argument, NULL, OPT_PACKAGING},
 	{"tag", required_argument, NULL, OPT_TAG},
+	{"preview", required_argument, NULL, OPT_PREVIEW},
+	{"preview-in-dataset", no_argument, NULL, OPT_PREVIEW_IN_DATASET},
 	{"threads", required_argument, NULL, 'j'},
 	{"io-depth", required_argument, NULL, OPT_IO_DEPTH},
 	{"walkers", required_argument, NULL, OPT_WALKERS},
@@ -127,6 +130,13 @@ void options_usage(FILE *out)
 "  --packaging P           the version's packaging (JSON or a word, passed through)\n"
 "  --tag TAG               a valohai.tags entry on every output (repeatable)\n"
 "\n"
+"Preview:\n"
+"  --preview N             vhprep-preview.jpg in the outputs root shows N outputs, each\n"
+"                          beside its source, chosen by a hash of the relative path,\n"
+"                          and the failed inputs (default 24, at most 100; 0: none)\n"
+"  --preview-in-dataset    bind the sheet to the --dataset version too (default: it is\n"
+"                          an output of the execution only)\n"
+"\n"
 "Run:\n"
 "  -j, --threads N         image worker threads (default: all cores)\n"
 "  --io-depth N            opens+reads in flight (default 64): on a network mount each\n"
@@ -150,7 +160,7 @@ void options_usage(FILE *out)
 "\n"
 "The outputs dir receives: PREFIX/<relative tree>, valohai.metadata.jsonl (one line per\n"
 "output, with provenance), processing_metadata.csv, vhprep-errors.jsonl (one line per\n"
-"failed input) and vhprep-summary.json.\n"
+"failed input), vhprep-summary.json and vhprep-preview.jpg.\n"
 "\n"
 "Exit codes:\n"
 "  0    every selected file was processed (or failures <= --max-errors)\n"
@@ -332,6 +342,24 @@ static int parse_count(const char *opt, const char *v, long max, int *out, struc
 	return 0;
 }
 
+/* The preview options. Returns 1 if opt is not one of them. */
+static int parse_preview(int opt, const char *v, struct config *cfg, struct vherr *err)
+{
+	long n;
+
+	switch (opt) {
+	case OPT_PREVIEW:
+		if (config_parse_long(v, 0, 100, &n)) /* PREVIEW_MAX */
+			return bad(err, "--preview", v, "a count of 0-100");
+		cfg->preview = (int)n;
+		return 0;
+	case OPT_PREVIEW_IN_DATASET:
+		cfg->preview_in_dataset = 1;
+		return 0;
+	}
+	return 1;
+}
+
 /* The run options. Returns 1 if opt is not one of them. */
 static int parse_run(int opt, const char *v, struct config *cfg, struct vherr *err)
 {
@@ -407,6 +435,8 @@ int options_parse(int argc, char **argv, struct config *cfg, FILE *out, struct v
 			rc = parse_select(opt, optarg, cfg, err);
 		if (rc == 1)
 			rc = parse_output(opt, optarg, cfg, err);
+		if (rc == 1)
+			rc = parse_preview(opt, optarg, cfg, err);
 		if (rc == 1)
 			rc = parse_run(opt, optarg, cfg, err);
 		if (rc != 0)

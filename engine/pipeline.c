@@ -76,6 +76,7 @@ static void record_failure(struct pipeline *p, const char *relpath, const struct
 
 	source_location(p->env.source, relpath, where, sizeof(where));
 	stats_fail(p->env.stats, err->code, where);
+	preview_fail(p->env.preview, relpath, err);
 	if (report_error(p->env.report, where, err, &werr) < 0)
 		set_fatal(p, &werr);
 }
@@ -263,6 +264,8 @@ static void process(struct pipeline *p, struct kernel *k, struct item *it)
 
 	sha256_hex(it->rd.data, it->rd.len, sha);
 	rc = kernel_run(k, it->rd.data, it->rd.len, &res, &err);
+	if (rc == 0)
+		preview_offer(p->env.preview, it->relpath, it->rd.data, it->rd.len, &res);
 	item_drop_input(it);
 	if (rc == 0 &&
 	    dirsink_output_name(p->env.cfg->prefix, it->relpath, kernel_format_ext(res.format),

@@ -11,6 +11,7 @@
 
 #include "common/budget.h"
 #include "engine/config.h"
+#include "engine/preview.h"
 #include "engine/stats.h"
 #include "io/dirsink.h"
 #include "io/metadata.h"
@@ -26,6 +27,7 @@ struct pipeline_env {
 	struct metadata *metadata;
 	struct report *report;
 	struct stats *stats;
+	struct preview *preview; /* NULL: no preview sheet */
 };
 
 struct pipeline;

@@ -35,6 +35,7 @@ struct run {
 	int stats_ready;
 	int kernel_ready;
 	struct pipeline *pipeline;
+	struct preview *preview;
 	sigset_t signals;
 	atomic_int signal; /* the signal that stopped the run, or 0 */
 	time_t started;
@@ -120,6 +121,7 @@ static int open_all(struct run *r, int *exit_code, struct vherr *err)
 		return -1;
 	stats_init(&r->stats);
 	r->stats_ready = 1;
+	r->preview = preview_new(&r->cfg); /* NULL: --preview 0 (or no memory: no sheet) */
 	return 0;
 }
 
@@ -227,7 +229,9 @@ static int finish(struct run *r, int fatal, struct vherr *err)
 	int code = exit_code_of(r, fatal);
 	json_t *summary;
 
-	if (metadata_append(r->metadata, REPORT_CSV_FILE, NULL, err) < 0)
+	if (metadata_append(r->metadata, REPORT_CSV_FILE, NULL, err) < 0 ||
+	    preview_finish(r->preview, r->sink, r->metadata, &r->stats, atomic_load(&r->signal),
+			   err) < 0)
 		code = RUN_EXIT_FATAL;
 	summary = summary_json(r, seconds, code);
 	if (!summary || report_write_summary(dirsink_dirfd(r->sink), summary, err) < 0)
@@ -247,6 +251,7 @@ static int execute(struct run *r, struct vherr *err)
 		.metadata = r->metadata,
 		.report = r->report,
 		.stats = &r->stats,
+		.preview = r->preview,
 	};
 	pthread_t monitor;
 	int rc, code;
@@ -270,6 +275,7 @@ static int execute(struct run *r, struct vherr *err)
 static void run_close(struct run *r)
 {
 	pipeline_free(r->pipeline);
+	preview_free(r->preview);
 	metadata_close(r->metadata);
 	report_close(r->report);
 	source_free(r->source);

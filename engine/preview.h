@@ -1,0 +1,72 @@
+/* preview: the run's preview sheet, vhprep-preview.jpg in the outputs root: N sampled
+ * outputs (--preview N, default 24; 0: no sheet), each its source beside its output
+ * with the relative path and both sizes under them, and the failed inputs in a strip
+ * at the bottom, so a user sees in one glance whether crops, rotations and colours are
+ * what they meant (Valohai shows image outputs in its UI).
+ *
+ * The samples are the N processed files of smallest path hash (select_hash with a seed
+ * of the preview's own, so --sample and --shard do not skew it): a pure function of
+ * the set of files processed, whatever the order or the thread count, and spread over
+ * the whole tree. The set is filled as the run goes: a worker that has just made an
+ * output offers it with its input bytes (preview_offer); only a file whose hash makes
+ * the current cut (one atomic load, no lock) is thumbnailed (kernels/contact.h, on the
+ * worker, outside any lock) and then inserted under a short lock, evicting the largest
+ * hash. Memory holds at most N samples of two thumbnails (<= 2 x 48 KiB each) and
+ * PREVIEW_FAILURES failure lines, never an image. In a run of M files about
+ * N * (1 + ln(M / N)) files are thumbnailed (the times a file is among the N smallest
+ * seen so far): 130 for 2,000 files, 250 for 100,000.
+ *
+ * The sheet is written once, by preview_finish, at the end of the run, including the
+ * end of a run stopped by SIGINT/SIGTERM (what was processed until then). It is an
+ * output of the execution, not part of the dataset: its valohai.metadata.jsonl line
+ * (binding only, no provenance) is written only with --preview-in-dataset. */
+#ifndef VHPREP_ENGINE_PREVIEW_H
+#define VHPREP_ENGINE_PREVIEW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/vherr.h"
+#include "engine/config.h"
+#include "engine/stats.h"
+#include "io/dirsink.h"
+#include "io/metadata.h"
+#include "kernels/kernel.h"
+
+#define PREVIEW_FILE	"vhprep-preview.jpg"
+#define PREVIEW_DEFAULT 24
+#define PREVIEW_MAX	100
+/* Failures listed on the sheet (those of smallest path hash); the strip's last line
+ * counts the rest. */
+#define PREVIEW_FAILURES 10
+
+struct preview;
+
+/* Returns the preview of a run configured by cfg (borrowed, must outlive it), or NULL
+ * when cfg->preview is 0 or memory runs out (then the run has no sheet). */
+struct preview *preview_new(const struct config *cfg);
+/* Frees pv; pv may be NULL. */
+void preview_free(struct preview *pv);
+
+/* Offers one finished output: relpath (the source's relative path), the input bytes
+ * in[0..in_len) and the kernel's result, all borrowed for the call. Thumbnails them
+ * only when relpath's hash makes the cut. Call from any worker thread, before the
+ * input is freed; pv may be NULL (no-op). A thumbnail that cannot be made leaves its
+ * half of the cell blank. */
+void preview_offer(struct preview *pv, const char *relpath, const uint8_t *in, size_t in_len,
+		   const struct kernel_result *res);
+/* Records a failed input (relpath may be NULL: the source itself): it leaves the
+ * samples if it was one (an output that could not be written), and is listed in the
+ * strip if its hash is among the PREVIEW_FAILURES smallest. Any thread; pv may be NULL. */
+void preview_fail(struct preview *pv, const char *relpath, const struct vherr *err);
+
+/* Renders the sheet and writes it as PREVIEW_FILE through sink, with the run's counts
+ * from stats and, when signal is SIGINT or SIGTERM, a note that the run was stopped.
+ * With --preview-in-dataset also appends its line to md. A sheet that cannot be made
+ * or written is a warning on stderr (unless --quiet), never a failure of the run:
+ * returns 0 then too. Returns a negative code (err set) only when the metadata line
+ * cannot be appended. Call once, after every worker has stopped; pv may be NULL. */
+int preview_finish(struct preview *pv, struct dirsink *sink, struct metadata *md,
+		   struct stats *stats, int signal, struct vherr *err);
+
+#endif
