@@ -16,11 +16,11 @@
  *     ICC profiles to sRGB, 16 to 8 bits), then alpha is flattened.
  * Either way the EXIF orientation is applied, as the kernels apply it.
  *
- * The sheet is built once, at the end of a run, on one thread: libvips draws the
- * thumbnails into a memory canvas (vips_draw_image), renders the text with Pango
- * (vips_text, in Debian's libvips build; DejaVu fonts from fonts-dejavu-core) and
- * draws it through vips_draw_mask, then saves a JPEG. contact_layout gives every
- * position, so a test can find each half of each cell. */
+ * The sheet is built once, at the end of a run, on one thread: the thumbnails are
+ * copied into a memory canvas, libvips renders the text with Pango (vips_text, in
+ * Debian's libvips build; DejaVu fonts from fonts-dejavu-core, CJK names with
+ * fonts-wqy-microhei) whose mask is blended in, and libvips saves the JPEG. contact_layout
+ * gives every position, so a test can find each half of each cell. */
 #ifndef VHPREP_KERNELS_CONTACT_H
 #define VHPREP_KERNELS_CONTACT_H
 
@@ -96,6 +96,10 @@ void contact_cell_box(const struct contact_layout *l, int i, int side, int *x, i
 /* The top-left corner of cell i's caption band (l->box * 2 + gap wide, caption_h high). */
 void contact_cell_caption(const struct contact_layout *l, int i, int *x, int *y);
 
+/* Loads the font map and renders one character (Pango's first text costs 15-25 ms):
+ * call once, early, from any thread, so the sheet at the end of a run does not pay it.
+ * Optional; failures are ignored (the sheet reports them). */
+void contact_warm_up(void);
 /* Renders s as a JPEG into *out (malloc'd, caller frees) of *len bytes. Returns 0, or
  * a negative code with err set (TRANSFORM: a libvips step failed; ENCODE; NOMEM).
  * One thread at a time (Pango's font map is process-wide; libvips serialises
