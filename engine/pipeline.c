@@ -175,6 +175,7 @@ static enum source_next on_emit(void *ctx, const struct source_entry *e)
 	}
 	if (!p->size_bounds && over_limit(p))
 		return SOURCE_STOP;
+	preview_seen(p->env.preview, relpath);
 	it = item_new(p, e);
 	if (!it) {
 		vherr_set(&err, VHERR_NOMEM, VHSTAGE_SELECT, NULL);

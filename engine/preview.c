@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "engine/select.h"
 #include "io/report.h"
@@ -34,15 +36,31 @@ struct failure {
 struct preview {
 	const struct config *cfg; /* set at creation */
 	int max;		  /* set at creation: cfg->preview */
-	/* the largest hash of a full set (UINT64_MAX while it is not full): the lock-free
-	 * test a worker makes for every file; written under lock */
-	atomic_uint_least64_t cut;
+	int seen_at_select;	  /* set at creation: preview_seen counts (no size bounds) */
+	/* the largest hash of a full set of samples, and of the seen hashes (UINT64_MAX
+	 * while a set is not full): the lock-free tests made for every file; written
+	 * under lock */
+	atomic_uint_least64_t cut, seen_cut;
 	pthread_mutex_t lock;
+	uint64_t *seen;		  /* under lock: the max smallest hashes of the files seen */
+	int nseen;		  /* under lock */
 	struct sample **samples;  /* under lock: nsamples of max slots */
 	int nsamples;		  /* under lock */
 	struct failure *failures; /* under lock: nfailures of PREVIEW_FAILURES */
 	int nfailures;		  /* under lock */
+	atomic_int warmed;	  /* a worker has loaded the sheet's font (contact_warm_up) */
+	atomic_ullong thumbed;	  /* files thumbnailed */
+	atomic_ullong thumb_ns;	  /* the workers' CPU time making thumbnails */
 };
+
+/* The calling thread's CPU time, ns. */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void sample_free(struct sample *s)
 {
@@ -65,15 +83,19 @@ struct preview *preview_new(const struct config *cfg)
 		return NULL;
 	pv->cfg = cfg;
 	pv->max = cfg->preview;
+	pv->seen_at_select = cfg->min_size == 0 && cfg->max_size == UINT64_MAX;
 	pv->samples = calloc((size_t)pv->max, sizeof(*pv->samples));
+	pv->seen = calloc((size_t)pv->max, sizeof(*pv->seen));
 	pv->failures = calloc(PREVIEW_FAILURES, sizeof(*pv->failures));
-	if (!pv->samples || !pv->failures) {
+	if (!pv->samples || !pv->seen || !pv->failures) {
 		free(pv->samples);
+		free(pv->seen);
 		free(pv->failures);
 		free(pv);
 		return NULL;
 	}
 	atomic_init(&pv->cut, UINT64_MAX);
+	atomic_init(&pv->seen_cut, UINT64_MAX);
 	pthread_mutex_init(&pv->lock, NULL);
 	return pv;
 }
@@ -89,6 +111,7 @@ void preview_free(struct preview *pv)
 		free(pv->failures[i].line);
 	}
 	free(pv->samples);
+	free(pv->seen);
 	free(pv->failures);
 	pthread_mutex_destroy(&pv->lock);
 	free(pv);
@@ -153,7 +176,69 @@ static struct sample *take_out(struct preview *pv, uint64_t hash, const char *re
 	return NULL;
 }
 
+/* Counts hash among the files seen: keeps the max smallest. Lock-free when it is not
+ * among them (the common case). */
+static void see(struct preview *pv, uint64_t hash)
+{
+	int at = 0;
+
+	if (hash > atomic_load(&pv->seen_cut))
+		return;
+	pthread_mutex_lock(&pv->lock);
+	for (int i = 0; i < pv->nseen; i++) {
+		if (pv->seen[i] == hash)
+			goto out; /* seen at select, now offered */
+		if (pv->seen[i] > pv->seen[at])
+			at = i;
+	}
+	if (pv->nseen < pv->max)
+		pv->seen[pv->nseen++] = hash;
+	else if (hash < pv->seen[at])
+		pv->seen[at] = hash;
+	if (pv->nseen == pv->max) {
+		at = 0;
+		for (int i = 1; i < pv->nseen; i++)
+			at = pv->seen[i] > pv->seen[at] ? i : at;
+		atomic_store(&pv->seen_cut, pv->seen[at]);
+	}
+out:
+	pthread_mutex_unlock(&pv->lock);
+}
+
+uint64_t preview_hash(const char *relpath)
+{
+	return select_hash(relpath, PREVIEW_SEED);
+}
+
+uint64_t preview_thumbnailed(struct preview *pv)
+{
+	return pv ? atomic_load(&pv->thumbed) : 0;
+}
+
+/* Drops the samples that are not among the max smallest hashes of all the files seen
+ * (taken before a smaller one was seen): what stays depends on the set of files only.
+ * A run stopped early keeps what it has. */
+static void keep_smallest_seen(struct preview *pv)
+{
+	uint64_t cut = atomic_load(&pv->seen_cut);
+
+	for (int i = 0; i < pv->nsamples;) {
+		if (pv->samples[i]->hash > cut) {
+			sample_free(pv->samples[i]);
+			pv->samples[i] = pv->samples[--pv->nsamples];
+		} else {
+			i++;
+		}
+	}
+}
+
 /* ---- offers and failures ----------------------------------------------------- */
+
+void preview_seen(struct preview *pv, const char *relpath)
+{
+	if (pv && pv->seen_at_select)
+		see(pv, preview_hash(relpath));
+}
 
 /* A new sample of relpath with its thumbnails (made here, on the calling worker). */
 static struct sample *sample_new(const struct preview *pv, uint64_t hash, const char *relpath,
@@ -183,15 +268,21 @@ static struct sample *sample_new(const struct preview *pv, uint64_t hash, const 
 void preview_offer(struct preview *pv, const char *relpath, const uint8_t *in, size_t in_len,
 		   const struct kernel_result *res)
 {
-	uint64_t hash;
+	uint64_t hash, t0;
 	struct sample *s;
 
 	if (!pv)
 		return;
-	hash = select_hash(relpath, PREVIEW_SEED);
-	if (hash >= atomic_load(&pv->cut))
+	hash = preview_hash(relpath);
+	see(pv, hash);
+	if (hash > atomic_load(&pv->seen_cut) || hash >= atomic_load(&pv->cut))
 		return;
+	t0 = thread_cpu_ns();
+	if (!atomic_exchange(&pv->warmed, 1))
+		contact_warm_up(); /* here, on one worker, not at the run's end */
 	s = sample_new(pv, hash, relpath, in, in_len, res);
+	atomic_fetch_add(&pv->thumb_ns, thread_cpu_ns() - t0);
+	atomic_fetch_add(&pv->thumbed, 1);
 	if (!s)
 		return;
 	pthread_mutex_lock(&pv->lock);
@@ -238,7 +329,7 @@ void preview_fail(struct preview *pv, const char *relpath, const struct vherr *e
 
 	if (!pv)
 		return;
-	hash = select_hash(name, PREVIEW_SEED);
+	hash = preview_hash(name);
 	snprintf(line, sizeof(line), "%s  %s: %s", name, vherr_reason(err->code),
 		 *err->msg ? err->msg : vherr_message(err->code));
 	pthread_mutex_lock(&pv->lock);
@@ -254,6 +345,21 @@ static int by_relpath(const void *a, const void *b)
 {
 	return strcmp((*(struct sample *const *)a)->relpath,
 		      (*(struct sample *const *)b)->relpath);
+}
+
+int preview_samples(struct preview *pv, const char **paths, int max)
+{
+	int n = 0;
+
+	if (!pv)
+		return 0;
+	pthread_mutex_lock(&pv->lock);
+	keep_smallest_seen(pv);
+	qsort(pv->samples, (size_t)pv->nsamples, sizeof(*pv->samples), by_relpath);
+	for (int i = 0; i < pv->nsamples && n < max; i++)
+		paths[n++] = pv->samples[i]->relpath;
+	pthread_mutex_unlock(&pv->lock);
+	return n;
 }
 
 static int failure_by_relpath(const void *a, const void *b)
@@ -350,22 +456,43 @@ out:
 	return rc;
 }
 
+/* With VHPREP_PREVIEW_STATS set: one line on stderr with what the preview cost, for
+ * bench/preview-cost.sh. */
+static void print_cost(struct preview *pv, uint64_t sheet_ns)
+{
+	struct rusage ru;
+
+	if (!getenv("VHPREP_PREVIEW_STATS") || getrusage(RUSAGE_SELF, &ru) != 0)
+		return;
+	fprintf(stderr,
+		"vhprep: preview stats: samples=%d thumbnailed=%llu thumb_cpu_ms=%.1f "
+		"sheet_ms=%.1f process_cpu_ms=%.1f\n",
+		pv->nsamples, (unsigned long long)atomic_load(&pv->thumbed),
+		(double)atomic_load(&pv->thumb_ns) / 1e6, (double)sheet_ns / 1e6,
+		(double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+		    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3);
+}
+
 int preview_finish(struct preview *pv, struct dirsink *sink, struct metadata *md,
 		   struct stats *stats, int signal, struct vherr *err)
 {
 	uint8_t *jpg = NULL;
 	size_t len = 0;
 	struct vherr why = {0};
+	uint64_t t0 = thread_cpu_ns();
 	int rc;
 
 	if (!pv)
 		return 0;
 	pthread_mutex_lock(&pv->lock);
+	if (!signal && !atomic_load(&stats->cancelled) && atomic_load(&stats->walk_complete))
+		keep_smallest_seen(pv);
 	rc = render(pv, stats, signal, &jpg, &len, &why);
 	pthread_mutex_unlock(&pv->lock);
 	if (rc == 0)
 		rc = dirsink_write(sink, PREVIEW_FILE, jpg, len, &why);
 	free(jpg);
+	print_cost(pv, thread_cpu_ns() - t0);
 	if (rc < 0) {
 		if (!pv->cfg->quiet)
 			fprintf(stderr, "vhprep: warning: no %s: %s\n", PREVIEW_FILE, why.msg);
