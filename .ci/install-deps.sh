@@ -22,6 +22,9 @@ packages=(
 	python3-pil                      # the Python peer the benchmarks compare against
 	hyperfine time                   # benchmark timing
 	jq                               # bench/nfs-bench.sh and tune.sh read vhprep bench JSON
+	fonts-dejavu-core                # the preview sheet's captions (vips_text, DejaVu Sans Mono)
+	fonts-wqy-microhei               # the preview sheet's captions: CJK file names
+	gnuplot-nox librsvg2-bin         # bench/plot.sh draws the SVG charts; the tests render them
 )
 
 missing=()

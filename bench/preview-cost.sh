@@ -8,9 +8,13 @@
 #   3. wall time of the same pairs.
 # 2 and 3 are interleaved pairs in ABBA order (a drift in the machine's load hits both
 # sides alike); the result is the median of the per-pair ratios. The target (issue 18)
-# is < 2% of the run's time.
+# is < 2% of the run's time. With --callgrind, instead: one run of each side under
+# valgrind's callgrind, and the ratio of their instruction counts (repeatable on a
+# shared machine; ~10 minutes; libvips' modules are kept out with VIPSHOME=/nonexistent,
+# as valgrind 3.19 cannot run libhwy's start-up code, and no module is used here).
 #
-#   bash bench/preview-cost.sh [--count 2000] [--pairs 7] [--samples 24] [--smoke]
+#   bash bench/preview-cost.sh [--count 2000] [--pairs 7] [--samples 24] [--callgrind]
+#                              [--smoke]
 #
 # Dataset: --count 500x375 q90 photo-like JPEGs from vhprep-mkimages (folders of 1000),
 # made once under build/bench-data. Every command is printed on stderr before it runs.
@@ -23,13 +27,15 @@ count=2000
 pairs=7
 samples=24
 smoke=0
+callgrind=0
 while (($#)); do
 	case $1 in
 	--count) count=$2; shift 2 ;;
 	--pairs) pairs=$2; shift 2 ;;
 	--samples) samples=$2; shift 2 ;;
 	--smoke) smoke=1; count=40; pairs=1; shift ;;
-	-h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--callgrind) callgrind=1; shift ;;
+	-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "preview-cost: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -86,6 +92,34 @@ run() {
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 pct() { awk -v r="$1" 'BEGIN { printf "%+.2f%%", (r - 1) * 100 }'; }
+
+# instructions SIDE PREVIEW: one run under callgrind; prints its instruction count.
+instructions() {
+	local out=$work/out-$1
+	rm -rf "$out"
+	local cmd=(valgrind --tool=callgrind --callgrind-out-file="$work/cg.$1" "$vhprep" --resize 224
+		--quality 75 --quiet --metrics-interval 0 --preview "$2" -o "$out" "$data")
+	echo "# $1: VIPSHOME=/nonexistent ${cmd[*]}" >&2
+	VIPSHOME=/nonexistent "${cmd[@]}" 2>"$work/cg.$1.err" ||
+		{ echo "preview-cost: valgrind failed:" >&2; tail -5 "$work/cg.$1.err" >&2; exit 1; }
+	sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$work/cg.$1.err"
+}
+
+if [ "$callgrind" = 1 ]; then
+	command -v valgrind >/dev/null || { echo "preview-cost: needs valgrind" >&2; exit 2; }
+	off=$(instructions off 0)
+	on=$(instructions on "$samples")
+	printf '{"bench":"preview-cost","side":"callgrind","preview":%d,"files":%d,"instructions_off":%s,"instructions_on":%s,"date":"%s"}\n' \
+		"$samples" "$count" "$off" "$on" "$(date -u +%FT%TZ)" >>"$results"
+	cat <<MD
+### Preview cost by instruction count (callgrind): --preview $samples against --preview 0, $count photo-like 500x375 JPEGs -> 224x224 q75, $(date -u +%F)
+
+| --preview 0 | --preview $samples | cost |
+|---:|---:|---:|
+| $off | $on | $(pct "$(awk -v a="$off" -v b="$on" 'BEGIN { print b / a }')") |
+MD
+	exit 0
+fi
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$work/rows"

@@ -458,6 +458,9 @@ body=$work/body.md
 for cur_dataset in "${dataset_list[@]}"; do
 	dataset_info "$cur_dataset"
 	warm_server "$(basename "$cur_dir")"
+	# the dataset's chart (drawn at the end) above its tables
+	printf '\n![%s: vhprep and its peers by profile](%s/suite-%s.svg)\n' "$cur_dataset" \
+		"$(realpath -m --relative-to="$(dirname "$report")" "$charts")" "$cur_dataset" >>"$body"
 	for p in "${profile_list[@]}"; do
 		profile_load "$p"
 		start_proxy
