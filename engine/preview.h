@@ -4,17 +4,20 @@
  * at the bottom, so a user sees in one glance whether crops, rotations and colours are
  * what they meant (Valohai shows image outputs in its UI).
  *
- * The samples are the N processed files of smallest path hash (select_hash with a seed
+ * The samples are the N selected files of smallest path hash (select_hash with a seed
  * of the preview's own, so --sample and --shard do not skew it): a pure function of
- * the set of files processed, whatever the order or the thread count, and spread over
- * the whole tree. The set is filled as the run goes: a worker that has just made an
- * output offers it with its input bytes (preview_offer); only a file whose hash makes
- * the current cut (one atomic load, no lock) is thumbnailed (kernels/contact.h, on the
- * worker, outside any lock) and then inserted under a short lock, evicting the largest
- * hash. Memory holds at most N samples of two thumbnails (<= 2 x 48 KiB each) and
- * PREVIEW_FAILURES failure lines, never an image. In a run of M files about
- * N * (1 + ln(M / N)) files are thumbnailed (the times a file is among the N smallest
- * seen so far): 130 for 2,000 files, 250 for 100,000.
+ * the set of files, whatever the order or the thread count, spread over the whole
+ * tree; a sample that failed is in the strip, not the grid. The walk counts every
+ * selected file (preview_seen, lock-free unless it is among the N smallest so far);
+ * a worker that has just made an output offers it with its input bytes
+ * (preview_offer), and only a file among the N smallest hashes seen so far is
+ * thumbnailed (kernels/contact.h, on the worker, outside any lock), then inserted
+ * under a short lock, evicting the largest hash. Memory holds at most N samples of two
+ * thumbnails (<= 2 x 48 KiB each) and PREVIEW_FAILURES failure lines, never an image.
+ * As the walk runs ~200 files ahead of the workers, about N * ln((M + 200) / 200)
+ * files of M are thumbnailed: 55 of 2,000 (130 if only processed files were counted).
+ * That is the preview's main cost: a JPEG thumbnail is half of a jpeg-fast kernel run
+ * (its entropy decoding); in all ~2% of a run of 2,000 photos (bench/preview-cost.sh).
  *
  * The sheet is written once, by preview_finish, at the end of the run, including the
  * end of a run stopped by SIGINT/SIGTERM (what was processed until then). It is an
