@@ -155,14 +155,8 @@ tune_title() {
 
 # ---- suite.sh: vhprep against each peer, per profile ----
 
-# The vhprep run a peer is compared with (the same access path and work), as suite.sh.
-suite_ref() {
-	case $1 in
-	python-mount | vips-mount) echo vhprep-mount ;;
-	find-mount | ls-mount) echo vhprep-walk-mount ;;
-	nfsls-nfs3) echo vhprep-walk-nfs3 ;;
-	esac
-}
+# shellcheck source=bench/suite-refs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/suite-refs.sh" # suite_ref KEY, as suite.sh's tables
 
 suite_label() {
 	case $1 in

@@ -336,15 +336,8 @@ walk_benchmarks() {
 
 # ---- tables ----
 
-# ref_of KEY: the vhprep run a peer is compared with (same access path, same work).
-ref_of() {
-	case $1 in
-	python-mount | vips-mount) echo vhprep-mount ;;
-	find-mount | ls-mount) echo vhprep-walk-mount ;;
-	nfsls-nfs3) echo vhprep-walk-nfs3 ;;
-	*) echo "" ;;
-	esac
-}
+# shellcheck source=bench/suite-refs.sh
+source bench/suite-refs.sh # suite_ref KEY: the vhprep run a peer is compared with
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
 
@@ -358,7 +351,7 @@ print_table() {
 |---|---:|---:|---:|---:|---:|
 MD
 	for key in "${rows[@]}"; do
-		ref=$(ref_of "$key")
+		ref=$(suite_ref "$key")
 		r="vhprep"
 		[ -n "$ref" ] && [ -n "${rate[$ref]:-}" ] && r=$(ratio "${rate[$ref]}" "${rate[$key]}")
 		mb=${mbps[$key]}

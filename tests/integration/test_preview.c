@@ -278,6 +278,9 @@ Test(preview, sigterm_still_writes_the_sheet)
 	char *meta = itest_fmt("%s/valohai.metadata.jsonl", out);
 	char *sheet = itest_fmt("%s/" PREVIEW_FILE, out);
 	char *out_log = itest_path("stdout"), *err_log = itest_path("stderr");
+	/* one thread, few reads ahead: the run is still going when the signal comes */
+	static const char *const slow[] = {"--threads",		 "1", "--io-depth", "4",
+					   "--metrics-interval", "0", "-o"};
 	struct itest_argv a = {0};
 	size_t len;
 	void *jpg = itest_encode_image("jpg", 640, 480, 3, 9, 0, &len);
@@ -293,13 +296,8 @@ Test(preview, sigterm_still_writes_the_sheet)
 	}
 	free(jpg);
 	itest_argv_add(&a, itest_bin());
-	itest_argv_add(&a, "--threads");
-	itest_argv_add(&a, "1");
-	itest_argv_add(&a, "--io-depth");
-	itest_argv_add(&a, "4");
-	itest_argv_add(&a, "--metrics-interval");
-	itest_argv_add(&a, "0");
-	itest_argv_add(&a, "-o");
+	for (size_t i = 0; i < sizeof(slow) / sizeof(*slow); i++)
+		itest_argv_add(&a, slow[i]);
 	itest_argv_add(&a, out);
 	itest_argv_add(&a, src);
 	pid = itest_spawn(a.v, NULL, out_log, err_log);
