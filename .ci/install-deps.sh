@@ -31,6 +31,9 @@ packages=(
 	nginx-light                      # the HTTP/1.1 and HTTP/2+TLS test server
 	aria2 wget                       # the download peers of bench/http-bench.sh
 	iproute2 util-linux              # netns.sh: DNS and metadata tests in a namespace
+	fonts-dejavu-core                # the preview sheet's captions (vips_text, DejaVu Sans Mono)
+	fonts-wqy-microhei               # the preview sheet's captions: CJK file names
+	gnuplot-nox librsvg2-bin         # bench/plot.sh draws the SVG charts; the tests render them
 )
 
 missing=()

@@ -77,7 +77,7 @@ measure() {
 	local secs rss produced
 	secs=$(echo "$t1 - $t0" | bc -l)
 	rss=$(tail -1 "$work/rss")
-	produced=$(find "$out" -type f \( -name '*.jpg' -o -name '*.jpeg' \) | wc -l)
+	produced=$(find "$out" -type f \( -name '*.jpg' -o -name '*.jpeg' \) ! -name vhprep-preview.jpg | wc -l)
 	if [ "$produced" -ne "$nfiles" ]; then
 		echo "engine-bench: $name produced $produced of $nfiles files" >&2
 		exit 1

@@ -4,7 +4,8 @@
 # trip per FUSE request) and nfs:// (bench/delayproxy in front of a loopback nfs-ganesha).
 #
 #   bash bench/suite.sh [--smoke] [--profiles a,b] [--datasets x,y] [--count N]
-#                       [--flat-count N] [--dirs D] [--per-dir F] [--no-v4-walk] [--help]
+#                       [--flat-count N] [--dirs D] [--per-dir F] [--no-v4-walk]
+#                       [--charts DIR] [--help]
 #
 #   --profiles      from bench/profiles.sh (default: all: local,efs-gp,efs-maxio,filestore-hs)
 #   --datasets      imagenet-like (full jobs), flat and wide (walks); default all three
@@ -14,6 +15,8 @@
 #   --no-v4-walk    leave out `vhprep bench --walk-only` over NFSv4 (slow, see README)
 #   --smoke         tiny sets (20 JPEGs, 200 flat, 10 x 10 wide), results kept in the
 #                   scratch dir: checks that every benchmark runs and prints its table
+#   --charts DIR    where bench/plot.sh draws the charts (default bench/charts; with
+#                   --smoke the scratch dir): one per dataset, vhprep and each peer
 #
 # Every command is printed (stderr, "# name: command") before it runs, so anyone can rerun
 # it. Rates are wall-clock over the whole command; peak RSS is /usr/bin/time -v's
@@ -23,7 +26,8 @@
 # count, every walk's file count against the dataset's.
 # Output: bench/RESULTS.md (tables per dataset and profile with vhprep's ratio to each
 # peer, the targets), raw runs appended to bench/results/suite-<date>.jsonl. With --smoke
-# both go to the scratch dir and RESULTS.md is printed on stdout.
+# both go to the scratch dir and RESULTS.md is printed on stdout. Then the charts
+# (bench/plot.sh, gnuplot): the suite fails if one is missing or empty.
 # Needs root for ganesha (nfs:// rows are left out without it) and /dev/fuse for the mount
 # rows. Ports: ganesha 20790/20791, proxy 20792/20793 (SUITE_PORT_BASE moves all four).
 set -euo pipefail
@@ -40,9 +44,10 @@ dirs=1000
 per_dir=100
 v4_walk=1
 smoke=0
+charts=""
 
 usage() {
-	sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-2}"
 }
 
@@ -55,6 +60,7 @@ while (($#)); do
 	--dirs) dirs=$2; shift 2 ;;
 	--per-dir) per_dir=$2; shift 2 ;;
 	--no-v4-walk) v4_walk=0; shift ;;
+	--charts) charts=$2; shift 2 ;;
 	--smoke) smoke=1; count=20; flat_count=200; dirs=10; per_dir=10; shift ;;
 	-h | --help) usage 0 ;;
 	*) echo "suite: unknown argument '$1'" >&2; usage ;;
@@ -73,6 +79,9 @@ proxy_mnt_port=$((port_base + 3))
 for tool in "$vhprep" "$build/bench/vhprep-mkimages" "$build/bench/delayproxy" /usr/bin/time; do
 	[ -x "$tool" ] || { echo "suite: $tool missing: build first (cmake --build build)" >&2; exit 2; }
 done
+for tool in gnuplot jq; do # the charts (bench/plot.sh)
+	command -v "$tool" >/dev/null || { echo "suite: needs $tool (bash .ci/install-deps.sh)" >&2; exit 2; }
+done
 
 scratch_parent=/dev/shm
 [ -d "$scratch_parent" ] && [ -w "$scratch_parent" ] || scratch_parent=${TMPDIR:-/tmp}
@@ -84,10 +93,12 @@ if [ "$smoke" = 1 ]; then
 	data_root=$build/bench-data/smoke
 	results=$work/suite-$stamp.jsonl
 	report=$work/RESULTS.md
+	charts=${charts:-$work/charts}
 else
 	data_root=$build/bench-data
 	results=$root/bench/results/suite-$stamp.jsonl
 	report=$root/bench/RESULTS.md
+	charts=${charts:-$root/bench/charts}
 fi
 mkdir -p "$mnt" "$data_root" "$(dirname "$results")"
 log=$work/runs.log
@@ -202,7 +213,7 @@ json_str() {
 # count_output KIND DIR: files a run left in DIR (jobs) or listed in its stdout (walks).
 count_output() {
 	case $1 in
-	job) find "$2" -type f -name '*.jpg' | wc -l ;;
+	job) find "$2" -type f -name '*.jpg' ! -name vhprep-preview.jpg | wc -l ;;
 	vhprep-walk) sed -n 's/.*"entries":\([0-9]*\).*/\1/p' "$work/stdout" | tail -1 ;;
 	*) grep -c '\.jpg$' "$work/stdout" || true ;;
 	esac
@@ -325,15 +336,8 @@ walk_benchmarks() {
 
 # ---- tables ----
 
-# ref_of KEY: the vhprep run a peer is compared with (same access path, same work).
-ref_of() {
-	case $1 in
-	python-mount | vips-mount) echo vhprep-mount ;;
-	find-mount | ls-mount) echo vhprep-walk-mount ;;
-	nfsls-nfs3) echo vhprep-walk-nfs3 ;;
-	*) echo "" ;;
-	esac
-}
+# shellcheck source=bench/suite-refs.sh
+source bench/suite-refs.sh # suite_ref KEY: the vhprep run a peer is compared with
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
 
@@ -347,7 +351,7 @@ print_table() {
 |---|---:|---:|---:|---:|---:|
 MD
 	for key in "${rows[@]}"; do
-		ref=$(ref_of "$key")
+		ref=$(suite_ref "$key")
 		r="vhprep"
 		[ -n "$ref" ] && [ -n "${rate[$ref]:-}" ] && r=$(ratio "${rate[$ref]}" "${rate[$key]}")
 		mb=${mbps[$key]}
@@ -447,6 +451,9 @@ body=$work/body.md
 for cur_dataset in "${dataset_list[@]}"; do
 	dataset_info "$cur_dataset"
 	warm_server "$(basename "$cur_dir")"
+	# the dataset's chart (drawn at the end) above its tables
+	printf '\n![%s: vhprep and its peers by profile](%s/suite-%s.svg)\n' "$cur_dataset" \
+		"$(realpath -m --relative-to="$(dirname "$report")" "$charts")" "$cur_dataset" >>"$body"
 	for p in "${profile_list[@]}"; do
 		profile_load "$p"
 		start_proxy
@@ -469,4 +476,5 @@ done
 	print_targets
 } >"$report"
 print_targets
-echo "suite: report $report, raw runs $results" >&2
+bash bench/plot.sh --out "$charts" "$results" >&2
+echo "suite: report $report, raw runs $results, charts in $charts" >&2

@@ -8,21 +8,24 @@
 # then the baseline "one request in flight, one connection" against the defaults,
 # --walkers on a walk of a wide tree, and --read-budget. Every command is printed on
 # stderr before it runs; Markdown tables on stdout, JSON lines appended to
-# bench/results/tune-<date>.jsonl. Docs and the recommendations: bench/NFS.md.
+# bench/results/tune-<date>.jsonl, then the files/s by --io-depth chart (bench/plot.sh).
+# Docs and the recommendations: bench/NFS.md.
 set -euo pipefail
 prog=tune
 usage() {
 	cat <<'EOF'
-usage: bench/tune.sh [--smoke] [--profile NAME] [--data DIR] [--no-v4]
+usage: bench/tune.sh [--smoke] [--profile NAME] [--data DIR] [--no-v4] [--charts DIR]
 
   --smoke         tiny sizes and few points (< 30 s); results to a temporary file
   --profile NAME  storage profile of bench/profiles.sh (default efs-maxio)
   --data DIR      where the datasets are made and kept (default build/bench-data/nfs,
                   shared with nfs-bench.sh)
   --no-v4         skip the NFSv4 curves (v4 listing is slow on ganesha today)
+  --charts DIR    where bench/plot.sh draws tune-depth-PROFILE.svg (default bench/charts;
+                  with --smoke a temporary dir); a missing or empty chart fails the run
 
-Needs root, nfs-ganesha, FUSE (for the kernel-mount rows), jq, /usr/bin/time and a build
-of vhprep. Exit: 0 done, 2 usage or missing tools, 77 neither path can run here,
+Needs root, nfs-ganesha, FUSE (for the kernel-mount rows), jq, gnuplot, /usr/bin/time
+and a build of vhprep. Exit: 0 done, 2 usage or missing tools, 77 neither path can run here,
 1 a run failed.
 EOF
 }
@@ -35,6 +38,7 @@ smoke=0
 profile=efs-maxio
 data=$build/bench-data/nfs
 v4=1
+charts=""
 NFS_PROXY_PORT=20592
 MNT_PROXY_PORT=20593
 
@@ -45,6 +49,7 @@ parse_args() {
 		--profile) profile=$2; shift 2 ;;
 		--data) data=$2; shift 2 ;;
 		--no-v4) v4=0; shift ;;
+		--charts) charts=$2; shift 2 ;;
 		-h | --help) usage; exit 0 ;;
 		*) usage >&2; exit 2 ;;
 		esac
@@ -62,12 +67,14 @@ set_sizes() {
 		PHOTOS=16 WIDE_D=6 WIDE_F=10 BIG_N=2 BIG_MB=2 data=$work/data
 		DEPTHS="1 16" CONNS="1 4" CONN_DEPTHS="16" CONNS_V4="1 4" JOB_REPS=1 WALKERS="1 16" WALKERS_V4="16" BUDGETS="16M 256M"
 		results=$work/results.jsonl
+		charts=${charts:-$work/charts}
 	else
 		PHOTOS=1000 WIDE_D=200 WIDE_F=100 BIG_N=20 BIG_MB=64
 		DEPTHS="1 2 4 8 16 32 64 128 256" CONNS="1 2 4 8" CONNS_V4="1 2 4 8 16 32" JOB_REPS=3
 		CONN_DEPTHS="16 64 256"
 		WALKERS="1 2 4 8 16 32 64" WALKERS_V4="1 4 16" BUDGETS="16M 64M 256M"
 		results=$root/bench/results/tune-$(date -u +%Y%m%d).jsonl
+		charts=${charts:-$root/bench/charts}
 	fi
 	mkdir -p "$data" "$(dirname "$results")"
 	data=$(cd "$data" && pwd -P)
@@ -135,7 +142,7 @@ job_run() {
 	rm -rf "$out"
 	lfs_remount
 	timed "$name" "$vhprep" --resize 224 --quiet --metrics-interval 0 -o "$out" "$@" "$mnt/$PSET"
-	made=$(find "$out" -name '*.jpg' | wc -l)
+	made=$(find "$out" -name '*.jpg' ! -name vhprep-preview.jpg | wc -l)
 	[ "$made" -eq "$PHOTOS" ] || die "$name: $made of $PHOTOS outputs"
 	R_FPS=$(calc "$PHOTOS / $T_SECS")
 	jsonl "$results" bench=tune run="$name" path=lfs set="$PSET" profile="$profile" \
@@ -322,6 +329,7 @@ main() {
 	local rc paths=()
 	need_tools "$vhprep" "$build/bench/vhprep-mkimages" "$build/bench/delayproxy" /usr/bin/time
 	command -v jq >/dev/null || { echo "$prog: needs jq" >&2; exit 2; }
+	command -v gnuplot >/dev/null || { echo "$prog: needs gnuplot (the chart)" >&2; exit 2; }
 	profile_load "$profile" || exit 2
 	set_sizes
 	make_datasets
@@ -341,7 +349,8 @@ main() {
 	echo "## vhprep tuning curves, profile $profile (RTT $PROFILE_RTT_MS ms +/- $PROFILE_JITTER_MS, $PROFILE_RATE_MBIT Mbit/s), $(date -u '+%F %H:%M') UTC, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo
 	run_curves "${paths[@]}"
-	echo "$prog: raw runs: $results" >&2
+	bash bench/plot.sh --out "$charts" "$results" >&2
+	echo "$prog: raw runs: $results, chart in $charts" >&2
 }
 
 # run_curves PATHS...: every curve on the paths that are up.

@@ -37,6 +37,7 @@ void config_defaults(struct config *cfg)
 	cfg->per_host = 16;
 	cfg->http_timeout = 60.0;
 	cfg->retries = 3;
+	cfg->preview = 24; /* PREVIEW_DEFAULT */
 }
 
 void config_release(struct config *cfg)
@@ -375,6 +376,9 @@ int config_finish(struct config *cfg, struct vherr *err)
 					 "--dataset '%s' is not of the form "
 					 "dataset://NAME/VERSION",
 					 cfg->datasets.v[i]);
+	if (cfg->preview_in_dataset && (!cfg->preview || !cfg->datasets.n))
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--preview-in-dataset needs --dataset and a --preview above 0");
 	if (cfg->urls) /* a list of URLs: nothing local to overlap */
 		return 0;
 	return check_overlap(cfg, err);

@@ -37,6 +37,9 @@ struct config {
 	/* incremental */
 	const char *since;        /* an earlier run's valohai.metadata.jsonl, or NULL */
 	int since_checksum;       /* compare SHA-256 rather than size and mtime */
+	/* preview (engine/preview.h) */
+	int preview;		  /* samples on vhprep-preview.jpg, 0: no sheet */
+	int preview_in_dataset;	  /* bind the sheet to the dataset version(s) too */
 	/* run */
 	int threads, io_depth, walkers;
 	int nfs_connections;      /* nfs:// TCP connections */

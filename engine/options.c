@@ -19,6 +19,8 @@ enum {
 	OPT_KEEP_QUERY, OPT_INSECURE, OPT_CACERT, OPT_NETRC_FILE, OPT_ALLOW_METADATA_IP,
 	/* png-fast */
 	OPT_PNG_LEVEL,
+	/* the preview sheet */
+	OPT_PREVIEW, OPT_PREVIEW_IN_DATASET,
 };
 
 static const struct option long_options[] = {
@@ -57,6 +59,8 @@ static const struct option long_options[] = {
 	{"dataset-exclude", required_argument, NULL, OPT_DATASET_EXCLUDE},
 	{"since", required_argument, NULL, OPT_SINCE},
 	{"since-checksum", no_argument, NULL, OPT_SINCE_CHECKSUM},
+	{"preview", required_argument, NULL, OPT_PREVIEW},
+	{"preview-in-dataset", no_argument, NULL, OPT_PREVIEW_IN_DATASET},
 	{"threads", required_argument, NULL, 'j'},
 	{"io-depth", required_argument, NULL, OPT_IO_DEPTH},
 	{"walkers", required_argument, NULL, OPT_WALKERS},
@@ -165,6 +169,13 @@ void options_usage(FILE *out)
 "  --since-checksum        compare inputs with FILE by SHA-256 (read in full) instead\n"
 "                          of size and mtime\n"
 "\n"
+"Preview:\n"
+"  --preview N             vhprep-preview.jpg in the outputs root shows N outputs, each\n"
+"                          beside its source, chosen by a hash of the relative path,\n"
+"                          and the failed inputs (default 24, at most 100; 0: none)\n"
+"  --preview-in-dataset    bind the sheet to the --dataset version too (default: it is\n"
+"                          an output of the execution only)\n"
+"\n"
 "Run:\n"
 "  -j, --threads N         image worker threads (default: all cores)\n"
 "  --io-depth N            opens+reads in flight (default 64): on a network mount each\n"
@@ -211,7 +222,7 @@ void options_usage(FILE *out)
 "\n"
 "The outputs dir receives: PREFIX/<relative tree>, valohai.metadata.jsonl (one line per\n"
 "output, with provenance), processing_metadata.csv, vhprep-errors.jsonl (one line per\n"
-"failed input) and vhprep-summary.json.\n"
+"failed input), vhprep-summary.json and vhprep-preview.jpg.\n"
 "\n"
 "Exit codes:\n"
 "  0    every selected file was processed (or failures <= --max-errors)\n"
@@ -410,6 +421,24 @@ static int parse_count(const char *opt, const char *v, long max, int *out, struc
 	return 0;
 }
 
+/* The preview options. Returns 1 if opt is not one of them. */
+static int parse_preview(int opt, const char *v, struct config *cfg, struct vherr *err)
+{
+	long n;
+
+	switch (opt) {
+	case OPT_PREVIEW:
+		if (config_parse_long(v, 0, 100, &n)) /* PREVIEW_MAX */
+			return bad(err, "--preview", v, "a count of 0-100");
+		cfg->preview = (int)n;
+		return 0;
+	case OPT_PREVIEW_IN_DATASET:
+		cfg->preview_in_dataset = 1;
+		return 0;
+	}
+	return 1;
+}
+
 /* The run options. Returns 1 if opt is not one of them. */
 static int parse_run(int opt, const char *v, struct config *cfg, struct vherr *err)
 {
@@ -532,6 +561,8 @@ int options_parse(int argc, char **argv, struct config *cfg, FILE *out, struct v
 			rc = parse_select(opt, optarg, cfg, err);
 		if (rc == 1)
 			rc = parse_output(opt, optarg, cfg, err);
+		if (rc == 1)
+			rc = parse_preview(opt, optarg, cfg, err);
 		if (rc == 1)
 			rc = parse_run(opt, optarg, cfg, err);
 		if (rc == 1)

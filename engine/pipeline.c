@@ -88,6 +88,7 @@ static void record_failure_of(struct pipeline *p, const char *relpath,
 	source_hint_location(p->env.source, relpath, rd ? &rd->hint : NULL, where,
 			     sizeof(where));
 	stats_fail(p->env.stats, err->code, where);
+	preview_fail(p->env.preview, relpath, err);
 	if (report_error_with(p->env.report, where, err, rd ? rd->prov : NULL, &werr) < 0)
 		set_fatal(p, &werr);
 }
@@ -207,6 +208,7 @@ static enum source_next emit_one(struct pipeline *p, const struct source_entry *
 	}
 	if (!p->size_bounds && over_limit(p))
 		return SOURCE_STOP;
+	preview_seen(p->env.preview, relpath);
 	it = item_new(p, e);
 	if (!it) {
 		vherr_set(&err, VHERR_NOMEM, VHSTAGE_SELECT, NULL);
@@ -453,6 +455,8 @@ static void process(struct pipeline *p, struct kernel *k, struct item *it, int w
 		return;
 	}
 	rc = kernel_run(k, it->rd.data, it->rd.len, &res, &err);
+	if (rc == 0)
+		preview_offer(p->env.preview, it->relpath, it->rd.data, it->rd.len, &res);
 	item_drop_input(it);
 	if (rc == 0 &&
 	    dirsink_output_name(p->env.cfg->prefix, it->relpath, kernel_format_ext(res.format),

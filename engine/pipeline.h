@@ -20,6 +20,7 @@
 #include "engine/config.h"
 #include "engine/resume.h"
 #include "engine/since.h"
+#include "engine/preview.h"
 #include "engine/stats.h"
 #include "io/dirsink.h"
 #include "io/metadata.h"
@@ -38,6 +39,7 @@ struct pipeline_env {
 	struct claims *claims;  /* who owns each output name */
 	struct resume *resume;  /* what earlier runs left, or NULL */
 	struct since *since;    /* --since's records, or NULL */
+	struct preview *preview; /* NULL: no preview sheet */
 };
 
 struct pipeline;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/htab.h"
+#include "engine/preview.h"
 #include "io/jsonname.h"
 #include "io/posixwalk.h"
 #include "io/report.h"
@@ -37,6 +38,7 @@ struct resume {
 	atomic_ullong temps;   /* temporary files removed (walk threads) */
 	struct vherr mismatch; /* a settings difference, when code is set */
 	json_t *csv_line;      /* the CSV's last line, handed to the report */
+	json_t *preview_line;  /* the preview sheet's last line, handed to the report */
 };
 
 int resume_parse_mtime(const char *s, int64_t *ns)
@@ -179,6 +181,9 @@ static int judge_line(void *ctx, const struct metadata_line *l)
 	if (strcmp(l->file, REPORT_CSV_FILE) == 0) {
 		json_decref(r->csv_line);
 		r->csv_line = json_incref(l->obj);
+	} else if (strcmp(l->file, PREVIEW_FILE) == 0) {
+		json_decref(r->preview_line);
+		r->preview_line = json_incref(l->obj);
 	}
 	if (!ours(r, l->file))
 		return 0;
@@ -305,6 +310,8 @@ int resume_open(int dirfd, struct metadata *m, struct claims *c, const struct re
 	rep->temps_removed = atomic_load(&r->temps);
 	rep->csv_line = r->csv_line;
 	r->csv_line = NULL;
+	rep->preview_line = r->preview_line;
+	r->preview_line = NULL;
 	*out = r;
 	return 0;
 fail:
@@ -387,6 +394,7 @@ void resume_free(struct resume *r)
 		return;
 	json_decref(r->versions);
 	json_decref(r->csv_line);
+	json_decref(r->preview_line);
 	htab_free(r->index);
 	htab_free(r->seen);
 	free(r);

@@ -45,6 +45,7 @@ struct resume_report {
 	int compacted;		/* the metadata file was rewritten */
 	json_t *csv_line;	/* the last line binding processing_metadata.csv (new
 				   reference, the caller decrefs), or NULL */
+	json_t *preview_line;	/* the same for the preview sheet (engine/preview.h) */
 };
 
 struct resume;

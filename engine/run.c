@@ -54,6 +54,8 @@ struct run {
 	int stats_ready;
 	int kernel_ready;
 	struct pipeline *pipeline;
+	struct preview *preview;
+	int preview_written; /* the sheet is there, to be bound to the dataset */
 	sigset_t signals;
 	atomic_int signal; /* the signal that stopped the run, or 0 */
 	time_t started;
@@ -195,6 +197,7 @@ static int open_all(struct run *r, int *exit_code, struct vherr *err)
 	}
 	stats_init(&r->stats);
 	r->stats_ready = 1;
+	r->preview = preview_new(&r->cfg); /* NULL: --preview 0 (or no memory: no sheet) */
 	return 0;
 }
 
@@ -355,26 +358,30 @@ static int collect_excludes(struct run *r, struct vherr *err)
 	return rc;
 }
 
-/* Binds processing_metadata.csv to the dataset (with the exclude list), unless an equal
- * line is there already. */
-static int bind_csv(struct run *r, struct vherr *err)
+/* Binds file (one of the run's own: the CSV, the preview sheet) to the dataset, with
+ * the exclude list when excludes, unless a line equal to it stands already (earlier, the
+ * last line for file an earlier run left). */
+static int bind_file(struct run *r, const char *file, int excludes, json_t *earlier,
+		     struct vherr *err)
 {
 	struct metadata_binding b = r->binding;
 	char *line;
-	int rc = collect_excludes(r, err);
+	int rc = excludes ? collect_excludes(r, err) : 0;
 
 	if (rc < 0)
 		return rc;
-	b.excludes = r->excludes.v;
-	b.nexcludes = r->excludes.n;
-	line = metadata_format_line(&b, REPORT_CSV_FILE, NULL);
+	if (excludes) {
+		b.excludes = r->excludes.v;
+		b.nexcludes = r->excludes.n;
+	}
+	line = metadata_format_line(&b, file, NULL);
 	json_t *want = line ? json_loads(line, 0, NULL) : NULL;
 
 	if (!want)
 		rc = vherr_set(err, VHERR_NOMEM, VHSTAGE_RECORD, NULL);
-	else if (!r->resumed.csv_line || !json_equal(want, r->resumed.csv_line)) {
+	else if (!earlier || !json_equal(want, earlier)) {
 		rc = metadata_append_line(r->metadata, line, strlen(line), NULL, err);
-		if (rc == 0 && r->resumed.csv_line)
+		if (rc == 0 && earlier)
 			metadata_superseded(r->metadata);
 	}
 	json_decref(want);
@@ -396,8 +403,10 @@ static int seal_records(struct run *r, struct vherr *err)
 		say(r, "vhprep: removed %llu outputs of an earlier run that no input replaced "
 		       "(--overwrite)",
 		    (unsigned long long)removed);
+	if (rc == 0 && r->preview_written)
+		rc = bind_file(r, PREVIEW_FILE, 0, r->resumed.preview_line, err);
 	if (rc == 0)
-		rc = bind_csv(r, err);
+		rc = bind_file(r, REPORT_CSV_FILE, 1, r->resumed.csv_line, err);
 	if (rc == 0)
 		rc = metadata_finish(r->metadata, &compacted, err);
 	if (rc == 0 && compacted)
@@ -424,6 +433,9 @@ static int finish(struct run *r, int fatal, int forced)
 	struct vherr err = {0};
 	json_t *summary;
 
+	if (!forced && preview_finish(r->preview, r->sink, &r->stats, atomic_load(&r->signal)) &&
+	    r->cfg.preview_in_dataset)
+		r->preview_written = 1;
 	if (seal_records(r, &err) < 0) {
 		fprintf(stderr, "vhprep: %s\n", err.msg);
 		code = RUN_EXIT_FATAL;
@@ -459,6 +471,7 @@ static int execute(struct run *r, struct vherr *err)
 		.claims = r->claims,
 		.resume = r->resume,
 		.since = r->since,
+		.preview = r->preview,
 	};
 	pthread_t monitor;
 	struct vhstatus *status;
@@ -485,6 +498,7 @@ static int execute(struct run *r, struct vherr *err)
 static void run_close(struct run *r)
 {
 	pipeline_free(r->pipeline);
+	preview_free(r->preview);
 	metadata_close(r->metadata, NULL);
 	report_close(r->report, NULL);
 	resume_free(r->resume);
@@ -494,6 +508,7 @@ static void run_close(struct run *r)
 		free((char *)r->excludes.v[i]);
 	free(r->excludes.v);
 	json_decref(r->resumed.csv_line);
+	json_decref(r->resumed.preview_line);
 	source_free(r->source);
 	outlock_release(r->lock); /* last: the records are closed */
 	dirsink_free(r->sink);

@@ -25,7 +25,7 @@ check_prerequisites() {
 	local tool
 	[ "$(id -u)" -eq 0 ] || skip "needs root (nfs-ganesha's VFS backend)"
 	[ -r /dev/fuse ] && [ -w /dev/fuse ] || skip "/dev/fuse is not usable"
-	for tool in ganesha.nfsd nfs-ls rpcinfo vipsthumbnail; do
+	for tool in ganesha.nfsd nfs-ls rpcinfo vipsthumbnail; do # gnuplot: missing fails
 		command -v "$tool" >/dev/null || skip "$tool is not installed"
 	done
 	/usr/bin/python3 -c 'import PIL' 2>/dev/null || skip "/usr/bin/python3 has no Pillow"
@@ -54,7 +54,7 @@ out=$work/stdout
 err=$work/stderr
 
 t0=$SECONDS
-bash "$root/bench/suite.sh" --smoke >"$out" 2>"$err"
+bash "$root/bench/suite.sh" --smoke --charts "$work/charts" >"$out" 2>"$err"
 rc=$?
 echo "     bench/suite.sh --smoke: exit $rc in $((SECONDS - t0)) s"
 if [ "$rc" -ne 0 ]; then
@@ -78,6 +78,9 @@ check "walks over nfs:// (2 sets x 4 profiles)" has_rows 8 "vhprep bench --walk-
 check "the mount rows really ran on latencyfs (round trips counted)" \
 	grep -Eq '^\| vhprep --resize 224 \(mount, [0-9.]+ ms/op\) \| [0-9.]+ \| [0-9.]+ \| [0-9]+ \| [0-9.]+ \|' "$out"
 check "each command printed before it ran" test "$(grep -c '^# [a-z-]*/[a-z-]*/' "$err")" -eq 68
+for chart in suite-imagenet-like suite-flat suite-wide; do
+	check "chart $chart.svg drawn (vhprep and peers per profile)" chart_ok "$work/charts/$chart.svg"
+done
 
 echo "test_suite: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

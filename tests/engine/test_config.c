@@ -552,3 +552,14 @@ Test(config_finish, prefix_symlink_into_source_refused, .init = setup, .fini = t
 	cfg.prefix = "other";
 	finish_ok();
 }
+
+Test(config_finish, preview_in_dataset_needs_a_dataset_and_a_sheet, .init = setup,
+     .fini = teardown)
+{
+	cfg.preview_in_dataset = 1;
+	finish_refused("--preview-in-dataset");
+	cr_assert_eq(strlist_add(&cfg.datasets, "dataset://images/v1"), 0);
+	finish_ok();
+	cfg.preview = 0;
+	finish_refused("--preview-in-dataset");
+}

@@ -467,3 +467,22 @@ Test(options, urls_replace_source)
 	cr_assert_not_null(strstr(err.msg, "--urls"), "%s", err.msg);
 	parsed_free(p);
 }
+
+Test(options, preview_options_set_their_fields)
+{
+	struct parsed *p = parse_ok(PARSE("src"));
+
+	cr_assert_eq(p->cfg.preview, 24, "the default sheet shows 24");
+	cr_assert_eq(p->cfg.preview_in_dataset, 0);
+	parsed_free(p);
+	p = parse_ok(PARSE("--preview", "0", "src"));
+	cr_assert_eq(p->cfg.preview, 0);
+	parsed_free(p);
+	p = parse_ok(PARSE("--preview", "100", "--preview-in-dataset", "src"));
+	cr_assert_eq(p->cfg.preview, 100);
+	cr_assert_eq(p->cfg.preview_in_dataset, 1);
+	parsed_free(p);
+	expect_usage(PARSE("--preview", "101", "src"), "--preview", "'101'");
+	expect_usage(PARSE("--preview", "-1", "src"), "--preview", NULL);
+	expect_usage(PARSE("--preview", "some", "src"), "--preview", "some");
+}
