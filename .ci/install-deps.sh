@@ -22,6 +22,8 @@ packages=(
 	python3-pil                      # the Python peer the benchmarks compare against
 	hyperfine time                   # benchmark timing
 	jq                               # bench/nfs-bench.sh and tune.sh read vhprep bench JSON
+	libarchive-dev                   # io/pack: tar members of --pack shards
+	libzstd-dev zstd                 # io/pack: tar.zst frames; zstd -d in the index reader test
 )
 
 missing=()
