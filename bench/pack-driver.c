@@ -13,7 +13,8 @@
  * NAME-MEMBER-SEQ shards in OUT (NAME default processed_images, MEMBER 0of1) and append
  * one metadata line per published shard. OUT must exist. Prints one JSON line on stdout:
  * format, level, threads, files, bytes_in, bytes_out (what OUT received besides the
- * records), shards, seconds (from the first read to the last publish), files_per_s,
+ * records), shards, seconds (from the first read to the last publish), cpu_seconds (of
+ * every thread over the same span), files_per_s,
  * mb_per_s (of input), ratio (bytes_in / bytes_out). Exit 0, or 1 on any error. */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -197,6 +199,16 @@ static double now(void)
 	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/* CPU seconds (user + system) of the whole process, every thread, so far. */
+static double cpu_now(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
 static int open_sink(struct driver *d, const char *out, struct vherr *err)
 {
 	int dirfd, rc;
@@ -221,7 +233,7 @@ static int run(struct driver *d, const char *out)
 {
 	pthread_t tid[256];
 	struct vherr err = {0};
-	double t0, secs;
+	double t0, c0, secs, cpu;
 	int rc = open_sink(d, out, &err);
 
 	if (rc != 0) {
@@ -229,6 +241,7 @@ static int run(struct driver *d, const char *out)
 		return 1;
 	}
 	t0 = now();
+	c0 = cpu_now();
 	for (int i = 0; i < d->threads; i++)
 		pthread_create(&tid[i], NULL, worker, d);
 	for (int i = 0; i < d->threads; i++)
@@ -236,17 +249,21 @@ static int run(struct driver *d, const char *out)
 	if (d->pack && pack_close(d->pack, &err) != 0)
 		fail(d, &err);
 	secs = now() - t0;
+	cpu = cpu_now() - c0;
 	if (atomic_load(&d->failed)) {
 		fprintf(stderr, "pack-driver: %s\n", d->err.msg);
 		return 1;
 	}
 	printf("{\"format\":\"%s\",\"level\":%d,\"zstd_workers\":%d,\"threads\":%d,"
 	       "\"files\":%zu,\"bytes_in\":%llu,\"bytes_out\":%llu,\"shards\":%u,"
-	       "\"seconds\":%.4f,\"files_per_s\":%.1f,\"mb_per_s\":%.2f,\"ratio\":%.4f}\n",
+	       "\"seconds\":%.4f,\"cpu_seconds\":%.4f,\"files_per_s\":%.1f,\"mb_per_s\":%.2f,"
+	       "\"ratio\":%.4f}\n",
 	       d->dir_mode ? "dir" : pack_format_ext(d->opt.format),
-	       d->opt.format == PACK_TAR_ZST && !d->dir_mode ? d->opt.zstd_level : 0,
+	       d->opt.format == PACK_TAR_ZST && !d->dir_mode
+		   ? (d->opt.zstd_level ? d->opt.zstd_level : PACK_ZSTD_LEVEL_DEFAULT)
+		   : 0,
 	       d->opt.zstd_workers, d->threads, d->n, (unsigned long long)d->bytes_in,
-	       (unsigned long long)d->bytes_out, atomic_load(&d->shards), secs,
+	       (unsigned long long)d->bytes_out, atomic_load(&d->shards), secs, cpu,
 	       (double)d->n / secs, (double)d->bytes_in / secs / 1e6,
 	       d->bytes_out ? (double)d->bytes_in / (double)d->bytes_out : 0.0);
 	return 0;
