@@ -560,8 +560,8 @@ static int close_synced(FILE *f)
 	return rc;
 }
 
-/* Ends s, renames its index and then itself into place (never over an existing file), and
- * makes both read-only for live upload. On failure nothing of s stays visible. */
+/* Ends s and renames its index and then itself into place (never over an existing
+ * file). On failure nothing of s stays visible. */
 static int shard_finish(struct pack *p, struct shard *s, struct vherr *err)
 {
 	int e;
@@ -584,10 +584,16 @@ static int shard_finish(struct pack *p, struct shard *s, struct vherr *err)
 		unlinkat(p->dirfd, s->index, 0);
 		return write_failed(err, e, "publish", s->name);
 	}
-	/* read-only only after the rename: Valohai uploads a file the moment it turns
-	 * read-only, and must never see a temporary name */
-	if (p->opt.live_upload && (fchmodat(p->dirfd, s->index, 0444, 0) != 0 ||
-				   fchmodat(p->dirfd, s->name, 0444, 0) != 0))
+	return 0;
+}
+
+/* Makes s's index and then s read-only (live upload): only after the renames, since
+ * Valohai uploads a file the moment it turns read-only and must never see a temporary
+ * name, and only after the callback, which may write their sidecar metadata first. */
+static int shard_release(struct pack *p, struct shard *s, struct vherr *err)
+{
+	if (fchmodat(p->dirfd, s->index, 0444, 0) != 0 ||
+	    fchmodat(p->dirfd, s->name, 0444, 0) != 0)
 		return write_failed(err, errno, "make read-only", s->name);
 	return 0;
 }
@@ -617,6 +623,8 @@ static int shard_publish(struct pack *p, struct shard *s, struct vherr *err)
 		rc = p->opt.on_publish(p->opt.ctx, &info, err);
 		pthread_mutex_unlock(&p->cb_lock);
 	}
+	if (rc == 0 && p->opt.live_upload)
+		rc = shard_release(p, s, err);
 	shard_free(s);
 	return rc;
 }

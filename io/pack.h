@@ -34,9 +34,9 @@
  * SEQ of that NAME-MEMBER found in dir, shard or index, so reruns and the N members of a
  * sharded job never clash). A shard is written under a hidden temporary name
  * (".NAME-MEMBER-SEQ.tar.vhprep-tmp.PID") and renamed into place only when complete,
- * after its index; with live_upload both are made read-only (0444) right after their
- * rename, which Valohai takes as "upload now". A killed run leaves only hidden temporary
- * files, which the next pack_open in that dir removes (those of dead processes). A
+ * after its index; with live_upload both are made read-only (0444) once the publish
+ * callback has run, which Valohai takes as "upload now". A killed run leaves only hidden
+ * temporary files, which the next pack_open in that dir removes (those of dead processes). A
  * published shard or index is never opened for writing again (renames use
  * RENAME_NOREPLACE). A shard stays within shard_size bytes (its whole file, trailer
  * included) unless one output alone is larger: that output gets a shard of its own.
@@ -99,8 +99,10 @@ struct pack_shard {
 	const char *first_key, *last_key; /* in member order */
 };
 
-/* Called once per published shard. Returns 0, or a negative code with err set: the run
- * cannot go on (the shard stays published; pack_add and pack_close return the error). */
+/* Called once per published shard, after its renames and, with live_upload, before it
+ * and its index turn read-only (so a sidecar NAME.metadata.json written here is there
+ * when Valohai uploads them). Returns 0, or a negative code with err set: the run cannot
+ * go on (the shard stays published, writable; pack_add and pack_close return the error). */
 typedef int (*pack_publish_fn)(void *ctx, const struct pack_shard *shard, struct vherr *err);
 
 struct pack_options {

@@ -189,6 +189,17 @@ static json_t *read_index(const char *dir, const char *shard)
 	return a;
 }
 
+/* The permission bits of dir/name. */
+static mode_t stamp_mode(const char *dir, const char *name)
+{
+	char path[PATH_MAX + NAME_MAX + 2];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	cr_assert_eq(stat(path, &st), 0, "%s", path);
+	return st.st_mode & 0777;
+}
+
 static uint8_t *read_range(const char *path, uint64_t off, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -624,6 +635,47 @@ Test(pack, callback_error_is_fatal, .init = setup, .fini = teardown)
 }
 
 /* ---- temporary names, published shards, kills ---- */
+
+/* With live upload, the callback sees the shard and its index renamed but still
+ * writable (a sidecar written there is in place before Valohai takes them), and they turn
+ * read-only right after it. */
+static int check_writable(void *ctx, const struct pack_shard *s, struct vherr *err)
+{
+	int *calls = ctx;
+
+	(void)err;
+	cr_assert_eq(stamp_mode(tdir, s->name), 0644, "%s is read-only already", s->name);
+	cr_assert_eq(stamp_mode(tdir, s->index), 0644, "%s is read-only already", s->index);
+	(*calls)++;
+	return 0;
+}
+
+Test(pack, live_upload_turns_read_only_after_the_callback, .init = setup, .fini = teardown)
+{
+	int calls = 0;
+	struct pack_options o = {.format = PACK_TAR_ZST,
+				 .name = "processed_images",
+				 .member = "0of1",
+				 .shard_size = PACK_SHARD_SIZE_MIN,
+				 .live_upload = 1,
+				 .on_publish = check_writable,
+				 .ctx = &calls};
+	struct vherr err = {0};
+	struct pack *p;
+
+	umask(022);
+	cr_assert_eq(pack_open(tdir, &o, &p, &err), 0, "%s", err.msg);
+	for (unsigned i = 0; i < 40; i++) {
+		char relout[32];
+
+		snprintf(relout, sizeof(relout), "p/%u.bin", i);
+		add_one(p, relout, 4, i, 9000);
+	}
+	close_pack(p);
+	cr_assert_gt(calls, 2);
+	cr_assert_eq(stamp_mode(tdir, "processed_images-0of1-000001.tar.zst"), 0444);
+	cr_assert_eq(stamp_mode(tdir, "processed_images-0of1-000001.tar.zst.idx.jsonl"), 0444);
+}
 
 struct writer {
 	struct pack *p;
