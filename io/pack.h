@@ -114,7 +114,7 @@ struct pack_options {
 	const char *member;  /* "0of1", "2of4": no '/' or '-' */
 	uint64_t shard_size; /* bytes, at least PACK_SHARD_SIZE_MIN; 0: the default */
 	int zstd_level;	     /* tar.zst: 1..ZSTD_maxCLevel(); 0: the default */
-	int zstd_workers;    /* tar.zst: zstd's own threads per frame; 0 (best): none */
+	int zstd_workers;    /* tar.zst: zstd's threads per frame (zstd: none below 512 KB) */
 	int live_upload;     /* chmod 0444 each published shard and index */
 	pack_publish_fn on_publish; /* may be NULL */
 	void *ctx;		    /* passed to on_publish */
@@ -122,7 +122,7 @@ struct pack_options {
 
 struct pack;
 
-/* Opens a writer of shards into dir (created with parents if missing), removing the
+/* Opens a writer of shards into dir (which must exist: the outputs dir), removing the
  * temporary files that dead processes left for the same NAME-MEMBER. opt is copied (its
  * strings too). Returns 0 and *out (caller owns), or a negative code with err set
  * (VHERR_USAGE for bad options). */
