@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 #include <zstd.h>
 
 #define TMP_MARK     ".vhprep-tmp."
@@ -363,6 +364,50 @@ static void enc_trim(struct packenc *e)
 	}
 }
 
+/* ---- the keys one writer has added ---- */
+
+/* A set of 64-bit key hashes (XXH3), open addressing, at most half full; 0 marks an
+ * empty slot (a hash of 0 is stored as 1). 16 bytes per output at most: 16 MB per
+ * million. Two distinct keys share a hash with a probability of about n^2 / 2^65 (3e-8
+ * at a million): that output is then refused as a duplicate, visibly, never lost. */
+struct keyset {
+	uint64_t *v;
+	size_t cap, n;
+};
+
+static void keyset_put(struct keyset *ks, uint64_t h)
+{
+	size_t i = (size_t)h & (ks->cap - 1);
+
+	while (ks->v[i])
+		i = (i + 1) & (ks->cap - 1);
+	ks->v[i] = h;
+	ks->n++;
+}
+
+/* Adds h: 1 if it was not there, 0 if it was, -1 without memory. */
+static int keyset_add(struct keyset *ks, uint64_t h)
+{
+	h = h ? h : 1;
+	if (2 * (ks->n + 1) > ks->cap) {
+		struct keyset bigger = {.cap = ks->cap ? 2 * ks->cap : 1024};
+
+		bigger.v = calloc(bigger.cap, sizeof(*bigger.v));
+		if (!bigger.v)
+			return -1;
+		for (size_t i = 0; i < ks->cap; i++)
+			if (ks->v[i])
+				keyset_put(&bigger, ks->v[i]);
+		free(ks->v);
+		*ks = bigger;
+	}
+	for (size_t i = (size_t)h & (ks->cap - 1); ks->v[i]; i = (i + 1) & (ks->cap - 1))
+		if (ks->v[i] == h)
+			return 0;
+	keyset_put(ks, h);
+	return 1;
+}
+
 /* ---- the writer ---- */
 
 /* One shard being written: owned by the pack while open, then by its publisher. */
@@ -393,6 +438,7 @@ struct pack {
 	uint64_t next_seq;	 /* under lock */
 	int publishing;		 /* under lock: shards being published by other threads */
 	int closed;		 /* under lock */
+	struct keyset keys;	 /* under lock: every key added, to refuse a second */
 	int failed;		 /* under lock: the first fatal error's code */
 	struct vherr fatal;	 /* under lock */
 	pthread_mutex_t cb_lock; /* one on_publish call at a time */
@@ -659,6 +705,14 @@ static int append_locked(struct pack *p, const struct chunk *c, struct shard **r
 	if (p->closed)
 		return vherr_set(err, VHERR_INTERNAL, VHSTAGE_WRITE,
 				 "pack_add after pack_close");
+	rc = keyset_add(&p->keys, XXH3_64bits(c->key, strlen(c->key)));
+	if (rc < 0)
+		return fail_locked(
+		    p, &(struct vherr){.code = VHERR_NOMEM, .stage = VHSTAGE_WRITE});
+	if (rc == 0)
+		return vherr_set(err, VHERR_EXISTS, VHSTAGE_WRITE,
+				 "output '%s' is in this pack already (two inputs map to it)",
+				 c->key);
 	if (p->cur && p->cur->members &&
 	    p->cur->bytes + c->len + p->trailer_len > p->opt.shard_size) {
 		*retired = p->cur;
@@ -795,6 +849,7 @@ void pack_free(struct pack *p)
 	pthread_mutex_destroy(&p->lock);
 	pthread_mutex_destroy(&p->cb_lock);
 	pthread_cond_destroy(&p->idle);
+	free(p->keys.v);
 	free(p->name);
 	free(p->member);
 	free(p);

@@ -499,6 +499,32 @@ Test(pack, bad_name_is_refused_and_the_pack_goes_on, .init = setup, .fini = tear
 	free_names(names);
 }
 
+/* Two inputs mapping to one output: the dir sink refuses the second (the file exists);
+ * a pack refuses it too, whichever shard the first went to. */
+Test(pack, a_key_added_twice_is_refused, .init = setup, .fini = teardown)
+{
+	struct pack *p = open_pack(tdir, PACK_TAR, "0of1", PACK_SHARD_SIZE_MIN);
+	struct vherr err = {0};
+	json_t *idx;
+
+	add_one(p, "p/a.png", 0, 0, 100);
+	for (unsigned i = 1; i < 3000; i++) { /* many keys, several shards: the set grows */
+		char relout[32];
+
+		snprintf(relout, sizeof(relout), "p/%u.bin", i);
+		add_one(p, relout, 0, i, 200);
+	}
+	cr_assert_eq(pack_add(p, "p/a.png", (const uint8_t *)"x", 1, "{}", 2, &err),
+		     -VHERR_EXISTS);
+	cr_assert_not_null(strstr(err.msg, "p/a.png"), "%s", err.msg);
+	add_one(p, "p/after.bin", 0, 9999, 10); /* the pack goes on */
+	close_pack(p);
+	idx = read_index(tdir, "processed_images-0of1-000001.tar");
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(idx, 0), "key")),
+			 "p/a.png");
+	json_decref(idx);
+}
+
 /* ---- shards and the publish callback ---- */
 
 struct published {
