@@ -214,7 +214,7 @@ static int open_sink(struct driver *d, const char *out, struct vherr *err)
 	int dirfd, rc;
 
 	if (d->dir_mode) {
-		rc = dirsink_open(out, 0, 0, &d->ds, err);
+		rc = dirsink_open(out, 0, &d->ds, err);
 		dirfd = rc == 0 ? dirsink_dirfd(d->ds) : -1;
 	} else {
 		d->opt.on_publish = on_publish;
@@ -347,7 +347,7 @@ int main(int argc, char **argv)
 	rc = run(&d, argv[optind + 1]);
 	pack_free(d.pack);
 	dirsink_free(d.ds);
-	appendlog_close(d.meta);
+	appendlog_close(d.meta, NULL);
 	for (size_t i = 0; i < d.n; i++)
 		free(d.paths[i]);
 	free(d.paths);

@@ -582,6 +582,7 @@ Test(config_finish, prefix_symlink_into_source_refused, .init = setup, .fini = t
 	finish_refused("inside the source");
 	cfg.prefix = "other";
 	finish_ok();
+}
 
 /* --shard auto reads the environment (engine/shardenv.h); an explicit I/N wins. */
 static void no_scheduler(void)
