@@ -710,7 +710,7 @@ static int append_locked(struct pack *p, const struct chunk *c, struct shard **r
 		return fail_locked(
 		    p, &(struct vherr){.code = VHERR_NOMEM, .stage = VHSTAGE_WRITE});
 	if (rc == 0)
-		return vherr_set(err, VHERR_EXISTS, VHSTAGE_WRITE,
+		return vherr_set(err, VHERR_COLLISION, VHSTAGE_WRITE,
 				 "output '%s' is in this pack already (two inputs map to it)",
 				 c->key);
 	if (p->cur && p->cur->members &&

@@ -131,7 +131,7 @@ int pack_open(const char *dir, const struct pack_options *opt, struct pack **out
 /* Adds one output: data[0..len) as member pack_key(relout), json[0..json_len) as that
  * member + ".json". Borrowed for the call. Thread-safe. Returns 0 once both are appended to
  * the open shard (durable when that shard is published), or a negative code with err set:
- * VHERR_BAD_NAME (relout unusable) or VHERR_EXISTS (relout added to this pack before:
+ * VHERR_BAD_NAME (relout unusable) or VHERR_COLLISION (relout added to this pack before:
  * two inputs map to it), nothing written and the run goes on; or a fatal error
  * (VHERR_NOSPC, VHERR_IO...: the open shard's temporary files are removed, and every later
  * call returns the same error). */
