@@ -34,6 +34,8 @@ packages=(
 	fonts-dejavu-core                # the preview sheet's captions (vips_text, DejaVu Sans Mono)
 	fonts-wqy-microhei               # the preview sheet's captions: CJK file names
 	gnuplot-nox librsvg2-bin         # bench/plot.sh draws the SVG charts; the tests render them
+	libarchive-dev                   # io/pack: tar members of --pack shards
+	libzstd-dev zstd                 # io/pack: tar.zst frames; zstd -d in the index reader test
 )
 
 missing=()

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "io/jsonname.h"
+#include "engine/shardenv.h"
 
 void config_defaults(struct config *cfg)
 {
@@ -50,6 +51,10 @@ void config_release(struct config *cfg)
 	free(cfg->aliases.v);
 	free(cfg->tags.v);
 	free(cfg->dataset_excludes.v);
+	for (int i = 0; i < cfg->owned.n; i++)
+		free((char *)cfg->owned.v[i]);
+	free(cfg->owned.v);
+	memset(&cfg->owned, 0, sizeof(cfg->owned));
 	memset(&cfg->includes, 0, sizeof(cfg->includes));
 	memset(&cfg->excludes, 0, sizeof(cfg->excludes));
 	memset(&cfg->datasets, 0, sizeof(cfg->datasets));
@@ -155,6 +160,44 @@ int config_parse_shard(const char *s, uint32_t *index, uint32_t *count)
 	*index = (uint32_t)i;
 	*count = (uint32_t)n;
 	return 0;
+}
+
+int config_parse_shard_auto(const char *s, uint32_t *count)
+{
+	long n;
+
+	if (strcmp(s, "auto") == 0) {
+		*count = 0;
+		return 0;
+	}
+	if (strncmp(s, "auto/", 5) != 0 || config_parse_long(s + 5, 1, UINT32_MAX, &n) != 0)
+		return -1;
+	*count = (uint32_t)n;
+	return 0;
+}
+
+char *config_expand_shard(const char *s, uint32_t index, uint32_t count)
+{
+	static const char mark[] = "{shard}";
+	char part[32], *out, *o;
+	size_t n = 0, plen = (size_t)snprintf(part, sizeof(part), "%uof%u", index, count);
+
+	for (const char *p = strstr(s, mark); p; p = strstr(p + 1, mark))
+		n++;
+	out = malloc(strlen(s) + n * plen + 1);
+	if (!out)
+		return NULL;
+	for (o = out; *s;) {
+		if (strncmp(s, mark, sizeof(mark) - 1) == 0) {
+			memcpy(o, part, plen);
+			o += plen;
+			s += sizeof(mark) - 1;
+		} else {
+			*o++ = *s++;
+		}
+	}
+	*o = '\0';
+	return out;
 }
 
 int config_parse_fraction(const char *s, double *out)
@@ -338,8 +381,42 @@ static int finish_urls(struct config *cfg, struct vherr *err)
 	return 0;
 }
 
+/* --shard auto: this member's index and the count from the environment (an explicit
+ * --shard I/N wins), said on stderr; then {shard} in each --dataset. */
+static int finish_shard(struct config *cfg, struct vherr *err)
+{
+	struct shardenv se;
+	int rc;
+
+	if (cfg->shard_auto && !cfg->shard_explicit) {
+		rc = shardenv_detect(cfg->shard_auto_count, &se, err);
+		if (rc < 0)
+			return rc;
+		cfg->shard_index = se.index;
+		cfg->shard_count = se.count;
+		if (!cfg->quiet)
+			fprintf(stderr, "vhprep: --shard auto: shard %u/%u from %s\n", se.index,
+				se.count, se.source);
+	}
+	for (int i = 0; i < cfg->datasets.n; i++) {
+		char *d;
+
+		if (!strstr(cfg->datasets.v[i], "{shard}"))
+			continue;
+		d = config_expand_shard(cfg->datasets.v[i], cfg->shard_index, cfg->shard_count);
+		if (!d || strlist_add(&cfg->owned, d) != 0) {
+			free(d);
+			return vherr_set(err, VHERR_NOMEM, VHSTAGE_NONE, NULL);
+		}
+		cfg->datasets.v[i] = d;
+	}
+	return 0;
+}
+
 int config_finish(struct config *cfg, struct vherr *err)
 {
+	int rc;
+
 	if (finish_urls(cfg, err) < 0)
 		return -VHERR_USAGE;
 	if (!cfg->source)
@@ -368,6 +445,8 @@ int config_finish(struct config *cfg, struct vherr *err)
 	if ((cfg->aliases.n || cfg->dataset_from || cfg->packaging) && !cfg->datasets.n)
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
 				 "--dataset-alias, --dataset-from and --packaging need --dataset");
+	if ((rc = finish_shard(cfg, err)) < 0)
+		return rc;
 	for (int i = 0; i < cfg->datasets.n; i++)
 		if (strncmp(cfg->datasets.v[i], "dataset://", 10) != 0 ||
 		    cfg->datasets.v[i][10] == '/' || !strchr(cfg->datasets.v[i] + 10, '/') ||

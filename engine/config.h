@@ -25,6 +25,10 @@ struct config {
 	double sample;            /* keep this fraction, 1.0: all */
 	uint64_t seed;            /* sample hash seed */
 	uint32_t shard_index, shard_count; /* shard_count 1: no sharding */
+	/* --shard auto[/N]: config_finish sets shard_index/count from the scheduler's
+	 * environment (engine/shardenv.h) unless --shard I/N was given too */
+	int shard_auto, shard_explicit;
+	uint32_t shard_auto_count; /* N of auto/N, 0: from the environment */
 	const char *files_from;
 	/* write */
 	const char *outputs;      /* resolved by config_finish */
@@ -32,6 +36,7 @@ struct config {
 	int live_upload, overwrite;
 	/* record */
 	struct strlist datasets, aliases, tags;
+	struct strlist owned; /* strings config_finish made ({shard} in --dataset); freed */
 	const char *dataset_from, *packaging;
 	struct strlist dataset_excludes; /* --dataset-exclude: names the version leaves out */
 	/* incremental */
@@ -81,6 +86,11 @@ int config_parse_size(const char *s, uint64_t *out);
 int config_parse_resize(const char *s, int *w, int *h);
 /* "I/N" with 0 <= I < N. */
 int config_parse_shard(const char *s, uint32_t *index, uint32_t *count);
+/* "auto" (*count 0) or "auto/N" (N >= 1). */
+int config_parse_shard_auto(const char *s, uint32_t *count);
+/* Returns a copy of s (caller frees) with every "{shard}" written as "IofN" (0-based I,
+ * the form of --shard I/N: "v1-part{shard}" -> "v1-part2of4"), or NULL without memory. */
+char *config_expand_shard(const char *s, uint32_t index, uint32_t count);
 /* A decimal in (0, 1]. */
 int config_parse_fraction(const char *s, double *out);
 /* An integer in [min, max]. */

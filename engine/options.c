@@ -136,8 +136,13 @@ void options_usage(FILE *out)
 "                          for a subset that reruns reproduce)\n"
 "  --sample FRACTION       keep this fraction, chosen by a hash of the relative path:\n"
 "                          a rerun picks the same files (--seed N varies the choice)\n"
-"  --shard I/N             keep the files whose path hash mod N is I: N machines split\n"
-"                          one job without overlap\n"
+"  --shard I/N             keep the files whose path hash mod N is I (0 <= I < N): N\n"
+"                          machines split one job without overlap\n"
+"  --shard auto[/N]        I and N from the scheduler, said on stderr: a Valohai\n"
+"                          distributed task (VH_DIST_MEMBER_INDEX/COUNT, else\n"
+"                          $VH_CONFIG_DIR/distributed.json), a Kubernetes Indexed Job\n"
+"                          (JOB_COMPLETION_INDEX; it has no count: give auto/N) or a\n"
+"                          Slurm array (SLURM_ARRAY_TASK_ID/COUNT/MIN); none: exit 2\n"
 "  --files-from FILE       read relative paths from FILE ('-': stdin) instead of\n"
 "                          walking SOURCE\n"
 "\n"
@@ -151,7 +156,9 @@ void options_usage(FILE *out)
 "                          with any settings (default: resume, skipping inputs whose\n"
 "                          output stands, and refuse other settings); outputs of the\n"
 "                          prefix that no input replaces are removed\n"
-"  --dataset URI           bind every output to dataset://NAME/VERSION (repeatable)\n"
+"  --dataset URI           bind every output to dataset://NAME/VERSION (repeatable);\n"
+"                          {shard} in it becomes IofN (dataset://imgs/v1-part{shard} ->\n"
+"                          v1-part2of4), a version per member\n"
 "  --dataset-from URI      the version the new one starts from\n"
 "  --dataset-alias ALIAS   a targeting alias for the version (repeatable)\n"
 "  --packaging P           the version's packaging (JSON or a word, passed through)\n"
@@ -329,6 +336,20 @@ static int add(struct strlist *l, const char *v, struct vherr *err)
 	return strlist_add(l, v) ? vherr_set(err, VHERR_NOMEM, VHSTAGE_NONE, NULL) : 0;
 }
 
+/* --shard I/N, or auto[/N]: the index (and count) from the scheduler's environment,
+ * resolved by config_finish. I/N wins over auto whatever their order. */
+static int parse_shard(const char *v, struct config *cfg, struct vherr *err)
+{
+	if (config_parse_shard_auto(v, &cfg->shard_auto_count) == 0) {
+		cfg->shard_auto = 1;
+		return 0;
+	}
+	if (config_parse_shard(v, &cfg->shard_index, &cfg->shard_count) != 0)
+		return bad(err, "--shard", v, "I/N with 0 <= I < N, auto or auto/N");
+	cfg->shard_explicit = 1;
+	return 0;
+}
+
 /* The select options. Returns 1 if opt is not one of them. */
 static int parse_select(int opt, const char *v, struct config *cfg, struct vherr *err)
 {
@@ -360,9 +381,7 @@ static int parse_select(int opt, const char *v, struct config *cfg, struct vherr
 		cfg->seed = (uint64_t)n;
 		return 0;
 	case OPT_SHARD:
-		return config_parse_shard(v, &cfg->shard_index, &cfg->shard_count)
-			       ? bad(err, "--shard", v, "I/N with 0 <= I < N")
-			       : 0;
+		return parse_shard(v, cfg, err);
 	case OPT_FILES_FROM:
 		cfg->files_from = v;
 		return 0;

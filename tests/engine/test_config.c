@@ -185,6 +185,37 @@ Test(config_parse_shard, junk)
 
 /* ---- config_parse_fraction / config_parse_long ---- */
 
+Test(config_parse_shard_auto, forms)
+{
+	uint32_t n = 99;
+
+	cr_assert_eq(config_parse_shard_auto("auto", &n), 0);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(config_parse_shard_auto("auto/7", &n), 0);
+	cr_assert_eq(n, 7);
+	cr_assert_eq(config_parse_shard_auto("auto/4294967295", &n), 0);
+	cr_assert_eq(n, 4294967295u);
+	cr_assert_eq(config_parse_shard_auto("auto/0", &n), -1);
+	cr_assert_eq(config_parse_shard_auto("auto/4294967296", &n), -1);
+	cr_assert_eq(config_parse_shard_auto("auto/", &n), -1);
+	cr_assert_eq(config_parse_shard_auto("Auto", &n), -1);
+	cr_assert_eq(config_parse_shard_auto("1/2", &n), -1);
+}
+
+Test(config_expand_shard, every_placeholder)
+{
+	char *s = config_expand_shard("dataset://imgs/v1-part{shard}", 2, 4);
+
+	cr_assert_str_eq(s, "dataset://imgs/v1-part2of4");
+	free(s);
+	s = config_expand_shard("{shard}/{shard}{shard", 0, 1);
+	cr_assert_str_eq(s, "0of1/0of1{shard");
+	free(s);
+	s = config_expand_shard("plain", 6, 7);
+	cr_assert_str_eq(s, "plain");
+	free(s);
+}
+
 Test(config_parse_fraction, bounds)
 {
 	static const char *ok[] = {"1", "1.0", "0.5", "0.1", "0.000001", "1e-3"};
@@ -562,4 +593,61 @@ Test(config_finish, preview_in_dataset_needs_a_dataset_and_a_sheet, .init = setu
 	finish_ok();
 	cfg.preview = 0;
 	finish_refused("--preview-in-dataset");
+}
+
+/* --shard auto reads the environment (engine/shardenv.h); an explicit I/N wins. */
+static void no_scheduler(void)
+{
+	static const char *const vars[] = {"VH_DIST_MEMBER_INDEX", "VH_DIST_MEMBER_COUNT",
+					   "JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"};
+
+	for (size_t i = 0; i < sizeof(vars) / sizeof(*vars); i++)
+		unsetenv(vars[i]);
+	setenv("VH_CONFIG_DIR", dir, 1); /* no distributed.json there */
+}
+
+Test(config_finish, shard_auto_from_the_environment, .init = setup, .fini = teardown)
+{
+	no_scheduler();
+	cfg.quiet = 1;
+	cfg.shard_auto = 1;
+	finish_refused("no member index in the environment");
+	setenv("VH_DIST_MEMBER_INDEX", "2", 1);
+	setenv("VH_DIST_MEMBER_COUNT", "4", 1);
+	finish_ok();
+	cr_assert_eq(cfg.shard_index, 2);
+	cr_assert_eq(cfg.shard_count, 4);
+	cfg.shard_auto_count = 5;
+	finish_refused("the environment says 4 members");
+}
+
+Test(config_finish, explicit_shard_wins_over_auto, .init = setup, .fini = teardown)
+{
+	no_scheduler();
+	setenv("VH_DIST_MEMBER_INDEX", "2", 1);
+	setenv("VH_DIST_MEMBER_COUNT", "4", 1);
+	cfg.shard_auto = cfg.shard_explicit = 1;
+	cfg.shard_index = 1;
+	cfg.shard_count = 3;
+	finish_ok();
+	cr_assert_eq(cfg.shard_index, 1);
+	cr_assert_eq(cfg.shard_count, 3);
+}
+
+Test(config_finish, shard_placeholder_in_datasets, .init = setup, .fini = teardown)
+{
+	cfg.shard_index = 6;
+	cfg.shard_count = 7;
+	strlist_add(&cfg.datasets, "dataset://imgs/v1-part{shard}");
+	strlist_add(&cfg.datasets, "dataset://all/v1");
+	finish_ok();
+	cr_assert_str_eq(cfg.datasets.v[0], "dataset://imgs/v1-part6of7");
+	cr_assert_str_eq(cfg.datasets.v[1], "dataset://all/v1");
+	config_release(&cfg); /* frees the expansion (ASan checks) */
+	config_defaults(&cfg);
+	cfg.source = src;
+	cfg.outputs = outs;
+	strlist_add(&cfg.datasets, "dataset://{shard}/v1");
+	finish_ok();
+	cr_assert_str_eq(cfg.datasets.v[0], "dataset://0of1/v1", "no sharding: 0of1");
 }

@@ -486,3 +486,25 @@ Test(options, preview_options_set_their_fields)
 	expect_usage(PARSE("--preview", "-1", "src"), "--preview", NULL);
 	expect_usage(PARSE("--preview", "some", "src"), "--preview", "some");
 }
+
+Test(options, shard_auto_and_explicit)
+{
+	struct parsed *p = parse_ok(PARSE("--shard", "auto", "src"));
+
+	cr_assert_eq(p->cfg.shard_auto, 1);
+	cr_assert_eq(p->cfg.shard_auto_count, 0);
+	cr_assert_eq(p->cfg.shard_explicit, 0);
+	cr_assert_eq(p->cfg.shard_count, 1, "resolved later, by config_finish");
+	parsed_free(p);
+	p = parse_ok(PARSE("--shard", "auto/8", "src"));
+	cr_assert_eq(p->cfg.shard_auto_count, 8);
+	parsed_free(p);
+	p = parse_ok(PARSE("--shard", "1/3", "--shard", "auto", "src"));
+	cr_assert(p->cfg.shard_auto && p->cfg.shard_explicit);
+	cr_assert_eq(p->cfg.shard_index, 1);
+	cr_assert_eq(p->cfg.shard_count, 3);
+	parsed_free(p);
+	expect_usage(PARSE("--shard", "auto/0", "src"), "--shard", "auto/0");
+	expect_usage(PARSE("--shard", "automatic", "src"), "--shard", "automatic");
+	expect_usage(PARSE("--shard", "auto/", "src"), "--shard", NULL);
+}
