@@ -258,3 +258,106 @@ Test(bqueue, many_producers_many_consumers_exactly_once, .timeout = 60)
 			     atomic_load(&m.seen[i]));
 	bqueue_free(m.q);
 }
+
+Test(bqueue, pop_many_takes_up_to_max_and_a_fair_share)
+{
+	struct bqueue *q = bqueue_new(16);
+	void *out[16];
+
+	for (int i = 1; i <= 10; i++)
+		cr_assert_eq(bqueue_push(q, P(i)), 0);
+	cr_assert_eq(bqueue_pop_many(q, out, 3, 0), 3); /* max */
+	cr_assert_eq(I(out[0]), 1);
+	cr_assert_eq(I(out[2]), 3);
+	cr_assert_eq(bqueue_pop_many(q, out, 16, 2), 4); /* half of 7, rounded up */
+	cr_assert_eq(I(out[0]), 4);
+	cr_assert_eq(I(out[3]), 7);
+	cr_assert_eq(bqueue_pop_many(q, out, 16, 1), 3); /* the rest */
+	cr_assert_eq(I(out[2]), 10);
+	bqueue_close(q);
+	cr_assert_eq(bqueue_pop_many(q, out, 16, 2), 0);
+	bqueue_free(q);
+}
+
+/* A producer blocked on a full queue wakes once the queue has drained to half, not at
+ * the first pop (so it pushes a run per wake-up), and never later than that. */
+Test(bqueue, blocked_producer_wakes_at_the_low_mark, .timeout = 10)
+{
+	struct bqueue *q = bqueue_new(4);
+	struct pusher p = {.q = q, .item = P(5)};
+	pthread_t t;
+
+	for (int i = 1; i <= 4; i++)
+		cr_assert_eq(bqueue_push(q, P(i)), 0);
+	cr_assert_eq(pthread_create(&t, NULL, push_thread, &p), 0);
+	vht_sleep_ms(SETTLE_MS);
+	cr_assert_eq(I(bqueue_pop(q)), 1);
+	vht_sleep_ms(SETTLE_MS);
+	cr_assert_eq(atomic_load(&p.done), 0, "woken above the low mark");
+	cr_assert_eq(I(bqueue_pop(q)), 2);
+	pthread_join(t, NULL);
+	cr_assert_eq(p.rc, 0);
+	cr_assert_eq(bqueue_len(q), 3);
+	bqueue_free(q);
+}
+
+/* Consumers asleep on an empty queue all wake when enough items come: the one wake-up in
+ * flight is handed on by each consumer that finds more queued. */
+Test(bqueue, a_burst_wakes_every_sleeping_consumer, .timeout = 10)
+{
+	struct bqueue *q = bqueue_new(8);
+	struct popper p[4];
+	pthread_t t[4];
+	int sum = 0;
+
+	for (int i = 0; i < 4; i++) {
+		p[i] = (struct popper){.q = q};
+		cr_assert_eq(pthread_create(&t[i], NULL, pop_thread, &p[i]), 0);
+	}
+	vht_sleep_ms(SETTLE_MS);
+	for (int i = 1; i <= 4; i++)
+		cr_assert_eq(bqueue_push(q, P(i)), 0);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		sum += I(p[i].got);
+	}
+	cr_assert_eq(sum, 1 + 2 + 3 + 4);
+	bqueue_free(q);
+}
+
+static void *mpmc_batch_consumer(void *arg)
+{
+	struct mpmc *m = arg;
+	void *out[5];
+	size_t n;
+
+	while ((n = bqueue_pop_many(m->q, out, 5, NCONS)))
+		for (size_t i = 0; i < n; i++)
+			atomic_fetch_add(&m->seen[I(out[i]) - 1], 1);
+	return NULL;
+}
+
+Test(bqueue, pop_many_consumers_see_every_item_exactly_once, .timeout = 60)
+{
+	static struct mpmc m;
+	struct prod_arg pa[NPROD];
+	pthread_t prod[NPROD], cons[NCONS];
+
+	m.q = bqueue_new(8);
+	for (int i = 0; i < NCONS; i++)
+		cr_assert_eq(pthread_create(&cons[i], NULL, mpmc_batch_consumer, &m), 0);
+	for (int i = 0; i < NPROD; i++) {
+		pa[i] = (struct prod_arg){.m = &m, .id = i};
+		cr_assert_eq(pthread_create(&prod[i], NULL, mpmc_producer, &pa[i]), 0);
+	}
+	for (int i = 0; i < NPROD; i++)
+		pthread_join(prod[i], NULL);
+	bqueue_close(m.q);
+	for (int i = 0; i < NCONS; i++)
+		pthread_join(cons[i], NULL);
+	cr_assert_eq(atomic_load(&m.order_errors), 0);
+	for (int i = 0; i < NPROD * PER_PROD; i++)
+		cr_assert_eq(atomic_load(&m.seen[i]), 1, "item %d seen %d times", i,
+			     atomic_load(&m.seen[i]));
+	bqueue_free(m.q);
+}
