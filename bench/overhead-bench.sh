@@ -4,11 +4,15 @@
 # cost next to nothing, so what is left is the walk, the read, the hand-offs between
 # threads, the output's write and its record). Reports files/s and the synchronisations
 # per file: futex system calls (perf's syscalls:sys_enter_futex tracepoint, else
-# strace -f -c) and context switches, each divided by the file count. The target on
-# 2 cores is >= 50k files/s.
+# strace -f -c) and context switches, each divided by the file count, and the process's
+# CPU time (user + sys) per file, the figure least disturbed by other load on a shared
+# machine. The target on 2 cores is >= 50k files/s.
 #
 #   bash bench/overhead-bench.sh [--count 100000] [--runs 3] [--threads N]
-#                                [--vhprep PATH]... [--smoke]
+#                                [--outputs DIR] [--vhprep PATH]... [--smoke]
+#
+# --outputs: where the outputs go (default /dev/shm when it exists, else $TMPDIR): on a
+# disk file system, creating 100k inodes costs more than the whole pipeline.
 #
 # --vhprep may be given several times (e.g. a build before and after a change): the runs
 # are interleaved (A B A B ...) and the table shows each binary's median and the ratio to
@@ -22,12 +26,14 @@ runs=3
 smoke=0
 threads=$(nproc)
 bins=()
+outroot=
 while (($#)); do
 	case $1 in
 	--count) count=$2; shift 2 ;;
 	--runs) runs=$2; shift 2 ;;
 	--threads) threads=$2; shift 2 ;;
 	--vhprep) bins+=("$2"); shift 2 ;;
+	--outputs) outroot=$2; shift 2 ;;
 	--smoke) smoke=1; count=2000; runs=1; shift ;;
 	-h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "overhead-bench: unknown argument '$1'" >&2; exit 2 ;;
@@ -38,9 +44,12 @@ build=${VHPREP_BUILD_DIR:-$root/build}
 for b in "${bins[@]}"; do
 	[ -x "$b" ] || { echo "overhead-bench: $b missing: build first (cmake --build build)" >&2; exit 2; }
 done
+[ -x /usr/bin/time ] || { echo "overhead-bench: needs /usr/bin/time" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "overhead-bench: needs python3" >&2; exit 2; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/overhead-bench.XXXXXX")
-trap 'rm -rf -- "$work"' EXIT
+[ -n "$outroot" ] || { [ -d /dev/shm ] && [ -w /dev/shm ] && outroot=/dev/shm || outroot=$work; }
+outdir=$(mktemp -d "$outroot/overhead-out.XXXXXX")
+trap 'rm -rf -- "$work" "$outdir"' EXIT
 results=$root/bench/results/overhead-$(date -u +%Y%m%d).jsonl
 [ "$smoke" = 1 ] && results=$work/results.jsonl
 mkdir -p "$(dirname "$results")"
@@ -75,14 +84,16 @@ perf stat -e syscalls:sys_enter_futex,context-switches true >/dev/null 2>&1 || c
 
 # run I BIN: one timed run (sets RATE), then one counted run (sets FUTEX, CSW per file).
 run() {
-	local i=$1 bin=$2 out=$work/out t0 t1
+	local i=$1 bin=$2 out=$outdir/out t0 t1
 	local cmd=("$bin" --format keep --threads "$threads" --quiet --metrics-interval 0
 		--preview 0 -o "$out" "$data")
 	rm -rf "$out"
 	echo "# ${cmd[*]}" >&2
 	t0=$(date +%s.%N)
-	"${cmd[@]}" >/dev/null 2>"$work/err" || { echo "overhead-bench: vhprep failed:" >&2; tail -5 "$work/err" >&2; exit 1; }
+	/usr/bin/time -f "%U %S" -o "$work/time" "${cmd[@]}" >/dev/null 2>"$work/err" ||
+		{ echo "overhead-bench: vhprep failed:" >&2; tail -5 "$work/err" >&2; exit 1; }
 	t1=$(date +%s.%N)
+	CPU_US=$(awk -v n="$count" '{ printf "%.1f", ($1 + $2) * 1e6 / n }' "$work/time")
 	local made
 	made=$(find "$out" -name '*.png' | wc -l)
 	[ "$made" -eq "$count" ] || { echo "overhead-bench: $made outputs of $count" >&2; exit 1; }
@@ -98,9 +109,9 @@ run() {
 		strace -f -c -e trace=futex -o "$work/stat" "${cmd[@]}" >/dev/null 2>&1
 		FUTEX=$(awk -v n="$count" '$NF == "futex" { printf "%.2f", $4 / n }' "$work/stat") ;;
 	esac
-	printf '{"bench":"overhead","vhprep":"%s","run":%d,"files":%d,"threads":%d,"files_per_s":%s,"futex_per_file":%s,"csw_per_file":%s,"counter":"%s","date":"%s"}\n' \
-		"$bin" "$i" "$count" "$threads" "$RATE" "$FUTEX" "$CSW" "$counter" "$(date -u +%FT%TZ)" >>"$results"
-	echo "$i $RATE $FUTEX $CSW" >>"$work/rows.$3"
+	printf '{"bench":"overhead","vhprep":"%s","run":%d,"files":%d,"threads":%d,"files_per_s":%s,"futex_per_file":%s,"csw_per_file":%s,"cpu_us_per_file":%s,"counter":"%s","date":"%s"}\n' \
+		"$bin" "$i" "$count" "$threads" "$RATE" "$FUTEX" "$CSW" "$CPU_US" "$counter" "$(date -u +%FT%TZ)" >>"$results"
+	echo "$i $RATE $FUTEX $CSW $CPU_US" >>"$work/rows.$3"
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -111,15 +122,16 @@ done
 cat <<MD
 ### Per-file overhead: vhprep --format keep on $count 1x1 PNGs (page cache), $threads threads, $(nproc) cores, $(date -u +%F)
 
-| vhprep | files/s (median of $runs) | vs first | futex calls / file | context switches / file |
-|---|---:|---:|---:|---:|
+| vhprep | files/s (median of $runs) | vs first | CPU µs / file | futex calls / file | context switches / file |
+|---|---:|---:|---:|---:|---:|
 MD
 base=
 for j in "${!bins[@]}"; do
 	r=$(awk '{ print $2 }' "$work/rows.$j" | median)
 	f=$(awk '{ print $3 }' "$work/rows.$j" | median)
 	c=$(awk '{ print $4 }' "$work/rows.$j" | median)
+	u=$(awk '{ print $5 }' "$work/rows.$j" | median)
 	[ -n "$base" ] || base=$r
-	printf '| %s | %.0f | %.2fx | %s | %s |\n' "${bins[$j]}" "$r" "$(awk -v a="$r" -v b="$base" 'BEGIN { print a / b }')" "$f" "$c"
+	printf '| %s | %.0f | %.2fx | %s | %s | %s |\n' "${bins[$j]}" "$r" "$(awk -v a="$r" -v b="$base" 'BEGIN { print a / b }')" "$u" "$f" "$c"
 done
 echo "counter: $counter; raw runs: $results" >&2
