@@ -458,6 +458,7 @@ static void process(struct pipeline *p, struct kernel *k, struct item *it, int w
 		atomic_fetch_add(&p->env.stats->unchanged, 1);
 		return;
 	}
+	kernel_want_thumb(k, preview_thumb_box(p->env.preview, it->relpath));
 	rc = kernel_run(k, it->rd.data, it->rd.len, &res, &err);
 	if (rc == 0)
 		preview_offer(p->env.preview, it->relpath, it->rd.data, it->rd.len, &res);

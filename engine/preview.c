@@ -240,7 +240,34 @@ void preview_seen(struct preview *pv, const char *relpath)
 		see(pv, preview_hash(relpath));
 }
 
-/* A new sample of relpath with its thumbnails (made here, on the calling worker). */
+/* Copies the source thumbnail the kernel made from its decoded planes (a 128-pixel box,
+ * as contact_thumb_make's) into t: 0, or -1 when there is none or no memory. */
+static int take_kernel_thumb(const struct kernel_thumb *k, struct contact_thumb *t)
+{
+	size_t size = (size_t)k->w * k->h * k->bands;
+
+	if (!k->px || k->w > CONTACT_BOX || k->h > CONTACT_BOX || !(t->px = malloc(size)))
+		return -1;
+	memcpy(t->px, k->px, size);
+	t->w = k->w;
+	t->h = k->h;
+	t->bands = k->bands;
+	return 0;
+}
+
+int preview_thumb_box(struct preview *pv, const char *relpath)
+{
+	uint64_t hash;
+
+	if (!pv)
+		return 0;
+	hash = preview_hash(relpath);
+	return hash <= atomic_load(&pv->seen_cut) && hash < atomic_load(&pv->cut) ? CONTACT_BOX
+										  : 0;
+}
+
+/* A new sample of relpath with its thumbnails (made here, on the calling worker, or the
+ * source's by the kernel from the planes it decoded). */
 static struct sample *sample_new(const struct preview *pv, uint64_t hash, const char *relpath,
 				 const uint8_t *in, size_t in_len,
 				 const struct kernel_result *res)
@@ -260,7 +287,9 @@ static struct sample *sample_new(const struct preview *pv, uint64_t hash, const 
 	s->out_w = res->out_w;
 	s->out_h = res->out_h;
 	/* a half that cannot be made stays blank: the caption still tells */
-	contact_thumb_make(in, in_len, CONTACT_BOX, pv->cfg->kernel.autorotate, &s->src, &err);
+	if (take_kernel_thumb(&res->src_thumb, &s->src) < 0)
+		contact_thumb_make(in, in_len, CONTACT_BOX, pv->cfg->kernel.autorotate, &s->src,
+				   &err);
 	contact_thumb_make(res->data, res->len, CONTACT_BOX, 1, &s->out, &err);
 	return s;
 }
@@ -281,7 +310,7 @@ void preview_offer(struct preview *pv, const char *relpath, const uint8_t *in, s
 	if (!atomic_exchange(&pv->warmed, 1))
 		contact_warm_up(); /* here, on one worker, not at the run's end */
 	s = sample_new(pv, hash, relpath, in, in_len, res);
-	atomic_fetch_add(&pv->thumb_ns, thread_cpu_ns() - t0);
+	atomic_fetch_add(&pv->thumb_ns, thread_cpu_ns() - t0 + res->src_thumb.cpu_ns);
 	atomic_fetch_add(&pv->thumbed, 1);
 	if (!s)
 		return;

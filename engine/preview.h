@@ -67,6 +67,11 @@ void preview_seen(struct preview *pv, const char *relpath);
  * half of the cell blank. */
 void preview_offer(struct preview *pv, const char *relpath, const uint8_t *in, size_t in_len,
 		   const struct kernel_result *res);
+/* Returns the thumbnail box to ask the kernel for (kernel_want_thumb) before running
+ * it on relpath: CONTACT_BOX when relpath's hash makes the cut now (preview_offer will
+ * then most likely keep it), else 0. Reads the cuts only (lock-free); pv may be NULL
+ * (0). Any thread. */
+int preview_thumb_box(struct preview *pv, const char *relpath);
 /* Records a failed input (relpath may be NULL: the source itself): it leaves the
  * samples if it was one (an output that could not be written), and is listed in the
  * strip if its hash is among the PREVIEW_FAILURES smallest. Any thread; pv may be NULL. */

@@ -57,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <turbojpeg.h>
 
 #include "kernels/exif.h"
@@ -79,6 +80,8 @@ struct jpegfast {
 	struct plane_buf placed; /* pad canvases */
 	struct plane_buf jpeg;	 /* encoder output, tjBufSize of the largest image */
 	struct plane_scalers scalers;
+	struct plane_buf thumb, thumb_oriented; /* the preview's source thumbnail */
+	int thumb_box; /* kernel_want_thumb's box; 0: no thumbnail */
 };
 
 /* What the markers up to the first scan say. */
@@ -399,6 +402,109 @@ static int decode(struct jfjob *j, struct vherr *err)
 	return 0;
 }
 
+/* ---- the preview's source thumbnail ---------------------------------------- */
+
+static int scaler_flags(const struct plane *src, const struct plane *dst, int sharp);
+
+/* (w, h) shrunk to fit box x box, the aspect kept, each side at least 1. */
+static void fit_box(int w, int h, int box, int *tw, int *th)
+{
+	*tw = w;
+	*th = h;
+	if (w <= box && h <= box)
+		return;
+	if (w >= h) {
+		*tw = box;
+		*th = (int)(((int64_t)h * box + w / 2) / w);
+	} else {
+		*th = box;
+		*tw = (int)(((int64_t)w * box + h / 2) / h);
+	}
+	*th = *th < 1 ? 1 : *th;
+	*tw = *tw < 1 ? 1 : *tw;
+}
+
+static uint8_t clamp_u8(int v)
+{
+	return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
+}
+
+/* Packs Y (n 1) or Y, Cb, Cr (n 3, same size) into t as grey or sRGB (JFIF's full-range
+ * conversion, 16-bit fixed point). 0, or -1 when out of memory. */
+static int thumb_pack(const struct plane *pl, int n, struct kernel_thumb *t)
+{
+	int w = pl[0].w, h = pl[0].h;
+	uint8_t *px = malloc((size_t)w * h * n);
+
+	if (!px)
+		return -1;
+	for (int y = 0; y < h; y++) {
+		const uint8_t *Y = pl[0].p + (size_t)y * pl[0].stride;
+		uint8_t *o = px + (size_t)y * w * n;
+
+		if (n == 1) {
+			memcpy(o, Y, (size_t)w);
+			continue;
+		}
+		const uint8_t *cb = pl[1].p + (size_t)y * pl[1].stride;
+		const uint8_t *cr = pl[2].p + (size_t)y * pl[2].stride;
+		for (int x = 0; x < w; x++) {
+			int l = Y[x] << 16, u = cb[x] - 128, v = cr[x] - 128;
+
+			o[3 * x] = clamp_u8((l + 91881 * v + 32768) >> 16);
+			o[3 * x + 1] = clamp_u8((l - 22554 * u - 46802 * v + 32768) >> 16);
+			o[3 * x + 2] = clamp_u8((l + 116130 * u + 32768) >> 16);
+		}
+	}
+	*t = (struct kernel_thumb){.px = px, .w = w, .h = h, .bands = n};
+	return 0;
+}
+
+/* The decoded planes (j->cur, straight after decode) shrunk to the thumbnail box,
+ * oriented, packed into t. Best effort: on any failure t stays empty. */
+static void make_thumb(struct jfjob *j, struct kernel_thumb *t)
+{
+	struct jpegfast *jf = j->jf;
+	int n = j->subsamp == TJSAMP_GRAY ? 1 : 3, w[3], h[3], tw, th;
+	struct plane sc[3], or[3];
+	struct vherr err;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+	fit_box(j->cur[0].w, j->cur[0].h, jf->thumb_box, &tw, &th);
+	for (int i = 0; i < n; i++) {
+		w[i] = tw;
+		h[i] = th;
+	}
+	if (plane_alloc(&jf->thumb, sc, n, w, h, &err))
+		return;
+	for (int i = 0; i < n; i++)
+		if (plane_scale(&jf->scalers, &j->cur[i], &sc[i],
+				scaler_flags(&j->cur[i], &sc[i], 0), NULL, &err))
+			return;
+	if (j->orientation > 1) {
+		for (int i = 0; i < n; i++) {
+			w[i] = j->swap ? th : tw;
+			h[i] = j->swap ? tw : th;
+		}
+		if (plane_alloc(&jf->thumb_oriented, or, n, w, h, &err))
+			return;
+		for (int i = 0; i < n; i++)
+			plane_orient(&sc[i], &or[i], j->orientation);
+		memcpy(sc, or, sizeof(sc));
+	}
+	if (thumb_pack(sc, n, t) == 0) {
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+		t->cpu_ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u +
+			    (uint64_t)t1.tv_nsec - (uint64_t)t0.tv_nsec;
+	}
+}
+
+void jpegfast_want_thumb(struct jpegfast *jf, int box)
+{
+	jf->thumb_box = box > 0 ? box : 0;
+}
+
 /* ---- resample -------------------------------------------------------------- */
 
 /* The filter for a plane: see the top of the file. Sharp: luma, or chroma that the
@@ -633,6 +739,8 @@ void jpegfast_free(struct jpegfast *jf)
 	plane_buf_release(&jf->oriented);
 	plane_buf_release(&jf->placed);
 	plane_buf_release(&jf->jpeg);
+	plane_buf_release(&jf->thumb);
+	plane_buf_release(&jf->thumb_oriented);
 	free(jf);
 }
 
@@ -661,6 +769,8 @@ int jpegfast_run(struct jpegfast *jf, const uint8_t *in, size_t len, struct kern
 		rc = plan(&j, err);
 	if (!rc)
 		rc = decode(&j, err);
+	if (!rc && jf->thumb_box)
+		make_thumb(&j, &res->src_thumb);
 	if (!rc)
 		rc = resample(&j, err);
 	if (!rc)
@@ -671,6 +781,7 @@ int jpegfast_run(struct jpegfast *jf, const uint8_t *in, size_t len, struct kern
 		rc = encode(&j, res, err);
 	if (rc) {
 		free(res->data);
+		free(res->src_thumb.px);
 		memset(res, 0, sizeof(*res));
 	}
 	trim_buffers(jf);

@@ -75,6 +75,9 @@ void jpegfast_free(struct jpegfast *jf);
  * only with fail_on=warning (except "extraneous bytes before marker 0xd9", which
  * libvips never reads far enough to meet). Nothing is written to *res on any failure.
  * Not thread-safe on one jf; distinct jfs need no lock. */
+/* Makes the next jpegfast_runs fill res->src_thumb fitting box x box (0: none), from
+ * the decoded planes (see kernel_want_thumb). */
+void jpegfast_want_thumb(struct jpegfast *jf, int box);
 int jpegfast_run(struct jpegfast *jf, const uint8_t *in, size_t len, struct kernel_result *res,
 		 struct vherr *err);
 

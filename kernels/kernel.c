@@ -91,11 +91,17 @@ int kernel_run(struct kernel *k, const uint8_t *in, size_t len, struct kernel_re
 	}
 }
 
+void kernel_want_thumb(struct kernel *k, int box)
+{
+	jpegfast_want_thumb(k->fast, box);
+}
+
 void kernel_result_release(struct kernel_result *res)
 {
 	if (!res)
 		return;
 	g_free(res->data);
+	free(res->src_thumb.px);
 	memset(res, 0, sizeof(*res));
 }
 

@@ -1254,3 +1254,63 @@ Test(jpegfast, one_kernel_many_sizes_deterministic)
 	jpegfast_free(jf);
 	jpegfast_free(NULL);
 }
+
+/* libvips' thumbnail of in, forced to w x h (autorotated like the kernel's). */
+static struct pix vips_thumb(const struct buf *in, int w, int h)
+{
+	VipsImage *t = NULL;
+	struct pix px = {0};
+	size_t n = 0;
+
+	cr_assert_eq(vips_thumbnail_buffer(in->data, in->len, &t, w, "height", h, "size",
+					   VIPS_SIZE_FORCE, NULL),
+		     0, "%s", vips_error_buffer());
+	px.p = vips_image_write_to_memory(t, &n);
+	px.w = t->Xsize;
+	px.h = t->Ysize;
+	px.bands = t->Bands;
+	g_object_unref(t);
+	return px;
+}
+
+/* The preview's source thumbnail from the decoded planes (kernel_want_thumb): fits the
+ * box with the aspect kept, is oriented like the output, and is the picture libvips'
+ * thumbnail gives at the same size; none unless asked for. */
+Test(jpegfast, source_thumbnail_from_the_decoded_planes)
+{
+	struct kernel_params p = defaults();
+	struct buf base = photo_jpeg(500, 375, TJSAMP_420, 90), rot;
+	uint8_t payload[64];
+	size_t n = exif_payload(payload, 1, 3, 6);
+	struct jpegfast *jf;
+	struct kernel_result res;
+	struct vherr err;
+	struct pix want, got;
+
+	p.resize_w = p.resize_h = 224;
+	p.format = KFMT_JPEG;
+	rot = insert_segment(&base, 0xe1, payload, n);
+	jf = jpegfast_new(&p);
+	cr_assert_eq(jpegfast_run(jf, base.data, base.len, &res, &err), 0, "%s", err.msg);
+	cr_assert_null(res.src_thumb.px, "no thumbnail unless asked for");
+	kernel_result_release(&res);
+	jpegfast_want_thumb(jf, 128);
+	for (int o = 0; o < 2; o++) {
+		const struct buf *in = o ? &rot : &base;
+
+		cr_assert_eq(jpegfast_run(jf, in->data, in->len, &res, &err), 0, "%s", err.msg);
+		cr_assert_not_null(res.src_thumb.px);
+		cr_assert_eq(res.src_thumb.bands, 3);
+		cr_assert_eq(res.src_thumb.w, o ? 96 : 128, "orientation 6 swaps the sides");
+		cr_assert_eq(res.src_thumb.h, o ? 128 : 96);
+		got = (struct pix){res.src_thumb.px, res.src_thumb.w, res.src_thumb.h, 3};
+		want = vips_thumb(in, got.w, got.h);
+		cr_assert_lt(mad(&got, &want), 3.0, "orientation %d: MAD %.2f", o ? 6 : 1,
+			     mad(&got, &want));
+		free_pix(&want);
+		kernel_result_release(&res);
+	}
+	jpegfast_free(jf);
+	free_buf(&rot);
+	free_buf(&base);
+}
