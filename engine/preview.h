@@ -16,8 +16,10 @@
  * thumbnails (<= 2 x 48 KiB each) and PREVIEW_FAILURES failure lines, never an image.
  * As the walk runs ~200 files ahead of the workers, about N * ln((M + 200) / 200)
  * files of M are thumbnailed: 55 of 2,000 (130 if only processed files were counted).
- * That is the preview's main cost: a JPEG thumbnail is half of a jpeg-fast kernel run
- * (its entropy decoding); in all ~2% of a run of 2,000 photos (bench/preview-cost.sh).
+ * A source that jpeg-fast takes is not decoded again for its thumbnail: the pipeline
+ * asks the kernel for one (preview_thumb_box, kernel_want_thumb) made from the planes
+ * it decodes anyway; other sources, and every output, are decoded by contact_thumb_make
+ * (bench/preview-cost.sh has the cost on 2,000 photos).
  *
  * The sheet is written once, by preview_finish, at the end of the run, including the
  * end of a run stopped by SIGINT/SIGTERM (what was processed until then). It is an
