@@ -466,7 +466,7 @@ static void make_thumb(struct jfjob *j, struct kernel_thumb *t)
 {
 	struct jpegfast *jf = j->jf;
 	int n = j->subsamp == TJSAMP_GRAY ? 1 : 3, w[3], h[3], tw, th;
-	struct plane sc[3], or[3];
+	struct plane sc[3], turned[3];
 	struct vherr err;
 	struct timespec t0, t1;
 
@@ -487,11 +487,11 @@ static void make_thumb(struct jfjob *j, struct kernel_thumb *t)
 			w[i] = j->swap ? th : tw;
 			h[i] = j->swap ? tw : th;
 		}
-		if (plane_alloc(&jf->thumb_oriented, or, n, w, h, &err))
+		if (plane_alloc(&jf->thumb_oriented, turned, n, w, h, &err))
 			return;
 		for (int i = 0; i < n; i++)
-			plane_orient(&sc[i], &or[i], j->orientation);
-		memcpy(sc, or, sizeof(sc));
+			plane_orient(&sc[i], &turned[i], j->orientation);
+		memcpy(sc, turned, sizeof(sc));
 	}
 	if (thumb_pack(sc, n, t) == 0) {
 		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
