@@ -706,9 +706,10 @@ static int encode_jpeg(struct pfjob *j, struct kernel_result *res, struct vherr 
 {
 	struct pngfast *pf = j->pf;
 	int w = j->geo.out_w, h = j->geo.out_h;
-	int q = j->p->quality < 1 ? 90 : j->p->quality > 100 ? 100 : j->p->quality;
-	/* libvips' jpegsave (subsample_mode auto) turns chroma subsampling off from Q 90 */
-	int samp = j->out_ch == 1 ? TJSAMP_GRAY : q >= 90 ? TJSAMP_444 : TJSAMP_420;
+	int q = kernel_quality(j->p);
+	int samp = j->out_ch == 1		 ? TJSAMP_GRAY
+		   : j->p->subsample == KSUB_444 ? TJSAMP_444
+						 : TJSAMP_420;
 	unsigned long size = tjBufSize(w, h, samp);
 	uint8_t *buf;
 

@@ -509,7 +509,10 @@ static int encode(struct vjob *j, struct kernel_result *res, struct vherr *err)
 {
 	void *buf = NULL;
 	size_t len = 0;
-	int q = j->p->quality < 1 ? 90 : j->p->quality > 100 ? 100 : j->p->quality;
+	int q = kernel_quality(j->p);
+	/* explicit: libvips' "auto" turns subsampling off from Q 90, PIL never does */
+	VipsForeignSubsample ss = j->p->subsample == KSUB_444 ? VIPS_FOREIGN_SUBSAMPLE_OFF
+							      : VIPS_FOREIGN_SUBSAMPLE_ON;
 	int rc = check_encodable(j, err);
 
 	if (rc)
@@ -521,7 +524,7 @@ static int encode(struct vjob *j, struct kernel_result *res, struct vherr *err)
 	}
 	if (j->out_fmt == KFMT_JPEG)
 		rc = vips_jpegsave_buffer(j->cur, &buf, &len, "Q", q, "optimize_coding", FALSE,
-					  "strip", TRUE, NULL);
+					  "subsample_mode", ss, "strip", TRUE, NULL);
 	else if (j->out_fmt == KFMT_WEBP)
 		rc = vips_webpsave_buffer(j->cur, &buf, &len, "Q", q, "strip", TRUE, NULL);
 	else

@@ -11,7 +11,7 @@
 static const char *datasets[] = {"dataset://images/v2", "dataset://mirror/2024-01"};
 static const char *aliases[] = {"latest", "prod"};
 static const char *tags[] = {"preprocessed", "224px"};
-static const char *ops[] = {"autorotate", "resize:224x224:stretch", "format:jpg:q90"};
+static const char *ops[] = {"autorotate", "resize:224x224:stretch", "format:jpg:q75:420"};
 
 static struct metadata_binding full_binding(void)
 {

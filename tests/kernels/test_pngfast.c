@@ -50,7 +50,7 @@ static struct kernel_params defaults(void)
 	    .mode = GEOMETRY_STRETCH,
 	    .autorotate = 1,
 	    .format = KFMT_KEEP,
-	    .quality = 90,
+	    .quality = KERNEL_QUALITY_DEFAULT,
 	    .max_pixels = 100000000,
 	    .fail_on = KFAIL_TRUNCATED,
 	    .choice = KERNEL_AUTO,

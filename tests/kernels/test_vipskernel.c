@@ -50,7 +50,7 @@ static struct kernel_params defaults(void)
 	    .mode = GEOMETRY_STRETCH,
 	    .autorotate = 1,
 	    .format = KFMT_KEEP,
-	    .quality = 90,
+	    .quality = KERNEL_QUALITY_DEFAULT,
 	    .max_pixels = 100000000,
 	    .fail_on = KFAIL_TRUNCATED,
 	    .choice = KERNEL_VIPS, /* this file tests the libvips path */
@@ -1069,7 +1069,7 @@ Test(vipskernel, describe_lists_ops_in_order)
 	n = kernel_describe(&p, ops, 8);
 	cr_assert_eq(n, 2);
 	cr_assert_str_eq(ops[0], "autorotate");
-	cr_assert_str_eq(ops[1], "format:keep:q90");
+	cr_assert_str_eq(ops[1], "format:keep:q75:420");
 
 	p.resize_w = p.resize_h = 224;
 	p.mode = GEOMETRY_CROP;
@@ -1078,13 +1078,14 @@ Test(vipskernel, describe_lists_ops_in_order)
 	p.sharpen = 1;
 	p.format = KFMT_JPEG;
 	p.quality = 85;
+	p.subsample = KSUB_444;
 	n = kernel_describe(&p, ops, 8);
 	cr_assert_eq(n, 6);
 	cr_assert_str_eq(ops[1], "resize:224x224:crop");
 	cr_assert_str_eq(ops[2], "gray");
 	cr_assert_str_eq(ops[3], "blur:1.5");
 	cr_assert_str_eq(ops[4], "sharpen");
-	cr_assert_str_eq(ops[5], "format:jpg:q85");
+	cr_assert_str_eq(ops[5], "format:jpg:q85:444");
 
 	p.autorotate = 0;
 	p.format = KFMT_PNG;
@@ -1092,5 +1093,9 @@ Test(vipskernel, describe_lists_ops_in_order)
 	cr_assert_eq(n, 5);
 	cr_assert_str_eq(ops[0], "resize:224x224:crop");
 	cr_assert_str_eq(ops[4], "format:png");
+	p.format = KFMT_WEBP;
+	p.quality = 0; /* the default, named */
+	cr_assert_eq(kernel_describe(&p, ops, 8), 5);
+	cr_assert_str_eq(ops[4], "format:webp:q75");
 	cr_assert_eq(kernel_describe(&p, ops, 2), 2, "truncated to max");
 }
