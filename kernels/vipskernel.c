@@ -28,6 +28,14 @@
  *   profiles are passed only when the header carries an ICC profile.
  * - Loader warnings and non-fatal errors land in the process-wide error buffer even
  *   when the call succeeds; every run clears it at the end.
+ * - That buffer is one per process (error.c: vips_verror appends under
+ *   vips__global_lock; no per-thread buffer, no hook, and vips_error_freeze is one
+ *   global counter), so under concurrency a failing file's text could be another
+ *   file's, or cleared by another thread (41 of 350 messages differed between -j1 and
+ *   -j2). Hence the replay rule (vipskernel_run): every run holds vk_text for reading;
+ *   a run that failed inside libvips is run again alone, holding it for writing, from
+ *   a cleared buffer, and only that replay's text is reported. Good files never pay;
+ *   a bad file costs one more decode while the other workers wait.
  *
  * Measured (shared 2-vCPU AMD EPYC VM, load 3-5 from parallel builds, one thread,
  * libvips 8.14.1): a 500x375 q90 photo-like JPEG (25 kB) → 224x224 stretch → JPEG
@@ -40,6 +48,7 @@
  * → 224x224 takes ~20 ms thanks to shrink-on-load. */
 #include "kernels/vipskernel.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <vips/vips.h>
@@ -66,9 +75,15 @@ struct vipskernel {
 	const struct kernel_params *params; /* set at creation, shared read-only */
 };
 
+/* Readers: every libvips run; writer: the replay of a failed one (see the top).
+ * Process-wide like libvips' buffer it guards; set up by vipskernel_global_init,
+ * writer-preferring so a replay is not starved by a stream of good files. */
+static pthread_rwlock_t vk_text;
+
 /* Everything made for one file; lives for one vipskernel_run. */
 struct vjob {
 	const struct kernel_params *p;
+	int vips_failed; /* a libvips call failed: the message has libvips' text */
 	const uint8_t *in;
 	size_t len;
 	VipsImage *images[VJOB_MAX_IMAGES]; /* owned; unref'd by vjob_release */
@@ -184,17 +199,19 @@ static int fail_decode(struct vjob *j, struct vherr *err)
 {
 	char line[VHERR_MSG_MAX / 2];
 
+	j->vips_failed = 1;
 	take_vips_error(line, sizeof(line));
 	return vherr_set(err, decode_code(line, j->in, j->len), VHSTAGE_DECODE,
 			 "cannot decode image%s%s", *line ? ": " : "", line);
 }
 
 /* Fails the job with code at stage; what says what could not be done. */
-static int fail_vips(struct vherr *err, enum vherr_code code, enum vhstage stage,
-		     const char *what)
+static int fail_vips(struct vjob *j, struct vherr *err, enum vherr_code code,
+		     enum vhstage stage, const char *what)
 {
 	char line[VHERR_MSG_MAX / 2];
 
+	j->vips_failed = 1;
 	take_vips_error(line, sizeof(line));
 	return vherr_set(err, code, stage, "%s%s%s", what, *line ? ": " : "", line);
 }
@@ -256,6 +273,7 @@ static int open_header(struct vjob *j, struct vherr *err)
 	if (!hdr) {
 		char line[VHERR_MSG_MAX / 2];
 
+		j->vips_failed = 1;
 		take_vips_error(line, sizeof(line));
 		if (!vips_foreign_find_load_buffer(j->in, j->len)) {
 			vips_error_clear();
@@ -318,7 +336,7 @@ static int crop(struct vjob *j, struct vherr *err)
 
 	if (vips_extract_area(j->cur, &out, j->geo.crop_x, j->geo.crop_y, j->geo.out_w,
 			      j->geo.out_h, NULL))
-		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot crop");
+		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot crop");
 	vjob_push(j, out);
 	return 0;
 }
@@ -331,19 +349,19 @@ static int to_srgb(struct vjob *j, struct vherr *err)
 	if (j->cur->Type != VIPS_INTERPRETATION_sRGB || j->cur->Bands < 3 ||
 	    j->cur->BandFmt != VIPS_FORMAT_UCHAR) {
 		if (vips_colourspace(j->cur, &out, VIPS_INTERPRETATION_sRGB, NULL))
-			return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
+			return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
 					 "cannot convert to sRGB");
 		vjob_push(j, out);
 	}
 	if (j->cur->BandFmt != VIPS_FORMAT_UCHAR) {
 		if (vips_cast_uchar(j->cur, &out, NULL))
-			return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
+			return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
 					 "cannot convert to 8 bit");
 		vjob_push(j, out);
 	}
 	if (j->cur->Bands > 4) {
 		if (vips_extract_band(j->cur, &out, 0, "n", 4, NULL))
-			return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
+			return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
 					 "cannot drop extra bands");
 		vjob_push(j, out);
 	}
@@ -366,7 +384,7 @@ static int flatten(struct vjob *j, struct vherr *err)
 
 	vips_area_unref(VIPS_AREA(bg));
 	if (rc)
-		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
+		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
 				 "cannot flatten alpha");
 	vjob_push(j, out);
 	return 0;
@@ -382,7 +400,7 @@ static int pad(struct vjob *j, struct vherr *err)
 
 	vips_area_unref(VIPS_AREA(bg));
 	if (rc)
-		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot pad");
+		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot pad");
 	vjob_push(j, out);
 	return 0;
 }
@@ -397,21 +415,21 @@ static int gray(struct vjob *j, struct vherr *err)
 	int rc;
 
 	if (!m)
-		return fail_vips(err, VHERR_NOMEM, VHSTAGE_TRANSFORM, "cannot convert to grey");
+		return fail_vips(j, err, VHERR_NOMEM, VHSTAGE_TRANSFORM, "cannot convert to grey");
 	rc = j->cur->Bands == 3 ? vips_recomb(j->cur, &luma, m, NULL)
 				: vips_extract_band(j->cur, &luma, 0, NULL);
 	g_object_unref(m); /* the operation holds its own reference */
 	if (rc)
-		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
+		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
 	vjob_push(j, luma);
 	if (vips_linear1(j->cur, &out, 1.0, 0.5, NULL)) /* round, then truncate */
-		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
+		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
 	vjob_push(j, out);
 	if (vips_cast_uchar(j->cur, &out, NULL))
-		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
+		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
 	vjob_push(j, out);
 	if (vips_copy(j->cur, &out, "interpretation", VIPS_INTERPRETATION_B_W, NULL))
-		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
+		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
 	vjob_push(j, out);
 	return 0;
 }
@@ -421,7 +439,7 @@ static int blur(struct vjob *j, struct vherr *err)
 	VipsImage *out = NULL;
 
 	if (vips_gaussblur(j->cur, &out, j->p->blur_sigma, NULL))
-		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot blur");
+		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot blur");
 	vjob_push(j, out);
 	return 0;
 }
@@ -431,7 +449,7 @@ static int sharpen(struct vjob *j, struct vherr *err)
 	VipsImage *out = NULL;
 
 	if (vips_sharpen(j->cur, &out, NULL))
-		return fail_vips(err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot sharpen");
+		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot sharpen");
 	vjob_push(j, out);
 	return 0;
 }
@@ -472,6 +490,7 @@ static int fail_save(struct vjob *j, struct vherr *err)
 {
 	char line[VHERR_MSG_MAX / 2];
 
+	j->vips_failed = 1;
 	take_vips_error(line, sizeof(line));
 	return vherr_set(err, decode_code(line, j->in, j->len), VHSTAGE_DECODE,
 			 "cannot decode image%s%s", *line ? ": " : "", line);
@@ -559,9 +578,19 @@ static void drop_log(const gchar *domain, GLogLevelFlags level, const gchar *mes
 
 int vipskernel_global_init(const char *argv0, struct vherr *err)
 {
-	if (VIPS_INIT(argv0 ? argv0 : "vhprep"))
-		return fail_vips(err, VHERR_INTERNAL, VHSTAGE_NONE,
-				 "cannot initialise libvips");
+	pthread_rwlockattr_t attr;
+
+	if (VIPS_INIT(argv0 ? argv0 : "vhprep")) {
+		char line[VHERR_MSG_MAX / 2];
+
+		take_vips_error(line, sizeof(line));
+		return vherr_set(err, VHERR_INTERNAL, VHSTAGE_NONE,
+				 "cannot initialise libvips: %s", line);
+	}
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&vk_text, &attr);
+	pthread_rwlockattr_destroy(&attr);
 	vips_concurrency_set(1);
 	vips_cache_set_max(0);
 	vips_cache_set_max_mem(0);
@@ -574,6 +603,7 @@ int vipskernel_global_init(const char *argv0, struct vherr *err)
 void vipskernel_global_shutdown(void)
 {
 	vips_shutdown();
+	pthread_rwlock_destroy(&vk_text);
 }
 
 struct vipskernel *vipskernel_new(const struct kernel_params *params)
@@ -590,16 +620,13 @@ void vipskernel_free(struct vipskernel *vk)
 	free(vk);
 }
 
-int vipskernel_run(struct vipskernel *vk, const uint8_t *in, size_t len,
-		   struct kernel_result *res, struct vherr *err)
+/* One pass over the file; *vips_failed tells whether a libvips call failed. */
+static int run_once(struct vipskernel *vk, const uint8_t *in, size_t len,
+		    struct kernel_result *res, struct vherr *err, int *vips_failed)
 {
 	struct vjob j = {.p = vk->params, .in = in, .len = len};
-	int rc;
+	int rc = open_header(&j, err);
 
-	memset(res, 0, sizeof(*res));
-	if (len == 0)
-		return vherr_set(err, VHERR_EMPTY, VHSTAGE_DECODE, NULL);
-	rc = open_header(&j, err);
 	if (!rc)
 		rc = plan_image(j.p, j.in_w, j.in_h, j.swap, &j.geo, err);
 	if (!rc)
@@ -610,5 +637,27 @@ int vipskernel_run(struct vipskernel *vk, const uint8_t *in, size_t len,
 		rc = encode(&j, res, err);
 	vjob_release(&j);
 	vips_error_clear(); /* warnings of a successful decode land there too */
+	*vips_failed = j.vips_failed;
+	return rc;
+}
+
+int vipskernel_run(struct vipskernel *vk, const uint8_t *in, size_t len,
+		   struct kernel_result *res, struct vherr *err)
+{
+	int rc, vips_failed = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (len == 0)
+		return vherr_set(err, VHERR_EMPTY, VHSTAGE_DECODE, NULL);
+	pthread_rwlock_rdlock(&vk_text);
+	rc = run_once(vk, in, len, res, err, &vips_failed);
+	pthread_rwlock_unlock(&vk_text);
+	if (rc && vips_failed) {
+		/* alone now: the buffer holds this file's text and nothing else */
+		pthread_rwlock_wrlock(&vk_text);
+		vips_error_clear();
+		rc = run_once(vk, in, len, res, err, &vips_failed);
+		pthread_rwlock_unlock(&vk_text);
+	}
 	return rc;
 }
