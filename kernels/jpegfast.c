@@ -577,6 +577,8 @@ static int encode(struct jfjob *j, struct kernel_result *res, struct vherr *err)
 	res->out_w = w;
 	res->out_h = h;
 	res->format = KFMT_JPEG;
+	res->frames = 1;
+	res->frame_used = 0;
 	res->kernel = "jpeg-fast";
 	return 0;
 }

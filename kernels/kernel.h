@@ -63,6 +63,10 @@ struct kernel_result {
 	int in_w, in_h; /* the source's pixel size as stored (before orientation) */
 	int out_w, out_h;
 	enum kernel_format format; /* the format written (never KFMT_KEEP) */
+	int frames;		   /* frames or pages in the input (animated GIF/WebP,
+				      multi-page TIFF); 1 for a still image */
+	int frame_used;		   /* the one transformed, zero-based: always 0 (the
+				      first, as PIL's Image.open; --frames all may come) */
 	const char *kernel;	   /* "libvips", "jpeg-fast" or "png-fast"; static string */
 };
 
