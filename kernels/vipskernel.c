@@ -77,10 +77,10 @@ struct vipskernel {
 	const struct kernel_params *params; /* set at creation, shared read-only */
 };
 
-/* Readers: every libvips run; writer: the replay of a failed one (see the top).
- * Process-wide like libvips' buffer it guards; set up by vipskernel_global_init,
- * writer-preferring so a replay is not starved by a stream of good files. */
-static pthread_rwlock_t vk_text;
+/* Readers: every libvips run, and other libvips work (vipskernel_shared_begin);
+ * writer: the replay of a failed run (see the top). Process-wide like libvips' buffer
+ * it guards; writer-preferring so a replay is not starved by a stream of good files. */
+static pthread_rwlock_t vk_text = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 
 /* Everything made for one file; lives for one vipskernel_run. */
 struct vjob {
@@ -726,8 +726,6 @@ static void drop_log(const gchar *domain, GLogLevelFlags level, const gchar *mes
 
 int vipskernel_global_init(const char *argv0, struct vherr *err)
 {
-	pthread_rwlockattr_t attr;
-
 	if (VIPS_INIT(argv0 ? argv0 : "vhprep")) {
 		char line[VHERR_MSG_MAX / 2];
 
@@ -735,10 +733,6 @@ int vipskernel_global_init(const char *argv0, struct vherr *err)
 		return vherr_set(err, VHERR_INTERNAL, VHSTAGE_NONE,
 				 "cannot initialise libvips: %s", line);
 	}
-	pthread_rwlockattr_init(&attr);
-	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&vk_text, &attr);
-	pthread_rwlockattr_destroy(&attr);
 	vips_concurrency_set(1);
 	vips_cache_set_max(0);
 	vips_cache_set_max_mem(0);
@@ -751,7 +745,6 @@ int vipskernel_global_init(const char *argv0, struct vherr *err)
 void vipskernel_global_shutdown(void)
 {
 	vips_shutdown();
-	pthread_rwlock_destroy(&vk_text);
 }
 
 struct vipskernel *vipskernel_new(const struct kernel_params *params)
@@ -766,6 +759,16 @@ struct vipskernel *vipskernel_new(const struct kernel_params *params)
 void vipskernel_free(struct vipskernel *vk)
 {
 	free(vk);
+}
+
+void vipskernel_shared_begin(void)
+{
+	pthread_rwlock_rdlock(&vk_text);
+}
+
+void vipskernel_shared_end(void)
+{
+	pthread_rwlock_unlock(&vk_text);
 }
 
 /* One pass over the file; *vips_failed tells whether a libvips call failed. */

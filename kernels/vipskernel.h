@@ -51,4 +51,12 @@ void vipskernel_free(struct vipskernel *vk);
 int vipskernel_run(struct vipskernel *vk, const uint8_t *in, size_t len,
 		   struct kernel_result *res, struct vherr *err);
 
+/* Read-holds the lock a failed vipskernel_run is replayed under, for libvips work
+ * done outside vipskernel_run (the preview's thumbnails and sheet, kernels/contact.c),
+ * so that work cannot clear or add to a replay's error text. Pair each begin with an
+ * end on the same thread; do not nest, nor call from inside vipskernel_run. */
+void vipskernel_shared_begin(void);
+/* Ends vipskernel_shared_begin. */
+void vipskernel_shared_end(void);
+
 #endif
