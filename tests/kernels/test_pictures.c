@@ -42,16 +42,37 @@ static struct kernel_params defaults(enum kernel_choice choice)
 	return p;
 }
 
-/* Runs in through a fresh kernel; *rc gets kernel_run's return. */
+static void *count_object(void *obj, void *a, void *b)
+{
+	(void)obj;
+	(void)b;
+	(*(int *)a)++;
+	return NULL;
+}
+
+/* The number of live libvips objects (libvips tracks every one). */
+static int objects_alive(void)
+{
+	int n = 0;
+
+	vips_object_map(count_object, &n, NULL);
+	return n;
+}
+
+/* Runs in through a fresh kernel; *rc gets kernel_run's return. The run leaves no
+ * libvips object behind, on any path. */
 static struct kernel_result run(const struct kernel_params *p, const struct buf *in, int *rc,
 				struct vherr *err)
 {
+	int before = objects_alive();
 	struct kernel *k = kernel_new(p);
 	struct kernel_result res = {0};
 
 	cr_assert_not_null(k);
 	*rc = kernel_run(k, in->data, in->len, &res, err);
 	kernel_free(k);
+	cr_assert_eq(objects_alive(), before, "kernel_run leaked %d libvips objects",
+		     objects_alive() - before);
 	return res;
 }
 
