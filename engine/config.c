@@ -20,7 +20,8 @@ void config_defaults(struct config *cfg)
 	cfg->kernel.mode = GEOMETRY_STRETCH;
 	cfg->kernel.autorotate = 1;
 	cfg->kernel.format = KFMT_KEEP;
-	cfg->kernel.quality = 90;
+	cfg->kernel.quality = KERNEL_QUALITY_DEFAULT;
+	cfg->kernel.subsample = KSUB_420;
 	cfg->kernel.max_pixels = 100000000;
 	cfg->kernel.fail_on = KFAIL_TRUNCATED;
 	cfg->kernel.choice = KERNEL_AUTO;

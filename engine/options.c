@@ -7,7 +7,7 @@
 
 enum {
 	OPT_RESIZE = 256, OPT_MODE, OPT_GRAY, OPT_BLUR, OPT_SHARPEN, OPT_NO_AUTOROTATE,
-	OPT_FORMAT, OPT_QUALITY, OPT_MAX_PIXELS, OPT_FAIL_ON, OPT_KERNEL, OPT_INCLUDE,
+	OPT_FORMAT, OPT_QUALITY, OPT_SUBSAMPLE, OPT_MAX_PIXELS, OPT_FAIL_ON, OPT_KERNEL, OPT_INCLUDE,
 	OPT_EXCLUDE, OPT_MIN_SIZE, OPT_MAX_SIZE, OPT_LIMIT, OPT_SAMPLE, OPT_SEED, OPT_SHARD,
 	OPT_FILES_FROM, OPT_PREFIX, OPT_LIVE_UPLOAD, OPT_OVERWRITE, OPT_DATASET,
 	OPT_DATASET_FROM, OPT_DATASET_ALIAS, OPT_PACKAGING, OPT_TAG, OPT_IO_DEPTH,
@@ -33,6 +33,7 @@ static const struct option long_options[] = {
 	{"no-autorotate", no_argument, NULL, OPT_NO_AUTOROTATE},
 	{"format", required_argument, NULL, OPT_FORMAT},
 	{"quality", required_argument, NULL, OPT_QUALITY},
+	{"subsample", required_argument, NULL, OPT_SUBSAMPLE},
 	{"png-level", required_argument, NULL, OPT_PNG_LEVEL},
 	{"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
 	{"fail-on", required_argument, NULL, OPT_FAIL_ON},
@@ -112,9 +113,13 @@ void options_usage(FILE *out)
 "  --blur SIGMA            gaussian blur after resizing\n"
 "  --sharpen               sharpen after resizing\n"
 "  --no-autorotate         do not apply the EXIF orientation (default: applied)\n"
+"                          Animated GIF/WebP and multi-page TIFF: the first frame is\n"
+"                          used and the record says \"frames\" and \"frame_used\"\n"
+"                          (--frames all, one output per frame, may come later)\n"
 "  --format FMT            keep (default: jpeg->jpg, png->png, webp->webp, others->png),\n"
 "                          jpg, png or webp\n"
-"  --quality Q             JPEG/WebP quality 1-100 (default 90)\n"
+"  --quality Q             JPEG/WebP quality 1-100 (default 75, as PIL's save)\n"
+"  --subsample S           JPEG chroma subsampling 420 (default, as PIL) or 444\n"
 "  --png-level L           PNG compression 1-12 of the PNG fast path (libdeflate;\n"
 "                          default 7: about the bytes of PIL's PNGs, in less time)\n"
 "  --max-pixels N          refuse images of more pixels, read from the header before\n"
@@ -303,6 +308,9 @@ static int parse_transform(int opt, const char *v, struct config *cfg, struct vh
 			return bad(err, "--quality", v, "1-100");
 		k->quality = (int)n;
 		return 0;
+	case OPT_SUBSAMPLE:
+		return kernel_subsample_parse(v, &k->subsample) ? bad(err, "--subsample", v, "420|444")
+								: 0;
 	case OPT_PNG_LEVEL:
 		if (config_parse_long(v, 1, 12, &n))
 			return bad(err, "--png-level", v, "1-12");

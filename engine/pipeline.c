@@ -299,6 +299,8 @@ static char *format_line(struct pipeline *p, struct item *it, const struct outfi
 	    .noperations = p->nops,
 	    .version = VHPREP_VERSION,
 	    .output_bytes = o->res->len,
+	    .frames = o->res->frames,
+	    .frame_used = o->res->frame_used,
 	    .extra = it->rd.prov,
 	};
 

@@ -119,6 +119,12 @@ static json_t *provenance(const struct metadata_provenance *p)
 	    "operations", string_array(p->operations, p->noperations), "vhprep_version",
 	    p->version);
 
+	if (o && p->frames > 1 &&
+	    (json_object_set_new(o, "frames", json_integer(p->frames)) != 0 ||
+	     json_object_set_new(o, "frame_used", json_integer(p->frame_used)) != 0)) {
+		json_decref(o);
+		return NULL;
+	}
 	if (o && (jsonname_set(o, "source", p->source) != 0 ||
 		  (p->source_relpath && jsonname_set(o, "source_relpath", p->source_relpath) != 0) ||
 		  (p->extra && json_object_update_missing(o, p->extra) != 0))) {

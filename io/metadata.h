@@ -47,6 +47,8 @@ struct metadata_provenance {
 	int noperations;
 	const char *version;      /* vhprep version */
 	uint64_t output_bytes;    /* size of the output file */
+	int frames, frame_used;	  /* frames > 1 (animated or multi-page input): written as
+				   * "frames" and "frame_used" (zero-based); else omitted */
 	json_t *extra;            /* NULL, or members added where they replace none of the
 				   * above (a URL source's provenance); borrowed */
 };

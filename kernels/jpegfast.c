@@ -285,9 +285,10 @@ static int plan(struct jfjob *j, struct vherr *err)
 				 j->geo.out_w, j->geo.out_h, JPEG_MAX_SIDE);
 	j->pre_w = j->swap ? j->geo.scaled_h : j->geo.scaled_w;
 	j->pre_h = j->swap ? j->geo.scaled_w : j->geo.scaled_h;
-	j->quality = p->quality < 1 ? 90 : p->quality > 100 ? 100 : p->quality;
-	/* libvips' jpegsave (subsample_mode auto) turns chroma subsampling off from Q 90 */
-	j->out_samp = p->gray ? TJSAMP_GRAY : j->quality >= 90 ? TJSAMP_444 : TJSAMP_420;
+	j->quality = kernel_quality(p);
+	j->out_samp = p->gray			 ? TJSAMP_GRAY
+		      : p->subsample == KSUB_444 ? TJSAMP_444
+						 : TJSAMP_420;
 	j->n_planes = p->gray ? 1 : 3;
 	return 0;
 }
@@ -576,6 +577,8 @@ static int encode(struct jfjob *j, struct kernel_result *res, struct vherr *err)
 	res->out_w = w;
 	res->out_h = h;
 	res->format = KFMT_JPEG;
+	res->frames = 1;
+	res->frame_used = 0;
 	res->kernel = "jpeg-fast";
 	return 0;
 }

@@ -20,6 +20,12 @@
 enum kernel_format { KFMT_KEEP, KFMT_JPEG, KFMT_PNG, KFMT_WEBP };
 enum kernel_fail_on { KFAIL_NONE, KFAIL_TRUNCATED, KFAIL_ERROR, KFAIL_WARNING };
 enum kernel_choice { KERNEL_AUTO, KERNEL_VIPS, KERNEL_JPEGFAST, KERNEL_PNGFAST };
+/* JPEG chroma subsampling of colour output: 4:2:0 (the default, as PIL's and libvips'
+ * defaults at quality 75) or 4:4:4; whatever the quality. */
+enum kernel_subsample { KSUB_420, KSUB_444 };
+
+/* The JPEG/WebP quality when params->quality is 0: PIL's Image.save and libvips' default. */
+#define KERNEL_QUALITY_DEFAULT 75
 
 /* What to do to every image. Set once at start, read-only afterwards (shared by threads). */
 struct kernel_params {
@@ -30,7 +36,8 @@ struct kernel_params {
 	int sharpen;
 	int autorotate; /* apply EXIF orientation (default 1) */
 	enum kernel_format format;
-	int quality;	     /* 1..100 for jpeg/webp (0: 90; clamped) */
+	int quality; /* 1..100 for jpeg/webp (0: KERNEL_QUALITY_DEFAULT; clamped) */
+	enum kernel_subsample subsample; /* JPEG chroma (zero: 4:2:0) */
 	uint64_t max_pixels; /* refuse images with more pixels (from the header, before
 				any decode), and crop/short plans whose scaled image
 				would have more; 0: no limit */
@@ -56,6 +63,10 @@ struct kernel_result {
 	int in_w, in_h; /* the source's pixel size as stored (before orientation) */
 	int out_w, out_h;
 	enum kernel_format format; /* the format written (never KFMT_KEEP) */
+	int frames;		   /* frames or pages in the input (animated GIF/WebP,
+				      multi-page TIFF); 1 for a still image */
+	int frame_used;		   /* the one transformed, zero-based: always 0 (the
+				      first, as PIL's Image.open; --frames all may come) */
 	const char *kernel;	   /* "libvips", "jpeg-fast" or "png-fast"; static string */
 };
 
@@ -88,13 +99,18 @@ void kernel_result_release(struct kernel_result *res);
 const char *kernel_format_ext(enum kernel_format fmt);
 /* Parses "jpg|jpeg|png|webp|keep" (lowercase); 0 ok, -1 unknown or NULL. */
 int kernel_format_parse(const char *s, enum kernel_format *fmt);
+/* Returns params' JPEG/WebP quality: 1..100, KERNEL_QUALITY_DEFAULT for 0. */
+int kernel_quality(const struct kernel_params *params);
+/* Parses "420|444" into *s; 0 ok, -1 unknown or NULL. */
+int kernel_subsample_parse(const char *s, enum kernel_subsample *sub);
 /* Parses "none|truncated|error|warning" (libvips' fail_on levels, each implying the
  * ones before; "corrupt JPEG data" is only a warning to libjpeg); 0 ok, -1 unknown. */
 int kernel_fail_on_parse(const char *s, enum kernel_fail_on *f);
 #define KERNEL_OP_MAX 48
 /* Writes the operation chain that params asks for, in the order applied, one step per
  * row: "autorotate", "resize:224x224:stretch", "gray", "blur:1.5", "sharpen",
- * "format:jpg:q90" (format:keep:q90 for keep, format:png without a quality).
+ * "format:jpg:q75:420" (format:keep:q75:420 for keep, format:webp:q75 without a
+ * subsampling, format:png without a quality; jpg and keep name 420 or 444).
  * Rows beyond max are dropped. Returns the number of rows written (<= max). */
 int kernel_describe(const struct kernel_params *params, char ops[][KERNEL_OP_MAX], int max);
 

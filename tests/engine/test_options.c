@@ -244,6 +244,19 @@ Test(options, last_single_value_wins)
 	parsed_free(p);
 }
 
+Test(options, seed_defaults_quality_75_420_and_subsample_444)
+{
+	struct parsed *p = parse_ok(PARSE("src"));
+
+	cr_assert_eq(p->cfg.kernel.quality, 75);
+	cr_assert_eq(p->cfg.kernel.subsample, KSUB_420);
+	parsed_free(p);
+	p = parse_ok(PARSE("--subsample", "444", "--quality", "90", "src"));
+	cr_assert_eq(p->cfg.kernel.subsample, KSUB_444);
+	cr_assert_eq(p->cfg.kernel.quality, 90);
+	parsed_free(p);
+}
+
 Test(options, unknown_option_is_named)
 {
 	expect_usage(PARSE("--bogus", "src"), "--bogus", NULL);
@@ -279,6 +292,7 @@ Test(options, invalid_values_are_named_with_the_value)
 	expect_usage(PARSE("--format", "gif", "src"), "--format", "gif");
 	expect_usage(PARSE("--quality", "0", "src"), "--quality", NULL);
 	expect_usage(PARSE("--quality", "101", "src"), "--quality", NULL);
+	expect_usage(PARSE("--subsample", "422", "src"), "--subsample", "422");
 	expect_usage(PARSE("--png-level", "0", "src"), "--png-level", NULL);
 	expect_usage(PARSE("--png-level", "13", "src"), "--png-level", NULL);
 	expect_usage(PARSE("--max-pixels", "0", "src"), "--max-pixels", NULL);

@@ -41,7 +41,7 @@ static const struct input {
 };
 #define NINPUTS (sizeof(inputs) / sizeof(inputs[0]))
 
-static const char *const ops_fit64[] = {"autorotate", "resize:64x64:fit", "format:keep:q90"};
+static const char *const ops_fit64[] = {"autorotate", "resize:64x64:fit", "format:keep:q75:420"};
 
 static char *make_tree(void)
 {

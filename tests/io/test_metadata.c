@@ -11,7 +11,7 @@
 static const char *datasets[] = {"dataset://images/v2", "dataset://mirror/2024-01"};
 static const char *aliases[] = {"latest", "prod"};
 static const char *tags[] = {"preprocessed", "224px"};
-static const char *ops[] = {"autorotate", "resize:224x224:stretch", "format:jpg:q90"};
+static const char *ops[] = {"autorotate", "resize:224x224:stretch", "format:jpg:q75:420"};
 
 static struct metadata_binding full_binding(void)
 {
@@ -131,6 +131,33 @@ Test(metadata_format_line, binding_and_provenance)
 	cr_assert_str_eq(str_at(meta, "vhprep_version"), "0.1.0");
 	json_decref(o);
 	free(line);
+}
+
+/* An animated or multi-page input says how many frames it had and which one was used;
+ * a still (frames 0 or 1) has neither member. */
+Test(metadata_format_line, frames_only_for_multi_frame_inputs)
+{
+	struct metadata_binding b = full_binding();
+	struct metadata_provenance p = full_prov();
+	char *line;
+	json_t *o, *meta;
+
+	for (int frames = 0; frames <= 3; frames++) {
+		p.frames = frames;
+		p.frame_used = 0;
+		line = metadata_format_line(&b, "processed_images/a.png", &p);
+		o = parse_line(line);
+		meta = json_object_get(o, "metadata");
+		if (frames > 1) {
+			cr_assert_eq(int_at(meta, "frames"), frames);
+			cr_assert_eq(int_at(meta, "frame_used"), 0);
+		} else {
+			cr_assert_null(json_object_get(meta, "frames"));
+			cr_assert_null(json_object_get(meta, "frame_used"));
+		}
+		json_decref(o);
+		free(line);
+	}
 }
 
 Test(metadata_format_line, plain_word_packaging_is_a_string)

@@ -47,7 +47,7 @@ static struct kernel_params defaults(void)
 	    .mode = GEOMETRY_STRETCH,
 	    .autorotate = 1,
 	    .format = KFMT_KEEP,
-	    .quality = 90,
+	    .quality = KERNEL_QUALITY_DEFAULT,
 	    .max_pixels = 100000000,
 	    .fail_on = KFAIL_TRUNCATED,
 	    .choice = KERNEL_AUTO,
@@ -504,7 +504,7 @@ static void check_run_oriented(const struct kernel_params *p, const struct kerne
 	cr_assert(res->in_w == stored_w && res->in_h == stored_h, "%s: in %dx%d", what,
 		  res->in_w, res->in_h);
 	ss = jpeg_subsamp(res, &w, &h);
-	want_ss = p->gray ? TJSAMP_GRAY : p->quality >= 90 ? TJSAMP_444 : TJSAMP_420;
+	want_ss = p->gray ? TJSAMP_GRAY : p->subsample == KSUB_444 ? TJSAMP_444 : TJSAMP_420;
 	cr_assert(w == g.out_w && h == g.out_h, "%s: JPEG is %dx%d", what, w, h);
 	cr_assert_eq(ss, want_ss, "%s: subsampling %d, want %d", what, ss, want_ss);
 }
@@ -545,12 +545,15 @@ Test(jpegfast, every_mode_sweep_exact_dims)
 					p.resize_h = targets[t][1];
 					p.mode = (enum geometry_mode)m;
 					p.quality = runs % 2 ? 75 : 90;
+					p.subsample = runs % 3 ? KSUB_420 : KSUB_444;
 					p.gray = runs % 5 == 3;
 					snprintf(what, sizeof(what),
-						 "%dx%d samp %d %s %dx%d q%d%s", sizes[s][0],
+						 "%dx%d samp %d %s %dx%d q%d:%s%s", sizes[s][0],
 						 sizes[s][1], samps[k],
 						 geometry_mode_name(p.mode), p.resize_w,
-						 p.resize_h, p.quality, p.gray ? " gray" : "");
+						 p.resize_h, p.quality,
+						 p.subsample == KSUB_444 ? "444" : "420",
+						 p.gray ? " gray" : "");
 					rc = jpegfast_run(jf, in.data, in.len, &res, &err);
 					check_result(rc, &res, &err, "jpeg-fast");
 					cr_assert_eq(rc, 0, "%s: %s", what, err.msg);
@@ -842,7 +845,7 @@ Test(jpegfast, quality_changes_size)
 	cr_assert_gt(hi.len, lo.len);
 	kernel_result_release(&lo);
 	kernel_result_release(&hi);
-	p.quality = 0; /* out of range: libvips' default 90, as vipskernel */
+	p.quality = 0; /* out of range: KERNEL_QUALITY_DEFAULT, as vipskernel */
 	cr_assert_eq(run_jf(&p, &in, &lo, &err), 0);
 	kernel_result_release(&lo);
 	free_buf(&in);
@@ -863,6 +866,53 @@ static uint8_t *marked_rgb(int w, int h)
 			px[1] = px[2] = 20;
 		}
 	return rgb;
+}
+
+/* The seed's defaults on both kernels: quality 0 is quality 75, chroma 4:2:0 whatever
+ * the quality (PIL's save; libvips' own "auto" would switch to 4:4:4 from Q 90), and
+ * --subsample 444 gives 4:4:4; the same bytes with the default spelled out. */
+Test(jpegfast, defaults_are_q75_420_on_both_kernels)
+{
+	struct buf in = photo_jpeg(300, 200, TJSAMP_444, 95);
+	int (*const runs[])(const struct kernel_params *, const struct buf *,
+			    struct kernel_result *, struct vherr *) = {run_jf, run_vips};
+
+	for (size_t k = 0; k < 2; k++) {
+		static const struct {
+			int quality;
+			enum kernel_subsample sub;
+			int want;
+		} cases[] = {{0, KSUB_420, TJSAMP_420},
+			     {95, KSUB_420, TJSAMP_420},
+			     {75, KSUB_444, TJSAMP_444},
+			     {30, KSUB_444, TJSAMP_444}};
+		struct kernel_result zero = {0}, q75 = {0};
+		struct vherr err = {0};
+		struct kernel_params p = defaults();
+		int w, h;
+
+		p.resize_w = p.resize_h = 224;
+		p.quality = 0;
+		cr_assert_eq(runs[k](&p, &in, &zero, &err), 0, "%s", err.msg);
+		p.quality = 75;
+		cr_assert_eq(runs[k](&p, &in, &q75, &err), 0, "%s", err.msg);
+		cr_assert(zero.len == q75.len && memcmp(zero.data, q75.data, q75.len) == 0,
+			  "kernel %zu: quality 0 is not quality 75", k);
+		kernel_result_release(&zero);
+		kernel_result_release(&q75);
+		for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+			struct kernel_result res = {0};
+
+			p.quality = cases[c].quality;
+			p.subsample = cases[c].sub;
+			cr_assert_eq(runs[k](&p, &in, &res, &err), 0, "%s", err.msg);
+			cr_assert_eq(jpeg_subsamp(&res, &w, &h), cases[c].want,
+				     "kernel %zu q%d: subsampling %d", k, cases[c].quality,
+				     jpeg_subsamp(&res, &w, &h));
+			kernel_result_release(&res);
+		}
+	}
+	free_buf(&in);
 }
 
 Test(jpegfast, exif_orientations_1_to_8_match_libvips)
