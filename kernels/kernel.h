@@ -118,9 +118,11 @@ struct kernel_probe {
 	enum kernel_format out_format;	/* what kernel_run writes (never KFMT_KEEP) */
 	int out_w, out_h;		/* the size kernel_run writes (plan_image) */
 	const char *kernel;  /* "jpeg-fast", "png-fast" or "libvips": kernel_run's pick */
-	uint64_t peak_bytes; /* estimated peak heap bytes of kernel_run on a fresh kernel, the
-				input bytes excluded; an upper bound (1-3x measured, see
-				tests/kernels/test_probe.c), not a guarantee for every input */
+	uint64_t peak_bytes; /* estimated peak heap bytes of kernel_run on a fresh kernel (see
+				kernel_retained_max for one that has run), the input bytes
+				excluded: an upper bound, 1-4.5x the measured peak over the
+				shapes of tests/kernels/test_probe.c, not a proof for every
+				input */
 	uint64_t need_bytes; /* with KERNEL_PROBE_MORE: leading bytes to give it next
 				(<= file_size) */
 };
@@ -147,6 +149,11 @@ struct kernel_probe {
  * error buffer or caches. */
 int kernel_probe(const struct kernel_params *params, const uint8_t *head, size_t len,
 		 uint64_t file_size, struct kernel_probe *out, struct vherr *err);
+
+/* Returns the most heap one struct kernel keeps between kernel_run calls (the fast
+ * paths' reused buffers): on top of kernel_probe's peak_bytes for a kernel that has
+ * run before. A constant; thread-safe. */
+uint64_t kernel_retained_max(void);
 
 /* Returns 1 if ext (a file name extension, no dot, any case) names a raster format a
  * kernel here loads (libvips 8.14's suffixes in Debian), else 0; NULL gives 0.

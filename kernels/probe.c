@@ -154,9 +154,8 @@ static int jpeg_sof(struct pjob *j, unsigned marker, const uint8_t *d, unsigned 
 	j->out->height = (int)be16(d + 1);
 	j->out->width = (int)be16(d + 3);
 	h->ncomp = d[5];
-	/* progressive (C2, C6, CA, CE) and lossless (C3, C7, CB, CF) keep whole-image
-	 * coefficient or sample arrays */
-	h->progressive = (marker & 3) >= 2;
+	/* progressive (C2, C6, CA, CE) keeps whole-image coefficient arrays */
+	h->progressive = (marker & 3) == 2;
 	for (int i = 0; i < h->ncomp; i++) {
 		h->hs[i] = d[6 + 3 * i + 1] >> 4;
 		h->vs[i] = d[6 + 3 * i + 1] & 15;
@@ -170,6 +169,13 @@ static int jpeg_sof(struct pjob *j, unsigned marker, const uint8_t *d, unsigned 
 		return damaged(err, "JPEG frame of no size (DNL is not supported)");
 	if (j->out->width > JPEG_MAX_SIDE || j->out->height > JPEG_MAX_SIDE)
 		return damaged(err, "JPEG frame over libjpeg's 65500 pixels a side");
+	/* Debian's libjpeg-turbo 2.1 (both kernels) decodes 8-bit DCT frames only */
+	if ((marker & 3) == 3)
+		return damaged(err, "lossless JPEG: the JPEG library here cannot decode it");
+	if (d[0] != 8)
+		return vherr_set(
+		    err, VHERR_CORRUPT, VHSTAGE_DECODE,
+		    "%d-bit JPEG: the JPEG library here decodes 8-bit samples only", d[0]);
 	return 0;
 }
 
@@ -928,6 +934,13 @@ static uint64_t peak(const struct pjob *j, enum pfmt f, enum kernel_choice k)
 	default:
 		return peak_vips(j, f);
 	}
+}
+
+uint64_t kernel_retained_max(void)
+{
+	/* jpegfast.c's five plane buffers and pngfast.c's seven, each trimmed after a file
+	 * when it grew past its KEEP_BYTES */
+	return 5ull * JPEGFAST_KEEP_BYTES + 7ull * PNGFAST_KEEP_BYTES;
 }
 
 /* ---- extensions ------------------------------------------------------------ */

@@ -11,6 +11,7 @@
 #include <criterion/parameterized.h>
 #include <libdeflate.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +162,7 @@ enum kind {
 	K_GIF,
 	K_TIFF,
 	K_TIFF_TILED,
+	K_TIFF_BIG,
 	K_BMP
 };
 
@@ -246,6 +248,9 @@ static struct buf encode(const struct shape *s)
 		rc = vips_tiffsave_buffer(im, &data, &len, "tile", TRUE, "compression",
 					  VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE, NULL);
 		break;
+	case K_TIFF_BIG:
+		rc = vips_tiffsave_buffer(im, &data, &len, "bigtiff", TRUE, NULL);
+		break;
 	case K_BMP:
 	default:
 		rc = vips_magicksave_buffer(im, &data, &len, "format", "bmp", NULL);
@@ -324,6 +329,8 @@ Test(probe, formats_sizes_bands)
 	    {{K_GIF, 160, 120, 3, 0, 0, 0}, "gif", "libvips", 4},
 	    {{K_TIFF, 150, 110, 3, 0, 0, 0}, "tiff", "libvips", 3},
 	    {{K_TIFF_TILED, 300, 300, 1, 1, 0, 0}, "tiff", "libvips", 1},
+	    {{K_TIFF_BIG, 150, 110, 3, 0, 0, 0}, "tiff", "libvips", 3},
+	    {{K_GIF, 2100, 40, 3, 0, 0, 0}, "gif", "libvips", 4},
 	    {{K_BMP, 130, 70, 3, 0, 0, 0}, "bmp", "libvips", 3},
 	};
 	struct kernel_params p = defaults();
@@ -417,6 +424,80 @@ Test(probe, empty_and_not_images)
 	}
 }
 
+/* The probe leaves libvips' process-wide error text alone, misses included. */
+Test(probe, leaves_the_libvips_error_buffer_alone)
+{
+	struct kernel_params p = defaults();
+	struct buf t = {(uint8_t *)g_strdup("not an image at all, just some words"), 36};
+	struct kernel_probe o;
+	struct vherr err = {0};
+
+	vips_error_clear();
+	cr_assert_eq(probe_head(&p, &t, &o, &err), -VHERR_NOT_IMAGE);
+	cr_assert_str_eq(vips_error_buffer(), "");
+	free_buf(&t);
+}
+
+struct probe_thread {
+	const struct kernel_params *p;
+	const struct buf *files;
+	int n, mismatches;
+	struct kernel_probe first[4];
+};
+
+static void *probe_many(void *arg)
+{
+	struct probe_thread *t = arg;
+
+	for (int round = 0; round < 200; round++) {
+		for (int i = 0; i < t->n; i++) {
+			struct kernel_probe o;
+			struct vherr err = {0};
+
+			if (probe_head(t->p, &t->files[i], &o, &err) != 0 ||
+			    o.width != t->first[i].width ||
+			    o.peak_bytes != t->first[i].peak_bytes ||
+			    strcmp(o.loader, t->first[i].loader) != 0)
+				t->mismatches++;
+		}
+	}
+	return NULL;
+}
+
+/* Four threads probing four formats at once give the answers one thread gives. */
+Test(probe, thread_safe)
+{
+	static const struct shape shapes[] = {
+	    {K_JPEG, 300, 200, 3, 0, 6, 0},
+	    {K_PNG, 200, 100, 4, 0, 0, 0},
+	    {K_WEBP, 210, 90, 3, 0, 0, 0},
+	    {K_TIFF, 100, 90, 1, 0, 0, 0},
+	};
+	struct kernel_params p = defaults();
+	struct buf files[4];
+	struct probe_thread t[4];
+	pthread_t tid[4];
+	struct vherr err = {0};
+
+	p.blur_sigma = 1; /* every file through libvips' loader table */
+	for (int i = 0; i < 4; i++)
+		files[i] = encode(&shapes[i]);
+	for (int k = 0; k < 4; k++) {
+		t[k] = (struct probe_thread){.p = &p, .files = files, .n = 4};
+		for (int i = 0; i < 4; i++)
+			cr_assert_eq(probe_head(&p, &files[i], &t[k].first[i], &err), 0, "%s",
+				     err.msg);
+	}
+	for (int k = 0; k < 4; k++)
+		cr_assert_eq(pthread_create(&tid[k], NULL, probe_many, &t[k]), 0);
+	for (int k = 0; k < 4; k++) {
+		pthread_join(tid[k], NULL);
+		cr_assert_eq(t[k].mismatches, 0, "thread %d", k);
+	}
+	for (int i = 0; i < 4; i++)
+		free_buf(&files[i]);
+}
+
 Test(probe, extensions)
 {
 	static const char *const yes[] = {"jpg", "JPEG", "jpe",	 "jfif", "png",	 "PNG",	 "webp",
@@ -488,6 +569,39 @@ Test(probe, header_bombs_are_too_large)
 	free_buf(&g);
 }
 
+/* Sets the precision byte, or the SOF marker, of a JPEG's frame header. */
+static void jpeg_sof_byte(struct buf *b, int precision, int marker)
+{
+	for (size_t i = 2; i + 9 < b->len; i++)
+		if (b->data[i] == 0xff && b->data[i + 1] == 0xc0) {
+			if (precision)
+				b->data[i + 4] = (uint8_t)precision;
+			if (marker)
+				b->data[i + 1] = (uint8_t)marker;
+			return;
+		}
+	cr_assert_fail("no SOF0");
+}
+
+Test(probe, jpeg_the_library_cannot_decode)
+{
+	struct shape js = {K_JPEG, 64, 48, 3, 0, 0, 0};
+	struct kernel_params p = defaults();
+	struct buf a = encode(&js), l = encode(&js);
+	struct kernel_probe o;
+	struct vherr err = {0};
+
+	jpeg_sof_byte(&a, 12, 0);
+	cr_assert_eq(probe_head(&p, &a, &o, &err), -VHERR_CORRUPT);
+	cr_assert(strstr(err.msg, "12-bit"), "%s", err.msg);
+	cr_assert_neq(agree(&p, &a, &o), 0, "kernel_run decodes a 12-bit JPEG here");
+	jpeg_sof_byte(&l, 0, 0xc3);
+	cr_assert_eq(probe_head(&p, &l, &o, &err), -VHERR_CORRUPT);
+	cr_assert_neq(agree(&p, &l, &o), 0, "kernel_run decodes a lossless JPEG here");
+	free_buf(&a);
+	free_buf(&l);
+}
+
 /* Damages a copy of b: 0 truncate at `at`, 1 zero 64 bytes at `at`, 2 flip a bit. */
 static struct buf damage(const struct buf *b, int how, size_t at)
 {
@@ -507,7 +621,7 @@ Test(probe, damaged_files_agree_with_kernel_run)
 	static const struct shape shapes[] = {
 	    {K_JPEG, 200, 150, 3, 0, 6, 0}, {K_JPEG_PROG, 200, 150, 3, 0, 0, 0},
 	    {K_PNG, 150, 100, 4, 0, 0, 0},  {K_WEBP, 150, 100, 3, 0, 0, 0},
-	    {K_GIF, 100, 80, 3, 0, 0, 0},
+	    {K_GIF, 100, 80, 3, 0, 0, 0},   {K_TIFF, 100, 80, 3, 0, 0, 0},
 	};
 	struct kernel_params p = defaults();
 	int agreed = 0;
@@ -660,5 +774,44 @@ ParameterizedTest(struct peak_case *c, probe, peak, .timeout = 120)
 	kernel_result_release(&res);
 	kernel_free(k);
 	free_buf(&b);
+}
+
+/* One kernel through files of several sizes: between runs it keeps at most
+ * kernel_retained_max() bytes, and a run on a used kernel stays under the estimate. */
+Test(probe, retained_between_files, .timeout = 120)
+{
+	static const struct shape shapes[] = {
+	    {K_JPEG, 3000, 2000, 3, 0, 0, 75}, {K_PNG, 1500, 1000, 4, 0, 0, 0},
+	    {K_JPEG, 600, 400, 3, 0, 6, 75},   {K_PNG, 3000, 2000, 3, 0, 0, 0},
+	    {K_JPEG, 400, 300, 1, 0, 0, 75},
+	};
+	struct kernel_params p = defaults();
+	struct kernel *k = kernel_new(&p);
+	size_t base, kept = 0;
+
+	p.resize_w = p.resize_h = 0; /* whole-size buffers, the most a file leaves behind */
+	cr_assert_not_null(k);
+	base = __atomic_load_n(&heap_live, __ATOMIC_RELAXED);
+	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		struct buf b = encode(&shapes[i]);
+		struct kernel_result res = {0};
+		struct kernel_probe o;
+		struct vherr err = {0};
+		size_t before;
+
+		cr_assert_eq(probe_head(&p, &b, &o, &err), 0, "%s", err.msg);
+		before = __atomic_load_n(&heap_live, __ATOMIC_RELAXED);
+		__atomic_store_n(&heap_peak, before, __ATOMIC_RELAXED);
+		cr_assert_eq(kernel_run(k, b.data, b.len, &res, &err), 0, "%s", err.msg);
+		cr_assert_geq(o.peak_bytes,
+			      __atomic_load_n(&heap_peak, __ATOMIC_RELAXED) - before);
+		kernel_result_release(&res);
+		free_buf(&b);
+		kept = __atomic_load_n(&heap_live, __ATOMIC_RELAXED) - base;
+		cr_assert_leq(kept, kernel_retained_max(), "file %zu: %zu bytes kept", i, kept);
+	}
+	fprintf(stderr, "retained after 5 files: %.1f MB (max %.1f MB)\n", kept / 1e6,
+		kernel_retained_max() / 1e6);
+	kernel_free(k);
 }
 #endif
