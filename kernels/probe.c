@@ -426,7 +426,7 @@ static int parse_webp(struct pjob *j, struct vherr *err)
 static int parse_bmp(struct pjob *j, struct vherr *err)
 {
 	uint32_t dib;
-	int32_t h;
+	int64_t h;
 
 	j->out->format = "bmp";
 	if (j->len < 26)
@@ -440,8 +440,9 @@ static int parse_bmp(struct pjob *j, struct vherr *err)
 		if (j->len < 30)
 			return short_header(j, 64, err, "BMP header");
 		j->out->width = (int32_t)le32(j->in + 18);
-		h = (int32_t)le32(j->in + 22);
-		j->out->height = h < 0 ? -h : h;
+		h = (int32_t)le32(j->in + 22); /* negative: rows stored top-down */
+		h = h < 0 ? -h : h;
+		j->out->height = h > INT32_MAX ? 0 : (int)h;
 		j->out->bits = (int)le16(j->in + 28);
 	}
 	j->out->bands = j->out->bits == 32 ? 4 : 3;
