@@ -660,6 +660,7 @@ Test(probe, damaged_files_agree_with_kernel_run)
 	    {K_JPEG, 200, 150, 3, 0, 6, 0}, {K_JPEG_PROG, 200, 150, 3, 0, 0, 0},
 	    {K_PNG, 150, 100, 4, 0, 0, 0},  {K_WEBP, 150, 100, 3, 0, 0, 0},
 	    {K_GIF, 100, 80, 3, 0, 0, 0},   {K_TIFF, 100, 80, 3, 0, 0, 0},
+	    {K_AVIF, 64, 48, 3, 0, 0, 0},
 	};
 	struct kernel_params p = defaults();
 	int agreed = 0;
