@@ -2,15 +2,16 @@
  *
  * The engine reads at most 64 KiB of a file before judging it (issue 13): the probe
  * parses the headers itself (JPEG markers to the first scan, PNG chunks to the first
- * IDAT, GIF's logical screen, WebP's VP8/VP8L/VP8X, TIFF's IFD0, BMP's DIB header),
+ * IDAT, GIF's logical screen, WebP's VP8/VP8L/VP8X, TIFF's IFD0, BMP's DIB header,
+ * HEIF/AVIF's primary item properties),
  * asks the same questions kernel_run asks (jpegfast_accepts, pngfast_accepts,
  * plan_image), and estimates the heap kernel_run will take (the model at the end of this file).
  * Whether bytes are an image at all is asked of libvips' buffer loaders' is_a
  * functions, the test vips_foreign_find_load_buffer makes, so a NOT_IMAGE here is
  * one there; but not through that call, which writes libvips' process-wide error
- * buffer on a miss. Formats whose header this file does not parse (HEIF, JPEG 2000,
- * JPEG XL, ImageMagick's) get KERNEL_PROBE_MORE with need_bytes = file_size: the
- * kernel judges them.
+ * buffer on a miss. Formats whose header this file does not parse (JPEG 2000, JPEG XL,
+ * ImageMagick's) get KERNEL_PROBE_MORE with need_bytes = file_size: the kernel judges
+ * them.
  *
  * The estimate (peak(), at the end) follows each kernel's buffers as the code
  * allocates them (jpegfast.c, pngfast.c) and libvips 8.14's loaders as measured:
