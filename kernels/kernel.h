@@ -105,9 +105,9 @@ int kernel_describe(const struct kernel_params *params, char ops[][KERNEL_OP_MAX
 
 /* What kernel_run would do with one file, read from its header alone. */
 struct kernel_probe {
-	const char *format; /* "jpeg", "png", "webp", "gif", "tiff", "bmp", or the libvips
-			       loader's name without "load_buffer" ("heif", "magick", ...);
-			       static */
+	const char *format; /* "jpeg", "png", "webp", "gif", "tiff", "bmp", "heif", "avif";
+			       with MORE for a format not parsed, the libvips loader's
+			       nickname; static */
 	const char *loader; /* "jpeg-fast" or "png-fast" when a fast path reads it, else
 			       the libvips loader's nickname ("jpegload_buffer"); static */
 	int width, height, bands, bits; /* as stored; bits per sample */
@@ -134,8 +134,8 @@ struct kernel_probe {
  *   KERNEL_PROBE_MORE  out->need_bytes > len: the header lies further on (a TIFF IFD
  *                      past the head, JPEG markers longer than it); or need_bytes ==
  *                      file_size == len: a format whose header the probe does not
- *                      parse (HEIF, JPEG 2000, ImageMagick's formats...): run the kernel
- *                      and take its verdict, unadmitted
+ *                      parse (JPEG 2000, JPEG XL, ImageMagick's formats, a HEIF with a
+ *                      crop): run the kernel and take its verdict, unadmitted
  *   -VHERR_EMPTY       file_size == 0
  *   -VHERR_NOT_IMAGE   no loader of kernel_run's recognises the bytes (final: kernel_run
  *                      says the same)

@@ -2,15 +2,16 @@
  *
  * The engine reads at most 64 KiB of a file before judging it (issue 13): the probe
  * parses the headers itself (JPEG markers to the first scan, PNG chunks to the first
- * IDAT, GIF's logical screen, WebP's VP8/VP8L/VP8X, TIFF's IFD0, BMP's DIB header),
+ * IDAT, GIF's logical screen, WebP's VP8/VP8L/VP8X, TIFF's IFD0, BMP's DIB header,
+ * HEIF/AVIF's primary item properties),
  * asks the same questions kernel_run asks (jpegfast_accepts, pngfast_accepts,
  * plan_image), and estimates the heap kernel_run will take (the model at the end of this file).
  * Whether bytes are an image at all is asked of libvips' buffer loaders' is_a
  * functions, the test vips_foreign_find_load_buffer makes, so a NOT_IMAGE here is
  * one there; but not through that call, which writes libvips' process-wide error
- * buffer on a miss. Formats whose header this file does not parse (HEIF, JPEG 2000,
- * JPEG XL, ImageMagick's) get KERNEL_PROBE_MORE with need_bytes = file_size: the
- * kernel judges them.
+ * buffer on a miss. Formats whose header this file does not parse (JPEG 2000, JPEG XL,
+ * ImageMagick's) get KERNEL_PROBE_MORE with need_bytes = file_size: the kernel judges
+ * them.
  *
  * The estimate (peak(), at the end) follows each kernel's buffers as the code
  * allocates them (jpegfast.c, pngfast.c) and libvips 8.14's loaders as measured:
@@ -426,7 +427,7 @@ static int parse_webp(struct pjob *j, struct vherr *err)
 static int parse_bmp(struct pjob *j, struct vherr *err)
 {
 	uint32_t dib;
-	int32_t h;
+	int64_t h;
 
 	j->out->format = "bmp";
 	if (j->len < 26)
@@ -440,8 +441,9 @@ static int parse_bmp(struct pjob *j, struct vherr *err)
 		if (j->len < 30)
 			return short_header(j, 64, err, "BMP header");
 		j->out->width = (int32_t)le32(j->in + 18);
-		h = (int32_t)le32(j->in + 22);
-		j->out->height = h < 0 ? -h : h;
+		h = (int32_t)le32(j->in + 22); /* negative: rows stored top-down */
+		h = h < 0 ? -h : h;
+		j->out->height = h > INT32_MAX ? 0 : (int)h;
 		j->out->bits = (int)le16(j->in + 28);
 	}
 	j->out->bands = j->out->bits == 32 ? 4 : 3;
@@ -549,9 +551,154 @@ static int parse_tiff(struct pjob *j, struct vherr *err)
 	return 0;
 }
 
+/* ---- HEIF and AVIF --------------------------------------------------------- */
+
+/* One ISO BMFF box: its type, and its contents [body, end) clipped to what we have. */
+struct box {
+	const uint8_t *type;
+	size_t body, end;
+	uint64_t full_end; /* where it ends in the file */
+};
+
+/* Reads the box at pos (below limit). Returns 0, or -1 when its header is not there
+ * or its size is impossible. */
+static int box_at(const struct pjob *j, size_t pos, size_t limit, struct box *b)
+{
+	uint64_t size;
+	size_t hdr = 8;
+
+	if (pos + 8 > limit)
+		return -1;
+	size = be32(j->in + pos);
+	if (size == 1) {
+		if (pos + 16 > limit)
+			return -1;
+		size = (uint64_t)be32(j->in + pos + 8) << 32 | be32(j->in + pos + 12);
+		hdr = 16;
+	} else if (size == 0) {
+		size = j->file_size - pos;
+	}
+	if (size < hdr || size > j->file_size - pos)
+		return -1;
+	b->type = j->in + pos + 4;
+	b->body = pos + hdr;
+	b->full_end = pos + size;
+	b->end = b->full_end < limit ? (size_t)b->full_end : limit;
+	return 0;
+}
+
+/* Finds the first child box of type t in [pos, end); 0 or -1. */
+static int box_find(const struct pjob *j, size_t pos, size_t end, const char *t, struct box *b)
+{
+	while (box_at(j, pos, end, b) == 0) {
+		if (!memcmp(b->type, t, 4))
+			return 0;
+		pos = (size_t)b->full_end;
+	}
+	return -1;
+}
+
+/* What the primary item's properties say. */
+struct heif {
+	uint32_t primary;
+	int w, h, bits, rotated, clap;
+};
+
+/* Applies property number idx (1-based, in ipco) to the primary item. */
+static void heif_property(const struct pjob *j, const struct box *ipco, unsigned idx,
+			  struct heif *hf)
+{
+	struct box b;
+	size_t pos = ipco->body;
+
+	for (unsigned i = 1; box_at(j, pos, ipco->end, &b) == 0;
+	     i++, pos = (size_t)b.full_end) {
+		if (i != idx)
+			continue;
+		if (!memcmp(b.type, "ispe", 4) && b.body + 12 <= b.end) {
+			hf->w = (int)(be32(j->in + b.body + 4) & 0x7fffffff);
+			hf->h = (int)(be32(j->in + b.body + 8) & 0x7fffffff);
+		} else if (!memcmp(b.type, "irot", 4) && b.body < b.end) {
+			hf->rotated = j->in[b.body] & 1; /* 90 or 270 degrees */
+		} else if (!memcmp(b.type, "clap", 4)) {
+			hf->clap = 1;
+		} else if (!memcmp(b.type, "pixi", 4) && b.body + 6 <= b.end) {
+			hf->bits = j->in[b.body + 5];
+		}
+		return;
+	}
+}
+
+/* Walks ipma for the primary item's property indices. Returns 0 or -1. */
+static int heif_associations(const struct pjob *j, const struct box *ipma,
+			     const struct box *ipco, struct heif *hf)
+{
+	int version = j->in[ipma->body], wide_idx = j->in[ipma->body + 3] & 1;
+	size_t pos = ipma->body + 8, idsize = version < 1 ? 2 : 4;
+	uint32_t n = be32(j->in + ipma->body + 4);
+
+	for (uint32_t e = 0; e < n; e++) {
+		uint32_t id;
+		unsigned count;
+
+		if (pos + idsize + 1 > ipma->end)
+			return -1;
+		id = idsize == 2 ? be16(j->in + pos) : be32(j->in + pos);
+		count = j->in[pos + idsize];
+		pos += idsize + 1;
+		if (pos + (size_t)count * (wide_idx ? 2 : 1) > ipma->end)
+			return -1;
+		for (unsigned a = 0; a < count; a++, pos += wide_idx ? 2 : 1)
+			if (id == hf->primary)
+				heif_property(j, ipco,
+					      wide_idx ? be16(j->in + pos) & 0x7fff
+						       : j->in[pos] & 0x7fu,
+					      hf);
+	}
+	return 0;
+}
+
+/* The primary image's size as libheif gives it (after an irot of 90 or 270 degrees;
+ * libvips 8.14's heifload applies none of the EXIF orientation on top). A clap
+ * (crop) or a meta box this cannot read leaves the file to the kernel. */
+static int parse_heif(struct pjob *j, struct vherr *err)
+{
+	struct box meta, pitm, iprp, ipco, ipma, ftyp;
+	struct heif hf = {.bits = 8};
+
+	j->out->format = "heif";
+	if (box_find(j, 0, j->len, "ftyp", &ftyp) == 0 && ftyp.body + 4 <= ftyp.end &&
+	    !memcmp(j->in + ftyp.body, "avi", 3))
+		j->out->format = "avif";
+	if (box_find(j, 0, j->len, "meta", &meta))
+		return short_header(j, j->file_size, err, "HEIF header");
+	if (meta.end < meta.full_end)
+		return short_header(j, meta.full_end, err, "HEIF header");
+	if (box_find(j, meta.body + 4, meta.end, "pitm", &pitm) || pitm.body + 6 > pitm.end ||
+	    box_find(j, meta.body + 4, meta.end, "iprp", &iprp) ||
+	    box_find(j, iprp.body, iprp.end, "ipco", &ipco) ||
+	    box_find(j, iprp.body, iprp.end, "ipma", &ipma) || ipma.body + 8 > ipma.end)
+		return damaged(err, "HEIF without a primary image's properties");
+	hf.primary = j->in[pitm.body] == 0	 ? be16(j->in + pitm.body + 4)
+		     : pitm.body + 8 <= pitm.end ? be32(j->in + pitm.body + 4)
+						 : 0;
+	if (heif_associations(j, &ipma, &ipco, &hf))
+		return damaged(err, "bad HEIF item properties");
+	if (hf.w <= 0 || hf.h <= 0 || hf.clap) { /* the kernel judges it */
+		j->out->need_bytes = j->file_size;
+		return KERNEL_PROBE_MORE;
+	}
+	j->out->width = hf.rotated ? hf.h : hf.w;
+	j->out->height = hf.rotated ? hf.w : hf.h;
+	j->out->bits = hf.bits > 8 ? hf.bits : 8;
+	j->out->bands = 3; /* an alpha is an auxiliary item: counted in the estimate */
+	j->h.alpha = 1;
+	return 0;
+}
+
 /* ---- choosing, planning ---------------------------------------------------- */
 
-enum pfmt { PF_NONE, PF_JPEG, PF_PNG, PF_GIF, PF_WEBP, PF_TIFF, PF_BMP };
+enum pfmt { PF_NONE, PF_JPEG, PF_PNG, PF_GIF, PF_WEBP, PF_TIFF, PF_BMP, PF_HEIF };
 
 static enum pfmt sniff(const uint8_t *in, size_t len)
 {
@@ -612,6 +759,8 @@ static int parse(struct pjob *j, enum pfmt f, struct vherr *err)
 		return parse_tiff(j, err);
 	case PF_BMP:
 		return parse_bmp(j, err);
+	case PF_HEIF:
+		return parse_heif(j, err);
 	case PF_NONE:
 	default:
 		return damaged(err, "unknown format");
@@ -644,6 +793,8 @@ int kernel_probe(const struct kernel_params *p, const uint8_t *head, size_t len,
 		return vherr_set(err, VHERR_NOT_IMAGE, VHSTAGE_DECODE, NULL);
 	}
 	out->loader = loader;
+	if (f == PF_NONE && !strcmp(loader, "heifload_buffer"))
+		f = PF_HEIF;
 	if (f == PF_NONE) { /* a format we do not parse: the kernel judges it */
 		out->format = loader;
 		out->kernel = "libvips";
@@ -885,6 +1036,9 @@ static uint64_t vips_load_bytes(const struct pjob *j, enum pfmt f, uint64_t *loa
 		return 2 * w * h * 4;
 	case PF_WEBP: /* libwebp decodes the whole frame (VP8L: with its own ARGB copies) */
 		return w * h * 4 * (j->h.lossless ? 3 : 1);
+	case PF_HEIF: /* libheif decodes the whole image: its YCbCr planes and the RGB(A)
+			 image libvips reads from */
+		return w * h * (3 + 4) * bps;
 	case PF_BMP:
 	default: /* ImageMagick's pixel cache (4 x 16-bit samples), then libvips' copy */
 		return w * h * (8 + 2 * bands);

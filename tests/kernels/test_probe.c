@@ -163,6 +163,8 @@ enum kind {
 	K_TIFF,
 	K_TIFF_TILED,
 	K_TIFF_BIG,
+	K_AVIF,
+	K_HEIC,
 	K_BMP
 };
 
@@ -271,6 +273,14 @@ static struct buf encode(const struct shape *s)
 		rc = vips_tiffsave_buffer(im, &data, &len, "tile", TRUE, "compression",
 					  VIPS_FOREIGN_TIFF_COMPRESSION_DEFLATE, NULL);
 		break;
+	case K_AVIF:
+		rc = vips_heifsave_buffer(im, &data, &len, "compression",
+					  VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "Q", q, NULL);
+		break;
+	case K_HEIC:
+		rc = vips_heifsave_buffer(im, &data, &len, "compression",
+					  VIPS_FOREIGN_HEIF_COMPRESSION_HEVC, "Q", q, NULL);
+		break;
 	case K_TIFF_BIG:
 		rc = vips_tiffsave_buffer(im, &data, &len, "bigtiff", TRUE, NULL);
 		break;
@@ -356,6 +366,8 @@ Test(probe, formats_sizes_bands)
 	    {{K_TIFF_TILED, 300, 300, 1, 1, 0, 0}, "tiff", "libvips", 1},
 	    {{K_TIFF_BIG, 150, 110, 3, 0, 0, 0}, "tiff", "libvips", 3},
 	    {{K_GIF, 2100, 40, 3, 0, 0, 0}, "gif", "libvips", 4},
+	    {{K_AVIF, 200, 100, 3, 0, 0, 0}, "avif", "libvips", 3},
+	    {{K_HEIC, 160, 120, 3, 0, 0, 0}, "heif", "libvips", 3},
 	    {{K_BMP, 130, 70, 3, 0, 0, 0}, "bmp", "libvips", 3},
 	};
 	struct kernel_params p = defaults();
@@ -648,6 +660,7 @@ Test(probe, damaged_files_agree_with_kernel_run)
 	    {K_JPEG, 200, 150, 3, 0, 6, 0}, {K_JPEG_PROG, 200, 150, 3, 0, 0, 0},
 	    {K_PNG, 150, 100, 4, 0, 0, 0},  {K_WEBP, 150, 100, 3, 0, 0, 0},
 	    {K_GIF, 100, 80, 3, 0, 0, 0},   {K_TIFF, 100, 80, 3, 0, 0, 0},
+	    {K_AVIF, 64, 48, 3, 0, 0, 0},
 	};
 	struct kernel_params p = defaults();
 	int agreed = 0;
@@ -746,6 +759,8 @@ static struct peak_case peak_cases[] = {
     {{K_TIFF, 6000, 4000, 3, 0, 0, 0}, 224, 0, 0, KFMT_JPEG, GEOMETRY_STRETCH},
     {{K_TIFF_TILED, 2000, 2000, 3, 0, 0, 0}, 0, 0, 0, KFMT_JPEG, GEOMETRY_STRETCH},
     {{K_BMP, 800, 600, 3, 0, 0, 0}, 224, 0, 0, KFMT_JPEG, GEOMETRY_STRETCH},
+    {{K_AVIF, 1200, 900, 3, 0, 0, 75}, 224, 0, 0, KFMT_KEEP, GEOMETRY_STRETCH},
+    {{K_HEIC, 1200, 900, 3, 0, 0, 75}, 0, 0, 0, KFMT_JPEG, GEOMETRY_STRETCH},
 };
 
 ParameterizedTestParameters(probe, peak)
