@@ -225,7 +225,17 @@ static enum source_admit judge(struct source_read *req)
 		req->err = err;
 		return SOURCE_ADMIT_FAIL;
 	}
-	return SOURCE_ADMIT_READ; /* KERNEL_PROBE_MORE, or damaged: judged once whole */
+	/* KERNEL_PROBE_MORE, or damaged: judged once whole, if it fits where it will be */
+	if (req->size > p->decode_cap) {
+		vherr_set(&req->err, VHERR_TOO_LARGE, VHSTAGE_READ,
+			  "%llu bytes whose first %zu do not tell what it needs to decode, more "
+			  "than the %llu MiB --memory leaves for decoding (%s: %llu MiB)",
+			  (unsigned long long)req->size, req->len,
+			  (unsigned long long)(p->decode_cap >> 20), p->env.cfg->memory_from,
+			  (unsigned long long)(p->env.cfg->memory >> 20));
+		return SOURCE_ADMIT_FAIL;
+	}
+	return SOURCE_ADMIT_READ;
 }
 
 /* The room one decode takes: the judge's estimate, else a probe of the whole file, else
