@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/memlimit.h"
 #include "io/jsonname.h"
 #include "engine/shardenv.h"
 
@@ -26,6 +27,7 @@ void config_defaults(struct config *cfg)
 	cfg->kernel.fail_on = KFAIL_TRUNCATED;
 	cfg->kernel.choice = KERNEL_AUTO;
 	cfg->max_size = UINT64_MAX;
+	cfg->max_file_size = CONFIG_MAX_FILE_SIZE;
 	cfg->sample = 1.0;
 	cfg->shard_count = 1;
 	cfg->prefix = "processed_images";
@@ -33,7 +35,7 @@ void config_defaults(struct config *cfg)
 	cfg->walkers = 16;
 	cfg->nfs_connections = 4;
 	cfg->nfs_timeout = 10.0;
-	cfg->read_budget = 256ULL << 20;
+	cfg->read_budget = CONFIG_READ_BUDGET;
 	cfg->metrics_interval = 5.0;
 	cfg->progress = -1;
 	cfg->per_host = 16;
@@ -414,6 +416,37 @@ static int finish_shard(struct config *cfg, struct vherr *err)
 	return 0;
 }
 
+/* --memory (or the container's limit) and the read budget that follows from it. */
+static int finish_memory(struct config *cfg, struct vherr *err)
+{
+	struct memlimit m;
+
+	if (cfg->memory) {
+		cfg->memory_from = "--memory";
+	} else {
+		memlimit_detect("/sys/fs/cgroup", "/proc/self/cgroup", &m);
+		cfg->memory = m.bytes;
+		cfg->memory_from = memlimit_from_name(m.from);
+	}
+	if (cfg->memory < CONFIG_MEMORY_MIN)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "%s gives %llu MiB of memory: vhprep needs at least %llu MiB",
+				 cfg->memory_from, (unsigned long long)(cfg->memory >> 20),
+				 (unsigned long long)(CONFIG_MEMORY_MIN >> 20));
+	if (!cfg->read_budget_set) {
+		cfg->read_budget = cfg->memory / 4;
+		if (cfg->read_budget > CONFIG_READ_BUDGET)
+			cfg->read_budget = CONFIG_READ_BUDGET;
+	} else if (cfg->read_budget > cfg->memory / 2) {
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--read-budget %llu MiB is more than half of the memory (%llu MiB, "
+				 "from %s): raise --memory or lower --read-budget",
+				 (unsigned long long)(cfg->read_budget >> 20),
+				 (unsigned long long)(cfg->memory >> 20), cfg->memory_from);
+	}
+	return 0;
+}
+
 int config_finish(struct config *cfg, struct vherr *err)
 {
 	int rc;
@@ -429,6 +462,9 @@ int config_finish(struct config *cfg, struct vherr *err)
 	if (cfg->min_size > cfg->max_size)
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
 				 "--min-size is larger than --max-size");
+	cfg->select_by_type = !cfg->files_from && !cfg->urls;
+	if ((rc = finish_memory(cfg, err)) < 0)
+		return rc;
 	if (check_prefix(cfg->prefix) != 0)
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
 				 "--prefix '%s' must be a relative path without '..'",

@@ -9,6 +9,13 @@
 #include "io/metadata.h"
 #include "kernels/kernel.h"
 
+/* --max-file-size's default: a larger file is too_large from its size alone. */
+#define CONFIG_MAX_FILE_SIZE (1ULL << 30)
+/* The least --memory (or container limit) vhprep runs in. */
+#define CONFIG_MEMORY_MIN (64ULL << 20)
+/* The read budget's default, and its ceiling when it follows --memory (a quarter). */
+#define CONFIG_READ_BUDGET (256ULL << 20)
+
 /* A growable list of borrowed strings (they point into argv or the environment). */
 struct strlist {
 	const char **v;
@@ -20,7 +27,13 @@ struct config {
 	struct kernel_params kernel;
 	/* select */
 	struct strlist includes, excludes;
+	int select_by_type;       /* without --include, only names with an image extension
+				     (config_finish: walks yes; --files-from and --urls no) */
 	uint64_t min_size, max_size; /* max_size UINT64_MAX: no bound */
+	uint64_t max_file_size;   /* --max-file-size: a larger file is too_large unread */
+	uint64_t memory;          /* --memory; 0 until config_finish: the container's limit */
+	const char *memory_from;  /* where memory came from: "--memory", "cgroup v1", ... */
+	int read_budget_set;      /* --read-budget given (else it follows memory) */
 	uint64_t limit;           /* 0: no limit */
 	double sample;            /* keep this fraction, 1.0: all */
 	uint64_t seed;            /* sample hash seed */

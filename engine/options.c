@@ -19,6 +19,8 @@ enum {
 	OPT_KEEP_QUERY, OPT_INSECURE, OPT_CACERT, OPT_NETRC_FILE, OPT_ALLOW_METADATA_IP,
 	/* png-fast */
 	OPT_PNG_LEVEL,
+	/* memory (issue 13) */
+	OPT_MEMORY, OPT_MAX_FILE_SIZE,
 	/* the preview sheet */
 	OPT_PREVIEW, OPT_PREVIEW_IN_DATASET,
 };
@@ -69,6 +71,8 @@ static const struct option long_options[] = {
 	{"nfs-inflight", required_argument, NULL, OPT_IO_DEPTH},
 	{"nfs-timeout", required_argument, NULL, OPT_NFS_TIMEOUT},
 	{"read-budget", required_argument, NULL, OPT_READ_BUDGET},
+	{"memory", required_argument, NULL, OPT_MEMORY},
+	{"max-file-size", required_argument, NULL, OPT_MAX_FILE_SIZE},
 	{"max-errors", required_argument, NULL, OPT_MAX_ERRORS},
 	{"metrics-interval", required_argument, NULL, OPT_METRICS},
 	{"progress", no_argument, NULL, OPT_PROGRESS},
@@ -132,7 +136,11 @@ void options_usage(FILE *out)
 "  --background R,G,B      pad and alpha-flattening colour (default 0,0,0)\n"
 "\n"
 "Select (a file is processed when every given filter keeps it):\n"
-"  --include GLOB          keep matching files (repeatable; a pattern without '/'\n"
+"  (default: the files whose extension names a format vhprep reads here, any case:\n"
+"  jpg jpeg jpe jfif png webp gif tif tiff bmp and the rest libvips loads; the others\n"
+"  are counted as skipped_type; --files-from and --urls take every name given)\n"
+"  --include GLOB          keep matching files instead (repeatable, one glob each:\n"
+"                          globs are not comma-separated; a pattern without '/'\n"
 "                          matches the base name, one with '/' the relative path)\n"
 "  --exclude GLOB          drop matching files (repeatable, same matching)\n"
 "  --min-size SIZE         drop files smaller than SIZE (bytes; k, M, G suffixes)\n"
@@ -199,7 +207,14 @@ void options_usage(FILE *out)
 "  --nfs-timeout S         nfs://: seconds to mount, for each request, and for the\n"
 "                          server to come back after a dropped connection before\n"
 "                          the run ends with exit 1 (default 10)\n"
-"  --read-budget SIZE      bytes read ahead of the workers at most (default 256M)\n"
+"  --memory SIZE           the memory vhprep may use (default: the container's limit,\n"
+"                          cgroup v2 memory.max or v1 memory.limit_in_bytes, else the\n"
+"                          machine's): decodes wait for room in it, estimated from\n"
+"                          each header; an image that alone needs more is too_large\n"
+"  --read-budget SIZE      bytes read ahead of the workers at most (default a quarter\n"
+"                          of --memory, at most 256M)\n"
+"  --max-file-size SIZE    a larger input is too_large from its size, unread\n"
+"                          (default 1G; --max-size instead drops files silently)\n"
 "  --max-errors N          failures allowed before the exit code says so (default 0)\n"
 "  --metrics-interval S    seconds between JSON metrics lines on stdout (default 5;\n"
 "                          0: none)\n"
@@ -487,8 +502,17 @@ static int parse_run(int opt, const char *v, struct config *cfg, struct vherr *e
 			       ? bad(err, "--nfs-timeout", v, "seconds in (0, 3600]")
 			       : 0;
 	case OPT_READ_BUDGET:
+		cfg->read_budget_set = 1;
 		return config_parse_size(v, &cfg->read_budget) || cfg->read_budget < 1024
 			       ? bad(err, "--read-budget", v, "a size of at least 1k")
+			       : 0;
+	case OPT_MEMORY:
+		return config_parse_size(v, &cfg->memory) || cfg->memory < CONFIG_MEMORY_MIN
+			       ? bad(err, "--memory", v, "a size of at least 64M")
+			       : 0;
+	case OPT_MAX_FILE_SIZE:
+		return config_parse_size(v, &cfg->max_file_size) || cfg->max_file_size == 0
+			       ? bad(err, "--max-file-size", v, "a size above 0")
 			       : 0;
 	case OPT_MAX_ERRORS:
 		if (config_parse_long(v, 0, LONG_MAX, &n))

@@ -12,12 +12,18 @@
 #include <unistd.h>
 
 #include "common/bqueue.h"
+#include "common/budget.h"
 #include "common/waitgroup.h"
 #include "engine/select.h"
 #include "kernels/kernel.h"
 
 #define OPS_MAX	     8
 #define LOCATION_MAX (PATH_MAX + 1024)
+/* What --memory keeps back from decoding: the process itself, libvips' and libjpeg's
+ * fixed parts, and per worker its stack and kernel buffers kept between files. */
+#define DECODE_RESERVE	      (48ULL << 20)
+#define DECODE_RESERVE_THREAD (4ULL << 20)
+#define DECODE_MIN	      (16ULL << 20)
 
 struct pipeline {
 	struct pipeline_env env;	  /* set at creation */
@@ -26,6 +32,8 @@ struct pipeline {
 	char ops[OPS_MAX][KERNEL_OP_MAX]; /* set at creation: the operation chain */
 	const char *opv[OPS_MAX];	  /* set at creation: pointers into ops */
 	int nops;			  /* set at creation */
+	struct budget *decode;		  /* set at creation: heap bytes decodes may hold */
+	uint64_t decode_cap;		  /* set at creation: its size */
 	atomic_int cancelled;
 	atomic_int finished;
 	atomic_ullong selected; /* files counted against --limit */
@@ -47,6 +55,7 @@ struct item {
 	int done_already;      /* admit found its earlier output standing */
 	int unchanged;         /* the same as in --since's records: skipped */
 	int verify;            /* --since-checksum: compare its SHA-256 once read */
+	uint64_t decode_bytes; /* kernel_probe's peak estimate; 0: not probed yet */
 	char relpath[]; /* then the hint's handle bytes (rd.hint.handle points there) */
 };
 
@@ -154,13 +163,21 @@ static void on_read_done(struct source_read *req)
 	waitgroup_done(&p->reads);
 }
 
-/* The read's admit step: an input whose earlier output stands, or that --since's records
- * hold unchanged, is skipped unread. */
+/* The read's admit step: an input larger than --max-file-size fails unread; one whose
+ * earlier output stands, or that --since's records hold unchanged, is skipped unread. */
 static enum source_admit admit(struct source_read *req)
 {
 	struct item *it = req->user;
 	struct pipeline *p = it->p;
 	enum since_verdict v;
+
+	if (req->size > p->env.cfg->max_file_size) {
+		vherr_set(&req->err, VHERR_TOO_LARGE, VHSTAGE_READ,
+			  "%llu bytes, more than --max-file-size (%llu)",
+			  (unsigned long long)req->size,
+			  (unsigned long long)p->env.cfg->max_file_size);
+		return SOURCE_ADMIT_FAIL;
+	}
 
 	if (p->env.resume && resume_done(p->env.resume, it->relpath, req->size, req->mtime_ns)) {
 		it->done_already = 1;
@@ -172,6 +189,69 @@ static enum source_admit admit(struct source_read *req)
 	it->unchanged = v == SINCE_UNCHANGED;
 	it->verify = v == SINCE_VERIFY;
 	return it->unchanged ? SOURCE_ADMIT_SKIP : SOURCE_ADMIT_READ;
+}
+
+/* Whether decoding it needs more than all the room decoding has: fails it too_large. */
+static int over_memory(const struct pipeline *p, const struct item *it, struct vherr *err)
+{
+	if (it->decode_bytes <= p->decode_cap)
+		return 0;
+	vherr_set(err, VHERR_TOO_LARGE, VHSTAGE_DECODE,
+		  "needs about %llu MiB to decode (estimated from its header), more than the "
+		  "%llu MiB --memory leaves for decoding (%s: %llu MiB)",
+		  (unsigned long long)(it->decode_bytes >> 20),
+		  (unsigned long long)(p->decode_cap >> 20), p->env.cfg->memory_from,
+		  (unsigned long long)(p->env.cfg->memory >> 20));
+	return 1;
+}
+
+/* The read's judge: the file's first bytes (at most SOURCE_HEAD_MAX) through
+ * kernel_probe. What is no image, empty, over --max-pixels, or would alone need more
+ * memory than decoding has, fails unread; a damaged header is read on and left to the
+ * kernel, whose verdict is the one recorded. */
+static enum source_admit judge(struct source_read *req)
+{
+	struct item *it = req->user;
+	struct pipeline *p = it->p;
+	struct kernel_probe pr;
+	struct vherr err = {0};
+	int rc = kernel_probe(&p->env.cfg->kernel, req->data, req->len, req->size, &pr, &err);
+
+	if (rc == 0) {
+		it->decode_bytes = pr.peak_bytes ? pr.peak_bytes : 1;
+		return over_memory(p, it, &req->err) ? SOURCE_ADMIT_FAIL : SOURCE_ADMIT_READ;
+	}
+	if (rc == -VHERR_NOT_IMAGE || rc == -VHERR_EMPTY || rc == -VHERR_TOO_LARGE) {
+		req->err = err;
+		return SOURCE_ADMIT_FAIL;
+	}
+	/* KERNEL_PROBE_MORE, or damaged: judged once whole, if it fits where it will be */
+	if (req->size > p->decode_cap) {
+		vherr_set(&req->err, VHERR_TOO_LARGE, VHSTAGE_READ,
+			  "%llu bytes whose first %zu do not tell what it needs to decode, more "
+			  "than the %llu MiB --memory leaves for decoding (%s: %llu MiB)",
+			  (unsigned long long)req->size, req->len,
+			  (unsigned long long)(p->decode_cap >> 20), p->env.cfg->memory_from,
+			  (unsigned long long)(p->env.cfg->memory >> 20));
+		return SOURCE_ADMIT_FAIL;
+	}
+	return SOURCE_ADMIT_READ;
+}
+
+/* The room one decode takes: the judge's estimate, else a probe of the whole file, else
+ * (a header the probe cannot read: the kernel will refuse it early) the file's size. */
+static uint64_t decode_need(struct pipeline *p, struct item *it)
+{
+	struct kernel_probe pr;
+	struct vherr err;
+
+	if (!it->decode_bytes)
+		it->decode_bytes = kernel_probe(&p->env.cfg->kernel, it->rd.data, it->rd.len,
+						it->rd.len, &pr, &err) == 0 &&
+					   pr.peak_bytes
+				       ? pr.peak_bytes
+				       : it->rd.len + (1ULL << 20);
+	return it->decode_bytes;
 }
 
 /* A new item for entry e: relpath and the hint's handle copied in; NULL: no memory. */
@@ -202,7 +282,16 @@ static enum source_next emit_one(struct pipeline *p, const struct source_entry *
 		since_seen(p->env.since, relpath);
 	if (atomic_load(&p->cancelled) || (p->size_bounds && at_limit(p)))
 		return SOURCE_STOP;
-	if (select_path(cfg, relpath) != SELECT_KEEP) {
+	switch (select_path(cfg, relpath)) {
+	case SELECT_KEEP:
+		break;
+	case SELECT_NOT_IMAGE_TYPE:
+		atomic_fetch_add(&p->env.stats->skipped_type, 1);
+		return SOURCE_CONTINUE;
+	case SELECT_OTHER_SHARD:
+		atomic_fetch_add(&p->env.stats->other_shard, 1);
+		/* fall through */
+	default:
 		atomic_fetch_add(&p->env.stats->filtered, 1);
 		return SOURCE_CONTINUE;
 	}
@@ -218,6 +307,7 @@ static enum source_next emit_one(struct pipeline *p, const struct source_entry *
 	it->rd.min_size = cfg->min_size;
 	it->rd.max_size = cfg->max_size;
 	it->rd.admit = admit;
+	it->rd.judge = judge;
 	it->rd.done = on_read_done;
 	it->rd.user = it;
 	waitgroup_add(&p->reads);
@@ -456,7 +546,18 @@ static void process(struct pipeline *p, struct kernel *k, struct item *it, int w
 		atomic_fetch_add(&p->env.stats->unchanged, 1);
 		return;
 	}
+	decode_need(p, it);
+	if (over_memory(p, it, &err)) {
+		item_drop_input(it);
+		account(p, it, -err.code, &err, 0);
+		return;
+	}
+	if (budget_acquire(p->decode, it->decode_bytes) != 0) {
+		atomic_fetch_add(&p->env.stats->cancelled, 1);
+		return;
+	}
 	rc = kernel_run(k, it->rd.data, it->rd.len, &res, &err);
+	budget_release(p->decode, it->decode_bytes);
 	if (rc == 0)
 		preview_offer(p->env.preview, it->relpath, it->rd.data, it->rd.len, &res);
 	item_drop_input(it);
@@ -497,6 +598,15 @@ static void worker_loop(struct pipeline *p)
 	kernel_free(k);
 }
 
+/* What --memory leaves for decoding: less the read budget and the reserve. */
+static uint64_t decode_room(const struct config *cfg)
+{
+	uint64_t held = cfg->read_budget + DECODE_RESERVE +
+			(uint64_t)cfg->threads * DECODE_RESERVE_THREAD;
+
+	return cfg->memory > held + DECODE_MIN ? cfg->memory - held : DECODE_MIN;
+}
+
 struct pipeline *pipeline_new(const struct pipeline_env *env)
 {
 	struct pipeline *p = calloc(1, sizeof(*p));
@@ -508,9 +618,12 @@ struct pipeline *pipeline_new(const struct pipeline_env *env)
 	/* enough ready files to keep every worker busy while the readers refill */
 	p->ready = bqueue_new((size_t)cfg->threads * 4 + (size_t)cfg->io_depth);
 	p->publishing = calloc((size_t)cfg->threads, sizeof(*p->publishing));
-	if (!p->ready || !p->publishing) {
+	p->decode_cap = decode_room(cfg);
+	p->decode = budget_new(p->decode_cap);
+	if (!p->ready || !p->publishing || !p->decode) {
 		bqueue_free(p->ready);
 		free(p->publishing);
+		budget_free(p->decode);
 		free(p);
 		return NULL;
 	}
@@ -553,6 +666,7 @@ void pipeline_cancel(struct pipeline *p)
 {
 	if (atomic_exchange(&p->cancelled, 1))
 		return;
+	budget_cancel(p->decode);
 	source_cancel(p->env.source);
 }
 
@@ -576,6 +690,7 @@ void pipeline_free(struct pipeline *p)
 		pthread_mutex_destroy(&p->publishing[i]);
 	free(p->publishing);
 	bqueue_free(p->ready);
+	budget_free(p->decode);
 	pthread_mutex_destroy(&p->lock);
 	waitgroup_destroy(&p->reads);
 	free(p);

@@ -270,7 +270,7 @@ static json_t *summary_json(struct run *r, double seconds, int exit_code)
 		return NULL;
 	return json_pack(
 		"{s:s, s:s, s:s, s:s, s:f, s:o, s:{s:I, s:I}, s:f, s:f, s:f, s:o, s:b, s:s?, "
-		"s:i, s:{s:i, s:i, s:i, s:I}}",
+		"s:i, s:{s:i, s:i, s:i, s:I, s:I, s:s, s:I}}",
 		"vhprep_version", VHPREP_VERSION, "source", source, "outputs", outputs,
 		"started_at", started, "seconds", seconds, "files",
 		stats_files_json(s), "bytes", "read", (json_int_t)atomic_load(&s->bytes_read),
@@ -281,7 +281,9 @@ static json_t *summary_json(struct run *r, double seconds, int exit_code)
 		stats_failures_json(s), "walk_complete", atomic_load(&s->walk_complete),
 		"interrupted_by", signal_name(sig), "exit_code", exit_code, "config", "threads",
 		r->cfg.threads, "io_depth", r->cfg.io_depth, "walkers", r->cfg.walkers,
-		"read_budget", (json_int_t)r->cfg.read_budget);
+		"read_budget", (json_int_t)r->cfg.read_budget, "memory", (json_int_t)r->cfg.memory,
+		"memory_from", r->cfg.memory_from, "max_file_size",
+		(json_int_t)r->cfg.max_file_size);
 }
 
 static void print_summary(struct run *r, double seconds)
@@ -294,10 +296,12 @@ static void print_summary(struct run *r, double seconds)
 		return;
 	fprintf(stderr,
 		"vhprep: %llu processed, %llu already done, %llu failed, %llu filtered out, "
-		"%llu skipped by size (of %llu found) in %.2f s: %.1f files/s\n",
+		"%llu not images by name, %llu skipped by size (of %llu found) in %.2f s: "
+		"%.1f files/s\n",
 		done, (unsigned long long)atomic_load(&s->already_done),
 		(unsigned long long)atomic_load(&s->failed),
 		(unsigned long long)atomic_load(&s->filtered),
+		(unsigned long long)atomic_load(&s->skipped_type),
 		(unsigned long long)atomic_load(&s->skipped_size),
 		(unsigned long long)atomic_load(&s->found), seconds,
 		seconds > 0 ? (double)done / seconds : 0.0);
@@ -309,6 +313,55 @@ static void print_summary(struct run *r, double seconds)
 				logged ? ")" : "");
 	fprintf(stderr, "vhprep: outputs in %s/%s, records in %s\n", r->cfg.outputs,
 		r->cfg.prefix, r->cfg.outputs);
+}
+
+/* Appends " --NAME 'v'" for each of list's words to buf (of size, used so far *n). */
+static void name_list(char *buf, size_t size, size_t *n, const char *name,
+		      const struct strlist *list)
+{
+	for (int i = 0; i < list->n && *n < size; i++)
+		*n += (size_t)snprintf(buf + *n, size - *n, " %s '%s'", name, list->v[i]);
+}
+
+/* A complete walk that found files and selected none of them (not because they are other
+ * --shard members' share): says which filters did it on stderr and returns 1. */
+static int none_selected(struct run *r)
+{
+	struct stats *s = &r->stats;
+	const struct config *c = &r->cfg;
+	uint64_t found = atomic_load(&s->found);
+	char filters[1024] = "";
+	size_t n = 0;
+	int commas = 0;
+
+	if (!atomic_load(&s->walk_complete) || !found ||
+	    atomic_load(&s->submitted) != atomic_load(&s->skipped_size) ||
+	    atomic_load(&s->other_shard))
+		return 0;
+	name_list(filters, sizeof(filters), &n, "--include", &c->includes);
+	name_list(filters, sizeof(filters), &n, "--exclude", &c->excludes);
+	for (int i = 0; i < c->includes.n; i++)
+		commas |= strchr(c->includes.v[i], ',') != NULL;
+	if (c->sample < 1.0 && n < sizeof(filters))
+		n += (size_t)snprintf(filters + n, sizeof(filters) - n, " --sample %g", c->sample);
+	if ((c->min_size || c->max_size != UINT64_MAX) && n < sizeof(filters))
+		n += (size_t)snprintf(filters + n, sizeof(filters) - n, " --min-size/--max-size");
+	if (!c->includes.n && atomic_load(&s->skipped_type) == found)
+		fprintf(stderr,
+			"vhprep: none of the %llu files found has an extension of an image format "
+			"vhprep reads (jpg, jpeg, png, webp, gif, tif, tiff, bmp, ...): choose "
+			"files by name with --include GLOB (e.g. --include '*')\n",
+			(unsigned long long)found);
+	else
+		fprintf(stderr, "vhprep: selected 0 of the %llu files found:%s%s\n",
+			(unsigned long long)found, n ? " the filters" : "",
+			n ? filters : " every file was filtered out");
+	if (c->includes.n)
+		fprintf(stderr,
+			"vhprep: %sglobs are not comma-separated: repeat the option, e.g. "
+			"--include '*.jpg' --include '*.png'\n",
+			commas ? "a glob holds a comma, but " : "");
+	return 1;
 }
 
 static int exit_code_of(struct run *r, int fatal)
@@ -433,6 +486,8 @@ static int finish(struct run *r, int fatal, int forced)
 	struct vherr err = {0};
 	json_t *summary;
 
+	if (code == RUN_EXIT_OK && none_selected(r))
+		code = RUN_EXIT_USAGE;
 	if (!forced && preview_finish(r->preview, r->sink, &r->stats, atomic_load(&r->signal)) &&
 	    r->cfg.preview_in_dataset)
 		r->preview_written = 1;

@@ -76,6 +76,8 @@ json_t *stats_files_json(struct stats *s)
 	    {"processed", &s->processed},
 	    {"failed", &s->failed},
 	    {"filtered", &s->filtered},
+	    {"other_shard", &s->other_shard},
+	    {"skipped_type", &s->skipped_type},
 	    {"skipped_size", &s->skipped_size},
 	    {"cancelled", &s->cancelled},
 	    {"over_limit", &s->over_limit},

@@ -114,4 +114,68 @@ int kernel_fail_on_parse(const char *s, enum kernel_fail_on *f);
  * Rows beyond max are dropped. Returns the number of rows written (<= max). */
 int kernel_describe(const struct kernel_params *params, char ops[][KERNEL_OP_MAX], int max);
 
+/* ---- probe: judging a file from its first bytes (kernels/probe.c) ---------------------- */
+
+/* kernel_probe's answer when it needs more of the file than it was given. */
+#define KERNEL_PROBE_MORE 1
+
+/* What kernel_run would do with one file, read from its header alone. */
+struct kernel_probe {
+	const char *format; /* "jpeg", "png", "webp", "gif", "tiff", "bmp", "heif", "avif";
+			       with MORE for a format not parsed, the libvips loader's
+			       nickname; static */
+	const char *loader; /* "jpeg-fast" or "png-fast" when a fast path reads it, else
+			       the libvips loader's nickname ("jpegload_buffer"); static */
+	int width, height, bands, bits; /* as stored; bits per sample */
+	int frames;			/* as the header says: 1 for a still format, PNG acTL's
+					   count, 0 when only the whole file tells (GIF, an
+					   animated WebP, TIFF pages); frame 1 is what runs */
+	int orientation;		/* EXIF/TIFF orientation 1-8 as stored (1: none) */
+	enum kernel_format out_format;	/* what kernel_run writes (never KFMT_KEEP) */
+	int out_w, out_h;		/* the size kernel_run writes (plan_image) */
+	const char *kernel;  /* "jpeg-fast", "png-fast" or "libvips": kernel_run's pick */
+	uint64_t peak_bytes; /* estimated peak heap bytes of kernel_run on a fresh kernel (see
+				kernel_retained_max for one that has run), the input bytes
+				excluded: an upper bound, 1-4.5x the measured peak over the
+				shapes of tests/kernels/test_probe.c, not a proof for every
+				input */
+	uint64_t need_bytes; /* with KERNEL_PROBE_MORE: leading bytes to give it next
+				(<= file_size) */
+};
+
+/* Judges the image whose first len bytes are head (file_size: the whole file's size,
+ * >= len) as kernel_run(params) would, without decoding. Returns
+ *   0                  out filled: the file is an image kernel_run will try, and
+ *                      peak_bytes is what to admit it against
+ *   KERNEL_PROBE_MORE  out->need_bytes > len: the header lies further on (a TIFF IFD
+ *                      past the head, JPEG markers longer than it); or need_bytes ==
+ *                      file_size == len: a format whose header the probe does not
+ *                      parse (JPEG 2000, JPEG XL, ImageMagick's formats, a HEIF with a
+ *                      crop): run the kernel and take its verdict, unadmitted
+ *   -VHERR_EMPTY       file_size == 0
+ *   -VHERR_NOT_IMAGE   no loader of kernel_run's recognises the bytes (final: kernel_run
+ *                      says the same)
+ *   -VHERR_TOO_LARGE   over params->max_pixels from the header, or a crop/short plan's
+ *                      intermediate over it (final: plan_image, as kernel_run)
+ *   -VHERR_TRUNCATED, -VHERR_CORRUPT, or plan_image's -VHERR_TRANSFORM: the header looks
+ *                      damaged or cannot be planned; not final, kernel_run decides
+ * with err filled (stage DECODE, TRANSFORM for a plan) on every negative return.
+ * head is borrowed for the call (NULL only with len 0). Thread-safe: reads libvips'
+ * loader table (set up by kernel_global_init, which must have run) and never its
+ * error buffer or caches. */
+int kernel_probe(const struct kernel_params *params, const uint8_t *head, size_t len,
+		 uint64_t file_size, struct kernel_probe *out, struct vherr *err);
+
+/* Returns the most heap one struct kernel keeps between kernel_run calls (the fast
+ * paths' reused buffers): on top of kernel_probe's peak_bytes for a kernel that has
+ * run before. A constant; thread-safe. */
+uint64_t kernel_retained_max(void);
+
+/* Returns 1 if ext (a file name extension, no dot, any case) names a raster format a
+ * kernel here loads (libvips 8.14's suffixes in Debian), else 0; NULL gives 0.
+ * Document and vector formats (pdf, svg, svgz) are left out on purpose: an ML image
+ * tree selects rasters, and a PDF beside the pictures is a document, not a sample.
+ * Thread-safe, pure. */
+int kernel_extension_readable(const char *ext);
+
 #endif
