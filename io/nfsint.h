@@ -113,11 +113,29 @@ struct dirwork {
 	char relpath[]; /* "" for the root */
 };
 
+/* Where a read is (nfsread.c changes it through one setter, read_state_set, which
+ * traces each transition in a debug build). */
+#define NREAD_STATE_LIST(X)                                                                    \
+	X(QUEUED, "queued")		/* submitted, or waiting for a connection */           \
+	X(BY_HANDLE, "by-handle")	/* the listing's handle: waiting for the budget */     \
+	X(BY_PATH_OPEN, "by-path-open") /* OPEN (+ fstat) by path, sequenced for v4 */         \
+	X(READING, "reading")		/* READs in flight */                                  \
+	X(JUDGING, "judging")		/* failed in a service round: server or transport? */  \
+	X(RETRYING, "retrying")		/* the transport failed: waits to start again */       \
+	X(DONE, "done")			/* handed to the completion thread */
+
+enum nread_state {
+#define NREAD_STATE_ENUM(name, word) NREAD_##name,
+	NREAD_STATE_LIST(NREAD_STATE_ENUM)
+#undef NREAD_STATE_ENUM
+};
+
 /* One read in progress; owned by the loop (or the budget thread while waiting). */
 struct nread {
 	struct nread *next;
 	struct nfsread_env *env;
 	struct source_read *req;
+	enum nread_state state; /* only through read_state_set (nfsread.c) */
 	struct nfsfh *fh;
 	int conn;
 	bool cancelled; /* the budget was cancelled */
@@ -215,6 +233,11 @@ void nfsread_judge(struct conn *c, bool broken);
 /* Starts the next waiting v4 OPEN or CLOSE of each UP connection that has none in
  * flight (the loop's phase, after servicing). */
 void nfsread_seq_kick(struct nfsread_env *env);
+/* Whether read state st may follow state from (the transitions nfsread.c makes). Pure;
+ * any thread. */
+bool nfsread_transition_ok(enum nread_state from, enum nread_state st);
+/* Returns the word for st ("by-handle"); never NULL. Any thread. */
+const char *nfsread_state_name(enum nread_state st);
 
 /* ---- what the walk sees of the source (nfswalk.c) ---- */
 

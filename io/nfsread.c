@@ -3,8 +3,10 @@
  * to HANDLE_CHUNKS in flight. By path (no hint, or the file changed since its listing):
  * open, fstat, the budget, pread chunks, close. Then the completion thread. A transport
  * failure sends a read back to start again (NFSCONN_RETRIES times). Loop thread. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,11 +28,66 @@
  * handle without a CLOSE, for files whose connection is gone. */
 void nfs_free_nfsfh(struct nfsfh *nfsfh);
 
+/* ---- the read's state ---- */
+
+static const char *const state_names[] = {
+#define NREAD_STATE_NAME(name, word) [NREAD_##name] = word,
+    NREAD_STATE_LIST(NREAD_STATE_NAME)
+#undef NREAD_STATE_NAME
+};
+
+const char *nfsread_state_name(enum nread_state st)
+{
+	return (unsigned)st < sizeof(state_names) / sizeof(state_names[0]) ? state_names[st]
+									   : "?";
+}
+
+#define S(x) (1u << NREAD_##x)
+/* The states each state may move to (staying is always allowed). */
+static const unsigned next_states[] = {
+    [NREAD_QUEUED] = S(BY_HANDLE) | S(BY_PATH_OPEN) | S(DONE),
+    [NREAD_BY_HANDLE] = S(READING) | S(RETRYING) | S(DONE),
+    [NREAD_BY_PATH_OPEN] =
+	S(BY_HANDLE) | S(READING) | S(JUDGING) | S(RETRYING) | S(QUEUED) | S(DONE),
+    [NREAD_READING] = S(JUDGING) | S(RETRYING) | S(BY_PATH_OPEN) | S(QUEUED) | S(DONE),
+    [NREAD_JUDGING] = S(RETRYING) | S(DONE),
+    [NREAD_RETRYING] = S(READING) | S(BY_HANDLE) | S(BY_PATH_OPEN) | S(QUEUED) | S(DONE),
+    [NREAD_DONE] = 0,
+};
+#undef S
+
+bool nfsread_transition_ok(enum nread_state from, enum nread_state st)
+{
+	if ((unsigned)from > NREAD_DONE || (unsigned)st > NREAD_DONE)
+		return false;
+	return from == st || (next_states[from] & (1u << st)) != 0;
+}
+
+/* The one place a read's state changes. A debug build checks the transition and, with
+ * VHPREP_NFS_TRACE set in the environment, prints it on stderr. */
+static void read_state_set(struct nread *nr, enum nread_state st)
+{
+#ifndef NDEBUG
+	static int trace = -1;
+
+	if (trace < 0)
+		trace = getenv("VHPREP_NFS_TRACE") != NULL;
+	if (trace && nr->state != st)
+		fprintf(stderr, "vhprep: nfs read '%s': %s -> %s\n", nr->path + 1,
+			nfsread_state_name(nr->state), nfsread_state_name(st));
+	assert(nfsread_transition_ok(nr->state, st));
+#endif
+	nr->state = st;
+}
+
+/* ---- completing ---- */
+
 /* Hands a finished read to the completion thread (any thread, lock not held). */
 static void read_complete(struct nread *nr)
 {
 	struct nfshub *hub = nr->env->hub;
 
+	read_state_set(nr, NREAD_DONE);
 	if (nr->req->status != SOURCE_READ_OK)
 		VH_FREE(nr->req->data);
 	nfshub_push(hub, &hub->completed, nr);
@@ -70,10 +127,13 @@ static void seq_submit(struct nread *nr, bool closing)
 			nr->fh = NULL;
 			read_complete(nr);
 		} else {
+			read_state_set(nr, NREAD_QUEUED);
 			fifo_push(&nr->env->stalled, nr);
 		}
 		return;
 	}
+	if (!closing)
+		read_state_set(nr, NREAD_BY_PATH_OPEN);
 	nr->closing = closing;
 	if (nr->env->version == 4) {
 		fifo_push(&c->seq_wait, nr); /* nfsread_seq_kick sends it, from the loop */
@@ -168,6 +228,7 @@ static bool path_retry(struct nread *nr)
 			   nfshub_cancelled(nr->env->hub)))
 		return false;
 	read_reset(nr);
+	read_state_set(nr, NREAD_RETRYING);
 	fifo_push(&nr->env->stalled, nr);
 	return true;
 }
@@ -186,6 +247,7 @@ static void path_failed(struct nread *nr, const char *msg)
 			read_finish(nr);
 		return;
 	}
+	read_state_set(nr, NREAD_JUDGING);
 	fifo_push(&c->suspects, nr);
 }
 
@@ -301,6 +363,7 @@ static bool take_conn(struct nread *nr)
  * that is UP (or waits in env->stalled for one). */
 static void handle_restart(struct nread *nr)
 {
+	read_state_set(nr, NREAD_RETRYING);
 	nr->retry = false;
 	nr->changed = false;
 	nr->issued = 0;
@@ -341,51 +404,72 @@ struct rdone {
 	int64_t mtime_ns;
 };
 
-/* A READ of nr is back: copies its bytes, asks for the rest of a short one, keeps up to
- * HANDLE_CHUNKS in flight, and once none is, completes, retries or rereads by path. */
-static void chunk_done(struct rchunk *ck, const struct rdone *d)
+/* A READ failed in transport: nr is read again once its READs are back (handle_next),
+ * or fails for good. */
+static void chunk_transport_failed(struct nread *nr, const struct rdone *d)
+{
+	struct nfsread_env *env = nr->env;
+
+	if (nfsconn_retry(env->conns, nr->conn, &nr->attempts, nfshub_cancelled(env->hub)))
+		nr->retry = true;
+	else if (env->conns->lost)
+		nfsread_fail_lost(nr);
+	else
+		read_fail(nr, d->errnum, "read", d->msg);
+}
+
+/* Copies the bytes of a READ that succeeded; notes a file that changed or shrank since
+ * its listing. Returns true if the rest of a short READ went out in ck. */
+static bool chunk_copy(struct rchunk *ck, const struct rdone *d)
 {
 	struct nread *nr = ck->nr;
-	struct nfsread_env *env = nr->env;
+	struct source_read *req = nr->req;
+	uint32_t n = d->n < ck->len ? d->n : ck->len;
+
+	memcpy(req->data + ck->off, d->data, n);
+	if (d->have_attrs && (d->size != req->size || d->mtime_ns != req->mtime_ns))
+		nr->changed = true; /* not the file listed: read it again by path */
+	if (n == ck->len)
+		return false;
+	if (d->eof) {
+		if (ck->off + n < nr->end)
+			nr->end = ck->off + n; /* the file shrank */
+		return false;
+	}
+	ck->off += n; /* a short READ: ask for the rest */
+	ck->len -= n;
+	if (nfshub_cancelled(nr->env->hub)) {
+		read_cancel(nr);
+		return false;
+	}
+	return handle_send(nr, ck) == 0;
+}
+
+/* What one READ's outcome means for its file. Returns true if ck went out again. */
+static bool chunk_take(struct rchunk *ck, const struct rdone *d)
+{
+	struct nread *nr = ck->nr;
+
+	if (nr->req->err.code)
+		return false; /* an earlier READ of this file failed: nothing more to do */
+	if (d->transport)
+		chunk_transport_failed(nr, d);
+	else if (d->errnum)
+		read_fail(nr, d->errnum, "read", d->msg);
+	else if (d->needs_open)
+		nr->changed = true; /* handle_done reads it by path, with an OPEN */
+	else
+		return chunk_copy(ck, d);
+	return false;
+}
+
+/* What the file does next once one of its READs is back: more READs, or, once none is
+ * in flight, start again (retry), reread by path (changed), or complete. */
+static void handle_next(struct nread *nr)
+{
 	struct source_read *req = nr->req;
 
-	nr->chunks--;
-	env->conns->c[nr->conn].busy--;
-	oplat_record(env->lat, OPLAT_READ, oplat_now() - ck->t0);
-	if (req->err.code) {
-		/* an earlier READ of this file failed: nothing more to do */
-	} else if (d->transport) {
-		if (nfsconn_retry(env->conns, nr->conn, &nr->attempts,
-				  nfshub_cancelled(env->hub)))
-			nr->retry = true;
-		else if (env->conns->lost)
-			nfsread_fail_lost(nr);
-		else
-			read_fail(nr, d->errnum, "read", d->msg);
-	} else if (d->errnum) {
-		read_fail(nr, d->errnum, "read", d->msg);
-	} else if (d->needs_open) {
-		nr->changed = true; /* handle_done reads it by path, with an OPEN */
-	} else {
-		uint32_t n = d->n < ck->len ? d->n : ck->len;
-
-		memcpy(req->data + ck->off, d->data, n);
-		if (d->have_attrs && (d->size != req->size || d->mtime_ns != req->mtime_ns))
-			nr->changed = true; /* not the file listed: read it again by path */
-		if (n < ck->len && d->eof) {
-			if (ck->off + n < nr->end)
-				nr->end = ck->off + n; /* the file shrank */
-		} else if (n < ck->len) {
-			ck->off += n; /* a short READ: ask for the rest */
-			ck->len -= n;
-			if (nfshub_cancelled(env->hub))
-				read_cancel(nr);
-			else if (handle_send(nr, ck) == 0)
-				return;
-		}
-	}
-	free(ck);
-	if (nfshub_cancelled(env->hub) && !req->err.code)
+	if (nfshub_cancelled(nr->env->hub) && !req->err.code)
 		read_cancel(nr);
 	if (!req->err.code && !nr->changed && !nr->retry)
 		handle_issue(nr); /* more READs, or the end once none is in flight */
@@ -393,6 +477,20 @@ static void chunk_done(struct rchunk *ck, const struct rdone *d)
 		handle_restart(nr);
 	else if (nr->chunks == 0)
 		handle_done(nr);
+}
+
+/* A READ of nr is back. */
+static void chunk_done(struct rchunk *ck, const struct rdone *d)
+{
+	struct nread *nr = ck->nr;
+
+	nr->chunks--;
+	nr->env->conns->c[nr->conn].busy--;
+	oplat_record(nr->env->lat, OPLAT_READ, oplat_now() - ck->t0);
+	if (chunk_take(ck, d))
+		return;
+	free(ck);
+	handle_next(nr);
 }
 
 static void on_read3(int rc, const struct nfs3read_result *res, const char *msg, void *priv)
@@ -467,6 +565,7 @@ static void handle_issue(struct nread *nr)
 			handle_restart(nr);
 		return;
 	}
+	read_state_set(nr, NREAD_READING);
 	max = nfs_get_readmax(c->nfs);
 	if (max == 0 || max > NFSREAD_CHUNK)
 		max = NFSREAD_CHUNK;
@@ -492,37 +591,49 @@ static void handle_issue(struct nread *nr)
 }
 
 /* The budget is held (or cancelled): read the bytes. */
-void nfsread_granted(struct nread *nr)
+/* Gives a granted read its buffer; false if there is nothing to read (cancelled, no
+ * memory, an empty file): then nr is finished. */
+static bool granted_buffer(struct nread *nr)
 {
 	struct source_read *req = nr->req;
 
 	if (nr->cancelled || nfshub_cancelled(nr->env->hub)) {
 		read_cancel(nr);
 		read_finish(nr);
-		return;
+		return false;
 	}
 	req->data = malloc(req->size ? req->size : 1);
 	if (!req->data) {
 		req->status = SOURCE_READ_FAILED;
 		vherr_set(&req->err, VHERR_NOMEM, VHSTAGE_READ, NULL);
 		read_finish(nr);
-		return;
+		return false;
 	}
 	if (req->size == 0) {
 		req->status = SOURCE_READ_OK;
 		read_finish(nr);
-		return;
+		return false;
 	}
 	nr->granted = true;
-	if (nr->env->conns->lost)
+	return true;
+}
+
+void nfsread_granted(struct nread *nr)
+{
+	if (!granted_buffer(nr))
+		return;
+	if (nr->env->conns->lost) {
 		nfsread_lost(nr);
-	else if (nr->by_handle)
+	} else if (nr->by_handle) {
 		handle_issue(nr);
-	else if (!nfsconn_up(nr->env->conns, nr->conn)) { /* dropped while it waited: reopen */
-		read_reset(nr);
+	} else if (!nfsconn_up(nr->env->conns, nr->conn)) { /* dropped while it waited */
+		read_reset(nr);				    /* open it again */
+		read_state_set(nr, NREAD_RETRYING);
 		fifo_push(&nr->env->stalled, nr);
-	} else
+	} else {
+		read_state_set(nr, NREAD_READING);
 		read_next_chunk(nr);
+	}
 }
 
 void nfsread_resume(struct nread *nr)
@@ -533,6 +644,8 @@ void nfsread_resume(struct nread *nr)
 		read_complete(nr);
 		return;
 	}
+	if (nr->state != NREAD_QUEUED) /* not a first start: a dropped connection's */
+		read_state_set(nr, NREAD_RETRYING);
 	if (nr->env->conns->lost)
 		nfsread_lost(nr);
 	else if (nr->granted && nr->by_handle)
@@ -648,6 +761,7 @@ void nfsread_start(struct nread *nr)
 		return;
 	read_reset(nr); /* a read started again after a dropped connection */
 	if (h->handle && h->has_attrs) {
+		read_state_set(nr, NREAD_BY_HANDLE);
 		nr->by_handle = true;
 		nr->req->size = nr->end = h->size;
 		nr->req->mtime_ns = h->mtime_ns;
