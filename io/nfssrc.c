@@ -257,12 +257,12 @@ static int start_threads(struct nfssrc *s)
 	return 0;
 }
 
-int nfssrc_open(const char *url, const struct source_opts *opts,
-		const struct nfssrc_opts *nopts, struct nfssrc **out, struct vherr *err)
+int nfssrc_open(const char *url, const struct source_opts *opts, struct nfssrc **out,
+		struct vherr *err)
 {
 	struct nfssrc *s = calloc(1, sizeof(*s));
-	int timeout_ms =
-	    nopts && nopts->timeout_ms > 0 ? nopts->timeout_ms : DEFAULT_TIMEOUT_MS;
+	int timeout_ms = opts->nfs.timeout_ms > 0 ? opts->nfs.timeout_ms : DEFAULT_TIMEOUT_MS;
+	int nconns = opts->nfs.connections > 0 ? opts->nfs.connections : DEFAULT_CONNECTIONS;
 	int rc;
 
 	*out = NULL;
@@ -284,10 +284,7 @@ int nfssrc_open(const char *url, const struct source_opts *opts,
 		rc = vherr_set(err, VHERR_NOMEM, VHSTAGE_WALK, NULL);
 		goto fail;
 	}
-	if ((rc = nfsconn_open(&s->conns, &s->url, s->base, s,
-			       nopts && nopts->connections > 0 ? nopts->connections
-							       : DEFAULT_CONNECTIONS,
-			       timeout_ms, err)) < 0)
+	if ((rc = nfsconn_open(&s->conns, &s->url, s->base, s, nconns, timeout_ms, err)) < 0)
 		goto fail;
 	views_init(s);
 	if (start_threads(s) < 0) {

@@ -37,22 +37,16 @@
 /* READDIRPLUS maxcount asked for (the server may cap it). */
 #define NFSSRC_PAGE_BYTES (256 * 1024)
 
-/* Options of the nfs source beyond source_opts; set once at creation. */
-struct nfssrc_opts {
-	int connections; /* nfs_contexts (TCP connections); <= 0: 4 */
-	int timeout_ms;	 /* mount and per-RPC timeout; <= 0: 10000 */
-};
-
 struct nfssrc;
 
-/* Parses url (see io/nfsurl.h), connects and mounts every connection (in parallel,
- * bounded by the timeout), checks that the root is a directory and starts the threads.
- * nopts may be NULL (defaults); opts->budget is borrowed and must outlive the source.
+/* Parses url (see io/nfsurl.h), connects and mounts opts->nfs.connections connections
+ * (in parallel, bounded by opts->nfs.timeout_ms), checks that the root is a directory
+ * and starts the threads. opts->budget is borrowed and must outlive the source.
  * Returns 0 with *out owned by the caller (nfssrc_free), or a negative code with err set
  * to one line: -VHERR_USAGE (bad URL), -VHERR_NET (unreachable, wrong port, timeout),
  * -VHERR_NOENT (unknown export or path), -VHERR_ACCESS, -VHERR_NOTDIR. */
-int nfssrc_open(const char *url, const struct source_opts *opts,
-		const struct nfssrc_opts *nopts, struct nfssrc **out, struct vherr *err);
+int nfssrc_open(const char *url, const struct source_opts *opts, struct nfssrc **out,
+		struct vherr *err);
 /* Walks the tree, calling emit (in this thread) for each regular file; returns when the
  * walk is done or stopped and no directory request is in flight: 0, or a negative code
  * with err set if the root could not be listed. Sub-directory errors go to on_error

@@ -384,7 +384,7 @@ static void walk_url(const char *url, const char *local, struct nfssrc **s, stru
 	struct source_opts o = {.walkers = 8, .io_depth = 8};
 	struct vherr err = {0};
 
-	cr_assert_eq(nfssrc_open(url, &o, NULL, s, &err), 0, "%s: %s", url, err.msg);
+	cr_assert_eq(nfssrc_open(url, &o, s, &err), 0, "%s: %s", url, err.msg);
 	*w = (struct walked){.lock = PTHREAD_MUTEX_INITIALIZER, .local = local};
 	cr_assert_eq(nfssrc_walk(*s, collect, w, NULL, &err), 0, "%s: %s", url, err.msg);
 	itest_list_sort(&w->names);
@@ -446,7 +446,7 @@ Test(nfs, a_stopped_walk_returns_at_once)
 			free(p);
 		}
 	serve(src);
-	cr_assert_eq(nfssrc_open(url3, &o, NULL, &s, &err), 0, "%s", err.msg);
+	cr_assert_eq(nfssrc_open(url3, &o, &s, &err), 0, "%s", err.msg);
 	cr_assert_eq(nfssrc_walk(s, stop_after_10, &n, NULL, &err), 0, "%s", err.msg);
 	cr_expect_eq(n, 10, "emit ran %d times after SOURCE_STOP at 10", n);
 	nfssrc_free(s);
