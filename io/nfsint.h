@@ -17,6 +17,8 @@
 
 #include <unistd.h>
 
+#include <nfsc/libnfs.h>
+
 #include "common/budget.h"
 #include "common/oplat.h"
 #include "common/vherr.h"
@@ -209,15 +211,53 @@ static inline void nfshub_push(struct nfshub *h, struct fifo *q, void *item)
 
 /* ---- what the reads see of the source (nfsread.c) ---- */
 
-struct nfsread_env {
-	struct nfsconns *conns; /* set at creation; loop-only */
-	struct nfshub *hub;	/* set at creation */
-	int version;		/* set at creation: 3 or 4 */
-	struct budget *budget;	/* set at creation; NULL: none */
-	struct oplat *lat;	/* set at creation; NULL: no latencies */
-	struct fifo stalled;	/* loop-only: reads waiting for a connection to come UP */
+/* One READ by handle's outcome, whatever the NFS version. */
+struct nfsread_reply {
+	int errnum;	 /* 0, or a positive errno */
+	bool transport;	 /* errnum is the connection's (retried), not the server's */
+	const char *msg; /* with errnum */
+	const char *data;
+	uint32_t n; /* bytes at data */
+	bool eof;
+	bool have_attrs; /* size and mtime_ns are the file's after the READ */
+	bool needs_open; /* the server wants the file OPENed (v4): read it by path */
+	uint64_t size;
+	int64_t mtime_ns;
 };
 
+/* The transport of the reads: libnfs (nfsread_libnfs) in the source, a script in the
+ * unit tests (tests/io/test_nfsread.c). Each submit returns 0 when its reply will come
+ * exactly once (read_fh: through nfsread_chunk_reply; the others: their nfs_cb), else
+ * non-zero (error() then says why). */
+struct nfsread_io {
+	int (*read_fh)(struct nfsread_env *env, int conn, const char *fh, uint32_t fhlen,
+		       uint64_t off, uint32_t count, void *chunk);
+	uint64_t (*readmax)(struct nfs_context *nfs);
+	int (*open)(struct nfs_context *nfs, const char *path, int flags, nfs_cb cb,
+		    void *priv);
+	int (*fstat)(struct nfs_context *nfs, struct nfsfh *fh, nfs_cb cb, void *priv);
+	int (*pread)(struct nfs_context *nfs, struct nfsfh *fh, uint64_t off, uint64_t count,
+		     nfs_cb cb, void *priv);
+	int (*close)(struct nfs_context *nfs, struct nfsfh *fh, nfs_cb cb, void *priv);
+	char *(*error)(struct nfs_context *nfs);
+	void (*free_fh)(struct nfsfh *fh); /* a handle whose connection is gone: no CLOSE */
+};
+
+/* The libnfs transport (nfs3read/nfs4read by handle, libnfs' async calls by path). */
+extern const struct nfsread_io nfsread_libnfs;
+
+struct nfsread_env {
+	struct nfsconns *conns;	     /* set at creation; loop-only */
+	struct nfshub *hub;	     /* set at creation */
+	const struct nfsread_io *io; /* set at creation: &nfsread_libnfs but in tests */
+	int version;		     /* set at creation: 3 or 4 */
+	struct budget *budget;	     /* set at creation; NULL: none */
+	struct oplat *lat;	     /* set at creation; NULL: no latencies */
+	struct fifo stalled;	     /* loop-only: reads waiting for a connection to come UP */
+};
+
+/* The reply to the READ chunk (read_fh's) of a read by handle. */
+void nfsread_chunk_reply(void *chunk, const struct nfsread_reply *r);
 /* Starts a posted read: open (sequenced for v4), fstat, then the budget thread. */
 void nfsread_start(struct nread *nr);
 /* The budget is held (or cancelled): reads the bytes and completes nr. */

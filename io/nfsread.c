@@ -123,7 +123,7 @@ static void seq_submit(struct nread *nr, bool closing)
 
 	if (!nfsconn_up(nr->env->conns, nr->conn)) { /* dropped: no CLOSE, OPEN elsewhere */
 		if (closing) {
-			nfs_free_nfsfh(nr->fh);
+			nr->env->io->free_fh(nr->fh);
 			nr->fh = NULL;
 			read_complete(nr);
 		} else {
@@ -198,7 +198,7 @@ static void read_reset(struct nread *nr)
 	struct source_read *req = nr->req;
 
 	if (nr->fh)
-		nfs_free_nfsfh(nr->fh);
+		nr->env->io->free_fh(nr->fh);
 	nr->fh = NULL;
 	if (req->charged)
 		budget_release(nr->env->budget, req->charged);
@@ -265,7 +265,7 @@ void nfsread_judge(struct conn *c, bool broken)
  * A stale handle or a missing file there means the file vanished after its OPEN. */
 static void read_fail_pread(struct nread *nr, struct nfs_context *nfs, int err, void *data)
 {
-	const char *msg = err == -EFAULT ? nfs_get_error(nfs) : data;
+	const char *msg = err == -EFAULT ? nr->env->io->error(nfs) : data;
 
 	if (err == -EFAULT && msg && (strstr(msg, "ERR_STALE") || strstr(msg, "ERR_NOENT")))
 		err = -ESTALE;
@@ -313,9 +313,9 @@ static void read_next_chunk(struct nread *nr)
 		n = NFSREAD_CHUNK;
 	c->busy++;
 	nr->t0 = oplat_now();
-	if (nfs_pread_async(c->nfs, nr->fh, nr->off, n, on_pread, nr) != 0) {
+	if (nr->env->io->pread(c->nfs, nr->fh, nr->off, n, on_pread, nr) != 0) {
 		c->busy--;
-		read_fail(nr, EIO, "read", nfs_get_error(c->nfs));
+		read_fail(nr, EIO, "read", nr->env->io->error(c->nfs));
 		read_finish(nr);
 	}
 }
@@ -390,23 +390,9 @@ static void handle_done(struct nread *nr)
 	read_complete(nr);
 }
 
-/* One READ's outcome, whatever the NFS version. */
-struct rdone {
-	int errnum;	 /* 0, or a positive errno */
-	bool transport;	 /* errnum is the connection's (retried), not the server's */
-	const char *msg; /* with errnum */
-	const char *data;
-	uint32_t n; /* bytes at data */
-	bool eof;
-	bool have_attrs; /* size and mtime_ns are the file's after the READ */
-	bool needs_open; /* the server wants the file OPENed: read it by path */
-	uint64_t size;
-	int64_t mtime_ns;
-};
-
 /* A READ failed in transport: nr is read again once its READs are back (handle_next),
  * or fails for good. */
-static void chunk_transport_failed(struct nread *nr, const struct rdone *d)
+static void chunk_transport_failed(struct nread *nr, const struct nfsread_reply *d)
 {
 	struct nfsread_env *env = nr->env;
 
@@ -420,7 +406,7 @@ static void chunk_transport_failed(struct nread *nr, const struct rdone *d)
 
 /* Copies the bytes of a READ that succeeded; notes a file that changed or shrank since
  * its listing. Returns true if the rest of a short READ went out in ck. */
-static bool chunk_copy(struct rchunk *ck, const struct rdone *d)
+static bool chunk_copy(struct rchunk *ck, const struct nfsread_reply *d)
 {
 	struct nread *nr = ck->nr;
 	struct source_read *req = nr->req;
@@ -446,7 +432,7 @@ static bool chunk_copy(struct rchunk *ck, const struct rdone *d)
 }
 
 /* What one READ's outcome means for its file. Returns true if ck went out again. */
-static bool chunk_take(struct rchunk *ck, const struct rdone *d)
+static bool chunk_take(struct rchunk *ck, const struct nfsread_reply *d)
 {
 	struct nread *nr = ck->nr;
 
@@ -479,9 +465,9 @@ static void handle_next(struct nread *nr)
 		handle_done(nr);
 }
 
-/* A READ of nr is back. */
-static void chunk_done(struct rchunk *ck, const struct rdone *d)
+void nfsread_chunk_reply(void *chunk, const struct nfsread_reply *d)
 {
+	struct rchunk *ck = chunk;
 	struct nread *nr = ck->nr;
 
 	nr->chunks--;
@@ -495,7 +481,7 @@ static void chunk_done(struct rchunk *ck, const struct rdone *d)
 
 static void on_read3(int rc, const struct nfs3read_result *res, const char *msg, void *priv)
 {
-	struct rdone d = {0};
+	struct nfsread_reply d = {0};
 
 	if (rc < 0) {
 		d.transport = nfs3read_rc_is_transport(rc);
@@ -509,12 +495,12 @@ static void on_read3(int rc, const struct nfs3read_result *res, const char *msg,
 		d.size = res->size;
 		d.mtime_ns = res->mtime_ns;
 	}
-	chunk_done(priv, &d);
+	nfsread_chunk_reply(priv, &d);
 }
 
 static void on_read4(int rc, const struct nfs4read_result *res, const char *msg, void *priv)
 {
-	struct rdone d = {0};
+	struct nfsread_reply d = {0};
 
 	if (rc == NFS4READ_NEEDS_OPEN) {
 		d.needs_open = true;
@@ -530,22 +516,18 @@ static void on_read4(int rc, const struct nfs4read_result *res, const char *msg,
 		d.size = res->size;
 		d.mtime_ns = res->mtime_sec * 1000000000 + res->mtime_nsec;
 	}
-	chunk_done(priv, &d);
+	nfsread_chunk_reply(priv, &d);
 }
 
 /* Sends the READ of ck; 0, or -1 with the read failed (ck is then the caller's). */
 static int handle_send(struct nread *nr, struct rchunk *ck)
 {
 	struct conn *c = &nr->env->conns->c[nr->conn];
-	struct rpc_context *rpc = nfs_get_rpc_context(c->nfs);
-	const char *fh = nr->req->hint.handle;
-	uint32_t fhlen = nr->req->hint.handle_len;
 
 	ck->t0 = oplat_now();
-	if (nr->env->version == 4
-		? nfs4read_read(rpc, fh, fhlen, ck->off, ck->len, on_read4, ck) != 0
-		: nfs3read_read(rpc, fh, fhlen, ck->off, ck->len, on_read3, ck) != 0) {
-		read_fail(nr, EIO, "read", nfs_get_error(c->nfs));
+	if (nr->env->io->read_fh(nr->env, nr->conn, nr->req->hint.handle,
+				 nr->req->hint.handle_len, ck->off, ck->len, ck) != 0) {
+		read_fail(nr, EIO, "read", nr->env->io->error(c->nfs));
 		return -1;
 	}
 	c->busy++;
@@ -566,7 +548,7 @@ static void handle_issue(struct nread *nr)
 		return;
 	}
 	read_state_set(nr, NREAD_READING);
-	max = nfs_get_readmax(c->nfs);
+	max = nr->env->io->readmax(c->nfs);
 	if (max == 0 || max > NFSREAD_CHUNK)
 		max = NFSREAD_CHUNK;
 	while (nr->chunks < HANDLE_CHUNKS && nr->issued < nr->end && !nr->req->err.code) {
@@ -639,7 +621,7 @@ void nfsread_granted(struct nread *nr)
 void nfsread_resume(struct nread *nr)
 {
 	if (nr->closing && nr->fh) { /* read whole; only its CLOSE could not go out */
-		nfs_free_nfsfh(nr->fh);
+		nr->env->io->free_fh(nr->fh);
 		nr->fh = NULL;
 		read_complete(nr);
 		return;
@@ -718,9 +700,9 @@ static void on_open(int err, struct nfs_context *nfs, void *data, void *priv)
 	} else {
 		nr->fh = data;
 		c->busy++;
-		if (nfs_fstat64_async(nfs, nr->fh, on_fstat, nr) != 0) {
+		if (nr->env->io->fstat(nfs, nr->fh, on_fstat, nr) != 0) {
 			c->busy--;
-			read_fail(nr, EIO, "stat", nfs_get_error(nfs));
+			read_fail(nr, EIO, "stat", nr->env->io->error(nfs));
 			read_finish(nr);
 		}
 	}
@@ -736,14 +718,14 @@ static void seq_issue(struct nread *nr)
 	c->busy++;
 	nr->t0 = oplat_now();
 	if (nr->closing)
-		rc = nfs_close_async(c->nfs, nr->fh, on_close, nr);
+		rc = nr->env->io->close(c->nfs, nr->fh, on_close, nr);
 	else
-		rc = nfs_open_async(c->nfs, nr->path, O_RDONLY, on_open, nr);
+		rc = nr->env->io->open(c->nfs, nr->path, O_RDONLY, on_open, nr);
 	if (rc == 0)
 		return;
 	c->busy--;
 	if (!nr->closing)
-		read_fail(nr, EIO, "open", nfs_get_error(c->nfs));
+		read_fail(nr, EIO, "open", nr->env->io->error(c->nfs));
 	read_complete(nr);
 	seq_next(c);
 }
@@ -770,3 +752,25 @@ void nfsread_start(struct nread *nr)
 	}
 	seq_submit(nr, false);
 }
+
+/* ---- the libnfs transport ---- */
+
+static int libnfs_read_fh(struct nfsread_env *env, int conn, const char *fh, uint32_t fhlen,
+			  uint64_t off, uint32_t count, void *chunk)
+{
+	struct rpc_context *rpc = nfs_get_rpc_context(env->conns->c[conn].nfs);
+
+	return env->version == 4 ? nfs4read_read(rpc, fh, fhlen, off, count, on_read4, chunk)
+				 : nfs3read_read(rpc, fh, fhlen, off, count, on_read3, chunk);
+}
+
+const struct nfsread_io nfsread_libnfs = {
+    .read_fh = libnfs_read_fh,
+    .readmax = nfs_get_readmax,
+    .open = nfs_open_async,
+    .fstat = nfs_fstat64_async,
+    .pread = nfs_pread_async,
+    .close = nfs_close_async,
+    .error = nfs_get_error,
+    .free_fh = nfs_free_nfsfh,
+};

@@ -216,6 +216,7 @@ static void views_init(struct nfssrc *s)
 {
 	s->rd = (struct nfsread_env){.conns = &s->conns,
 				     .hub = &s->hub,
+				     .io = &nfsread_libnfs,
 				     .version = s->url.version,
 				     .budget = s->opts.budget,
 				     .lat = s->opts.lat};
