@@ -48,7 +48,7 @@ def strip_comments(src):
 
 
 def struct_fields(d, name):
-    """The member names of 'struct name {...};' in d's headers and sources, or set()."""
+    """(member names, defining file) of 'struct name {...};' in d, or (set(), None)."""
     for f in sorted(os.listdir(d)):
         if not f.endswith((".h", ".c")):
             continue
@@ -56,8 +56,8 @@ def struct_fields(d, name):
         m = re.search(r"\bstruct\s+" + name + r"\s*\{(.*?)\n\};", src, flags=re.S)
         if m:
             body = re.sub(r"\{[^{}]*\}", "", m.group(1))
-            return set(re.findall(r"(\w+)\s*(?:\[[^\]]*\])?\s*[;,]", body))
-    return set()
+            return set(re.findall(r"(\w+)\s*(?:\[[^\]]*\])?\s*[;,]", body)), f
+    return set(), None
 
 
 def sccs(nodes, edges):
@@ -139,10 +139,13 @@ def main():
     for f in sel_c:
         if edges.get(f):
             print(f"  {f} -> {', '.join(sorted(edges[f]))}")
-    shared = struct_fields(a.dir, "nfssrc")
+    shared, where = struct_fields(a.dir, "nfssrc")
     if shared:
-        print(f"\nfields of struct nfssrc ({len(shared)}) used by each file through '->':")
+        print(f"\nfields of struct nfssrc ({len(shared)}, defined in {where}) used by each "
+              "file through '->':")
         for f in sel_c:
+            if where.endswith(".c") and f != where:
+                continue  # defined in another .c: this file cannot see it
             src = strip_comments(open(os.path.join(a.dir, f), encoding="utf-8").read())
             used = sorted(set(re.findall(r"->\s*(\w+)", src)) & shared)
             print(f"  {len(used):3d}  {f}")
