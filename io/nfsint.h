@@ -115,8 +115,9 @@ struct dirwork {
 	char relpath[]; /* "" for the root */
 };
 
-/* Where a read is (nfsread.c changes it through one setter, read_state_set, which
- * traces each transition in a debug build). */
+/* Where a read is. nfsread.c changes it through one setter, read_state_set: a debug
+ * build asserts each transition (nfsread_transition_ok) and, with VHPREP_NFS_TRACE set
+ * in the environment, prints it on stderr. */
 #define NREAD_STATE_LIST(X)                                                                    \
 	X(QUEUED, "queued")		/* submitted, or waiting for a connection */           \
 	X(BY_HANDLE, "by-handle")	/* the listing's handle: waiting for the budget */     \

@@ -322,24 +322,26 @@ static bool walk_page(struct nfssrc *s, struct page *p, source_emit_fn emit, voi
 	return true;
 }
 
+/* The walk's first work item: the export's root, with its handle for v3 (v4 looks it up
+ * on the loop); NULL if out of memory. */
+static struct dirwork *walk_root_new(struct nfssrc *s)
+{
+	const struct rootfh_layout *fh =
+	    s->url.version == 3 ? (const void *)nfs_get_rootfh(s->conns.c[0].nfs) : NULL;
+
+	return nfswalk_dir_new(&s->wk, "", "", fh ? fh->val : NULL, fh ? (uint32_t)fh->len : 0);
+}
+
 int nfssrc_walk(struct nfssrc *s, source_emit_fn emit, void *ctx,
 		void (*on_error)(void *ctx, const char *relpath, const struct vherr *err),
 		struct vherr *err)
 {
-	struct dirwork *root = nfswalk_dir_new(&s->wk, "", "", NULL, 0);
-	const struct rootfh_layout *fh =
-	    s->url.version == 3 ? (const void *)nfs_get_rootfh(s->conns.c[0].nfs) : NULL;
+	struct dirwork *root = walk_root_new(s);
 	struct page *p;
 	int rc;
 
-	if (!root || (fh && !(root->fh = malloc((size_t)fh->len)))) {
-		nfswalk_dir_free(root);
+	if (!root)
 		return vherr_set(err, VHERR_NOMEM, VHSTAGE_WALK, NULL);
-	}
-	if (fh) {
-		memcpy(root->fh, fh->val, (size_t)fh->len);
-		root->fhlen = (uint32_t)fh->len;
-	}
 	pthread_mutex_lock(&s->hub.lock);
 	s->hub.walk_root = root;
 	s->hub.walk_running = true;

@@ -300,23 +300,13 @@ static void on_readdir4(int rc, const struct nfs4dir_page *pg, const char *msg, 
 	page_done(w, p, pg->eof, pg->cookieverf);
 }
 
-/* Sends the request for the next page of w; if it cannot, posts the error and frees w.
- * False (w back at the head of the queue) when no connection is UP. */
-static bool dir_start(struct nfswalk_env *env, struct dirwork *w)
+/* Sends the one request for w's next page on rpc: the v4 root's LOOKUP first, then
+ * v4 READDIR or v3 READDIRPLUS pages. Returns 0 if its callback will run. */
+static int dir_send(struct nfswalk_env *env, struct dirwork *w, struct rpc_context *rpc)
 {
-	struct conn *c;
-	int rc;
-
-	if ((w->conn = nfsconn_pick(env->conns)) < 0) {
-		fifo_push_front(&env->dirs, w);
-		return false;
-	}
-	c = &env->conns->c[w->conn];
-	w->t0 = oplat_now();
-	if (env->version == 4 && !w->fh) {
-		rc = nfs4dir_lookup(nfs_get_rpc_context(c->nfs), env->export_path, on_lookup4,
-				    w);
-	} else if (env->version == 4) {
+	if (env->version == 4 && !w->fh)
+		return nfs4dir_lookup(rpc, env->export_path, on_lookup4, w);
+	if (env->version == 4) {
 		struct nfs4dir_readdir_args a = {.fh = w->fh,
 						 .fhlen = w->fhlen,
 						 .cookie = w->cookie,
@@ -324,17 +314,28 @@ static bool dir_start(struct nfswalk_env *env, struct dirwork *w)
 						 .attrs = NFS4DIR_ATTRS_FULL};
 
 		memcpy(a.cookieverf, w->verf, NFS4DIR_VERF_SIZE);
-		rc = nfs4dir_readdir(nfs_get_rpc_context(c->nfs), &a, on_readdir4, w);
-	} else {
-		struct nfs3dir_args a = {.fh = w->fh,
-					 .fhlen = w->fhlen,
-					 .cookie = w->cookie,
-					 .maxcount = NFSSRC_PAGE_BYTES};
-
-		memcpy(a.cookieverf, w->verf, NFS3DIR_VERF_SIZE);
-		rc = nfs3dir_readdir(nfs_get_rpc_context(c->nfs), &a, on_readdir3, w);
+		return nfs4dir_readdir(rpc, &a, on_readdir4, w);
 	}
-	if (rc != 0) {
+	struct nfs3dir_args a = {
+	    .fh = w->fh, .fhlen = w->fhlen, .cookie = w->cookie, .maxcount = NFSSRC_PAGE_BYTES};
+
+	memcpy(a.cookieverf, w->verf, NFS3DIR_VERF_SIZE);
+	return nfs3dir_readdir(rpc, &a, on_readdir3, w);
+}
+
+/* Sends the request for the next page of w; if it cannot, posts the error and frees w.
+ * False (w back at the head of the queue) when no connection is UP. */
+static bool dir_start(struct nfswalk_env *env, struct dirwork *w)
+{
+	struct conn *c;
+
+	if ((w->conn = nfsconn_pick(env->conns)) < 0) {
+		fifo_push_front(&env->dirs, w);
+		return false;
+	}
+	c = &env->conns->c[w->conn];
+	w->t0 = oplat_now();
+	if (dir_send(env, w, nfs_get_rpc_context(c->nfs)) != 0) {
 		walk_fail(w, EIO, nfs_get_error(c->nfs));
 		nfswalk_dir_free(w);
 		return true;

@@ -23,7 +23,7 @@
 #include "io/nfssrc.h"
 #include "itest.h"
 
-#define NFS_PORT "20490"
+#define GANESHA_NFS_PORT "20490"
 
 static int server_up;	  /* the fixture started a server this test must stop */
 static char *url3, *url4; /* the fixture's URLs for the exported directory */
@@ -246,7 +246,7 @@ Test(nfs, v3_and_v4_outputs_equal_the_local_run)
 		cr_expect_eq(json_array_size(errs), 1);
 		cr_expect_str_eq(itest_jstr(json_array_get(errs, 0), "reason"), "not_image");
 		cr_expect(strstr(itest_jstr(json_array_get(errs, 0), "path"),
-				 "nfs://127.0.0.1:" NFS_PORT "/"),
+				 "nfs://127.0.0.1:" GANESHA_NFS_PORT "/"),
 			  "error path is not an nfs:// location");
 		json_decref(errs);
 	}
@@ -290,7 +290,8 @@ Test(nfs, unknown_export_and_wrong_port_exit_2_quickly)
 	bad = itest_fmt("nfs://127.0.0.1%s/no-such-dir", src);
 	assert_usage_failure(bad);
 	free(bad);
-	assert_usage_failure("nfs://127.0.0.1/no-such-export?version=4&nfsport=" NFS_PORT);
+	assert_usage_failure(
+	    "nfs://127.0.0.1/no-such-export?version=4&nfsport=" GANESHA_NFS_PORT);
 	bad = itest_fmt("nfs://127.0.0.1%s?nfsport=1&mountport=2", src);
 	assert_usage_failure(bad); /* nothing listens on ports 1 and 2 */
 	free(bad);

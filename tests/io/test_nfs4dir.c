@@ -34,11 +34,11 @@
 #include "io/nfs4rpc.h"
 #include "io/nfsurl.h"
 
-#define NFS_PORT   "20690"
-#define MNT_PORT   "20691"
-#define BIG_FILES  5000
-#define BIG_SUBDIR 12
-#define WAIT_MS	   30000
+#define GANESHA_NFS_PORT "20690"
+#define MNT_PORT	 "20691"
+#define BIG_FILES	 5000
+#define BIG_SUBDIR	 12
+#define WAIT_MS		 30000
 
 static char tmp[256];  /* this test's temp dir */
 static char root[300]; /* the exported tree: tmp/export */
@@ -225,7 +225,7 @@ static void setup(void)
 	make_tree();
 	snprintf(state, sizeof(state), "%s/ganesha-state", tmp);
 	setenv("GANESHA_STATE_DIR", state, 1);
-	setenv("GANESHA_NFS_PORT", NFS_PORT, 1);
+	setenv("GANESHA_NFS_PORT", GANESHA_NFS_PORT, 1);
 	setenv("GANESHA_MNT_PORT", MNT_PORT, 1);
 	/* a server that exits at start may have met a port still held by a previous one: one
 	 * more try before skipping */
