@@ -12,6 +12,7 @@
 #include "common/oplat.h"
 #include "common/waitgroup.h"
 #include "engine/config.h"
+#include "engine/options.h"
 #include "engine/stats.h"
 #include "io/entrybuf.h"
 #include "io/httpsrc.h"
@@ -218,25 +219,24 @@ static int parse(int argc, char **argv, struct config *cfg, enum bench_mode *mod
 	static const struct option opts[] = {
 	    {"walk-only", no_argument, NULL, 'w'},
 	    {"read-only", no_argument, NULL, 'r'},
-	    {"io-depth", required_argument, NULL, 'd'},
-	    {"walkers", required_argument, NULL, 'k'},
-	    {"nfs-connections", required_argument, NULL, 'c'},
-	    {"nfs-timeout", required_argument, NULL, 't'},
-	    {"read-budget", required_argument, NULL, 'b'},
-	    {"urls", required_argument, NULL, 'u'},
-	    {"per-host", required_argument, NULL, 'p'},
-	    {"cacert", required_argument, NULL, 'C'},
+	    {"io-depth", required_argument, NULL, 'v'},
+	    {"walkers", required_argument, NULL, 'v'},
+	    {"nfs-connections", required_argument, NULL, 'v'},
+	    {"nfs-timeout", required_argument, NULL, 'v'},
+	    {"read-budget", required_argument, NULL, 'v'},
+	    {"urls", required_argument, NULL, 'v'},
+	    {"per-host", required_argument, NULL, 'v'},
+	    {"cacert", required_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	long n;
-	int opt;
+	struct vherr err;
+	int opt, idx;
 
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		int bad = 0;
-
+	/* every option with a value is one a run has too: parsed by the run's code */
+	while ((opt = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
 		switch (opt) {
 		case 'w':
 			*mode = BENCH_WALK_ONLY;
@@ -244,43 +244,15 @@ static int parse(int argc, char **argv, struct config *cfg, enum bench_mode *mod
 		case 'r':
 			*mode = BENCH_READ_ONLY;
 			break;
-		case 'd':
-			bad = config_parse_long(optarg, 1, 4096, &n);
-			cfg->io_depth = (int)n;
-			break;
-		case 'k':
-			bad = config_parse_long(optarg, 1, 1024, &n);
-			cfg->walkers = (int)n;
-			break;
-		case 'c':
-			bad = config_parse_long(optarg, 1, 64, &n);
-			cfg->nfs_connections = (int)n;
-			break;
-		case 't':
-			bad = config_parse_long(optarg, 1, 3600, &n);
-			cfg->nfs_timeout = (double)n;
-			break;
-		case 'b':
-			bad = config_parse_size(optarg, &cfg->read_budget) ||
-			      cfg->read_budget < 1024;
-			break;
-		case 'u':
-			cfg->urls = optarg;
-			break;
-		case 'p':
-			bad = config_parse_long(optarg, 1, 1024, &n);
-			cfg->per_host = (int)n;
-			break;
-		case 'C':
-			cfg->cacert = optarg;
-			break;
 		case 'h':
 			usage(stdout);
 			return 1;
+		case 'v':
+			if (options_parse_shared(opts[idx].name, optarg, cfg, &err) == 0)
+				break;
+			fprintf(stderr, "vhprep bench: %s (try --help)\n", err.msg);
+			return -1;
 		default:
-			bad = 1;
-		}
-		if (bad) {
 			fprintf(stderr,
 				"vhprep bench: invalid option or value '%s' (try --help)\n",
 				argv[optind - 1]);
@@ -360,8 +332,8 @@ int benchcmd_main(int argc, char **argv)
 					 .budget = b.budget,
 					 .lat = lat,
 					 .quiet = 1,
-					 .nfs_connections = cfg.nfs_connections,
-					 .nfs_timeout_ms = (int)(cfg.nfs_timeout * 1000)};
+					 .nfs = {.connections = cfg.nfs_connections,
+						 .timeout_ms = (int)(cfg.nfs_timeout * 1000)}};
 		struct httpsrc_opts h = {.per_host = cfg.per_host,
 					 .timeout_s = cfg.http_timeout,
 					 .retries = cfg.retries,

@@ -584,6 +584,26 @@ static int parse_urls(int opt, const char *v, struct config *cfg, struct vherr *
 	return 1;
 }
 
+int options_parse_shared(const char *name, const char *v, struct config *cfg,
+			 struct vherr *err)
+{
+	static const int shared[] = {OPT_IO_DEPTH,    OPT_WALKERS,     OPT_NFS_CONNECTIONS,
+				     OPT_NFS_TIMEOUT, OPT_READ_BUDGET, OPT_URLS,
+				     OPT_PER_HOST,    OPT_CACERT};
+	const struct option *o = long_options;
+	int rc;
+
+	while (o->name && strcmp(o->name, name) != 0)
+		o++;
+	for (size_t i = 0; o->name && i < sizeof(shared) / sizeof(shared[0]); i++) {
+		if (o->val != shared[i])
+			continue;
+		rc = parse_run(o->val, v, cfg, err);
+		return rc == 1 ? parse_urls(o->val, v, cfg, err) : rc;
+	}
+	return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE, "unknown option '--%s'", name);
+}
+
 int options_parse(int argc, char **argv, struct config *cfg, FILE *out, struct vherr *err)
 {
 	int opt, rc;

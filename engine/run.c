@@ -158,8 +158,8 @@ static int open_all(struct run *r, int *exit_code, struct vherr *err)
 		.io_depth = r->cfg.io_depth,
 		.files_from = r->cfg.files_from,
 		.quiet = r->cfg.quiet,
-		.nfs_connections = r->cfg.nfs_connections,
-		.nfs_timeout_ms = (int)(r->cfg.nfs_timeout * 1000),
+		.nfs = {.connections = r->cfg.nfs_connections,
+			.timeout_ms = (int)(r->cfg.nfs_timeout * 1000)},
 	};
 
 	*exit_code = RUN_EXIT_FATAL;

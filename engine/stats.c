@@ -9,14 +9,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/vhclock.h"
 #include "io/jsonname.h"
 
 double stats_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)vhclock_ns() / 1e9;
 }
 
 void stats_init(struct stats *s)

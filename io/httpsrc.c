@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/vhclock.h"
 #include "io/urllist.h"
 
 #define POLL_MAX_MS 1000
@@ -115,14 +116,6 @@ static struct hreq *hl_pop(struct hlist *l)
 			l->tail = NULL;
 	}
 	return r;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static bool is_quit(struct httpsrc *s)
@@ -602,7 +595,7 @@ static void schedule_retry(struct hreq *r)
 			   ? (uint64_t)r->retry_after_ms
 			   : HTTPSRC_RETRY_AFTER_MAX_MS;
 	release_body(r);
-	r->due_ms = now_ms() + wait;
+	r->due_ms = vhclock_ms() + wait;
 	hreq_set(r, H_BACKOFF);
 	hl_push(&s->backoff, r);
 }
@@ -738,7 +731,7 @@ static void cancel_all(struct httpsrc *s)
 
 static void start_due(struct httpsrc *s, uint64_t *next_due)
 {
-	uint64_t now = now_ms();
+	uint64_t now = vhclock_ms();
 	struct hlist keep = {0};
 	struct hreq *r;
 
@@ -794,7 +787,7 @@ static void *loop_main(void *arg)
 		start_due(s, &next_due);
 		curl_multi_perform(s->multi, &running);
 		read_messages(s);
-		now = now_ms();
+		now = vhclock_ms();
 		if (next_due <= now)
 			wait_ms = 0;
 		else if (next_due - now < POLL_MAX_MS)

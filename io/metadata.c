@@ -487,6 +487,8 @@ int metadata_compact(struct metadata *m, int (*keep)(void *ctx, const struct met
 	if (rc == 0)
 		rc = appendlog_open(m->dirfd, METADATA_FILE, 0, &log, err);
 	if (rc == 0) {
+		/* the superseded log: its close error is not checked, as the compacted file,
+		 * built from its contents and fdatasync'd, holds whatever it had */
 		appendlog_close(m->log, NULL);
 		m->log = log;
 		atomic_store(&m->superseded, 0);

@@ -132,6 +132,30 @@ Test(bench, usage_and_source_errors_exit_2)
 	free(missing);
 }
 
+/* bench parses the options it shares with a run by the run's code: same values, same
+ * bounds, same messages (a fractional --nfs-timeout was refused here once). */
+Test(bench, shares_the_runs_option_parsing)
+{
+	uint64_t bytes;
+	char *src = make_tree(&bytes);
+	struct itest_proc p = {0}, q = {0}, r = {0};
+
+	itest_vhprep(&p, "bench", "--walk-only", "--nfs-timeout", "2.5", src, NULL);
+	itest_assert_exit(&p, 0);
+	itest_vhprep(&q, "bench", "--nfs-timeout", "0", src, NULL);
+	itest_assert_exit(&q, 2);
+	cr_assert_not_null(
+	    strstr(q.err, "invalid --nfs-timeout '0': expected seconds in (0, 3600]"), "%s",
+	    q.err);
+	itest_vhprep(&r, "bench", "--read-budget", "1023", src, NULL);
+	itest_assert_exit(&r, 2);
+	cr_assert_not_null(strstr(r.err, "invalid --read-budget '1023'"), "%s", r.err);
+	itest_proc_release(&p);
+	itest_proc_release(&q);
+	itest_proc_release(&r);
+	free(src);
+}
+
 Test(bench, a_directory_it_cannot_list_is_counted_and_fails_the_run)
 {
 	uint64_t bytes;
