@@ -413,6 +413,22 @@ static int finish_shard(struct config *cfg, struct vherr *err)
 	return 0;
 }
 
+/* --pack and its options. */
+static int finish_pack(const struct config *cfg, struct vherr *err)
+{
+	if (!cfg->pack && (cfg->shard_size || cfg->zstd_level))
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--shard-size and --zstd-level need --pack");
+	if (cfg->pack && cfg->zstd_level && cfg->pack_format != PACK_TAR_ZST)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--zstd-level needs --pack tar.zst");
+	if (cfg->pack && cfg->overwrite)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--overwrite does not go with --pack: published shards are "
+				 "never rewritten (choose a fresh --outputs)");
+	return 0;
+}
+
 int config_finish(struct config *cfg, struct vherr *err)
 {
 	int rc;
@@ -445,7 +461,7 @@ int config_finish(struct config *cfg, struct vherr *err)
 	if ((cfg->aliases.n || cfg->dataset_from || cfg->packaging) && !cfg->datasets.n)
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
 				 "--dataset-alias, --dataset-from and --packaging need --dataset");
-	if ((rc = finish_shard(cfg, err)) < 0)
+	if ((rc = finish_shard(cfg, err)) < 0 || (rc = finish_pack(cfg, err)) < 0)
 		return rc;
 	for (int i = 0; i < cfg->datasets.n; i++)
 		if (strncmp(cfg->datasets.v[i], "dataset://", 10) != 0 ||
