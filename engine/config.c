@@ -346,7 +346,7 @@ static int check_prefix(const char *prefix)
 static int check_binding_text(const struct config *cfg, struct vherr *err)
 {
 	const struct strlist *lists[] = {&cfg->datasets, &cfg->aliases, &cfg->tags};
-	const char *words[] = {cfg->dataset_from, cfg->packaging};
+	const char *words[] = {cfg->dataset_from};
 
 	for (size_t l = 0; l < sizeof(lists) / sizeof(*lists); l++)
 		for (int i = 0; i < lists[l]->n; i++)

@@ -43,7 +43,8 @@ struct config {
 	/* record */
 	struct strlist datasets, aliases, tags;
 	struct strlist owned; /* strings config_finish made ({shard} in --dataset); freed */
-	const char *dataset_from, *packaging;
+	const char *dataset_from;
+	int packaging; /* --packaging: "packaging": true on each version */
 	struct strlist dataset_excludes; /* --dataset-exclude: names the version leaves out */
 	/* incremental */
 	const char *since;        /* an earlier run's valohai.metadata.jsonl, or NULL */

@@ -59,7 +59,7 @@ static const struct option long_options[] = {
 	{"dataset", required_argument, NULL, OPT_DATASET},
 	{"dataset-from", required_argument, NULL, OPT_DATASET_FROM},
 	{"dataset-alias", required_argument, NULL, OPT_DATASET_ALIAS},
-	{"packaging", required_argument, NULL, OPT_PACKAGING},
+	{"packaging", no_argument, NULL, OPT_PACKAGING},
 	{"tag", required_argument, NULL, OPT_TAG},
 	{"dataset-exclude", required_argument, NULL, OPT_DATASET_EXCLUDE},
 	{"since", required_argument, NULL, OPT_SINCE},
@@ -178,7 +178,8 @@ void options_usage(FILE *out)
 "                          v1-part2of4), a version per member\n"
 "  --dataset-from URI      the version the new one starts from\n"
 "  --dataset-alias ALIAS   a targeting alias for the version (repeatable)\n"
-"  --packaging P           the version's packaging (JSON or a word, passed through)\n"
+"  --packaging             ask Valohai to package the version (\"packaging\": true,\n"
+"                          the form of Valohai's examples) for faster downloads\n"
 "  --tag TAG               a valohai.tags entry on every output (repeatable)\n"
 "  --dataset-exclude NAME  a file of the --dataset-from version that the new version\n"
 "                          leaves out (repeatable; --since adds the changed and\n"
@@ -455,7 +456,7 @@ static int parse_output(int opt, const char *v, struct config *cfg, struct vherr
 	case OPT_DATASET_ALIAS:
 		return add(&cfg->aliases, v, err);
 	case OPT_PACKAGING:
-		cfg->packaging = v;
+		cfg->packaging = 1;
 		return 0;
 	case OPT_TAG:
 		return add(&cfg->tags, v, err);

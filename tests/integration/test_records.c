@@ -333,21 +333,20 @@ Test(records, packaging_and_second_dataset_pass_through)
 
 	itest_make_image(img, 10, 10, 3, 1, 0);
 	itest_vhprep(&p, "-q", "--dataset", "dataset://a/v1", "--dataset", "dataset://b/v2",
-		     "--packaging", "{\"type\": \"zip\"}", "-o", out, src, NULL);
+		     "--packaging", "-o", out, src, NULL);
 	itest_assert_exit(&p, 0);
 	lines = itest_check_outputs(out, "processed_images", 1);
 	cr_assert_eq(json_array_size(lines), 2);
 	json_array_foreach(lines, i, line)
 	{
 		json_t *dv = itest_jget(line, "metadata");
-		json_t *want = json_pack("[{s:s, s:{s:s}}, {s:s, s:{s:s}}]", "uri",
-					 "dataset://a/v1", "packaging", "type", "zip", "uri",
-					 "dataset://b/v2", "packaging", "type", "zip");
+		json_t *want = json_pack("[{s:s, s:b}, {s:s, s:b}]", "uri", "dataset://a/v1",
+					 "packaging", 1, "uri", "dataset://b/v2", "packaging", 1);
 
 		dv = json_object_get(dv, "valohai.dataset-versions");
 		cr_expect(json_equal(dv, want),
 			  "%s: the dataset versions are not both URIs "
-			  "with the packaging object",
+			  "with \"packaging\": true",
 			  itest_jstr(line, "file"));
 		json_decref(want);
 	}
