@@ -157,6 +157,7 @@ void options_usage(FILE *out)
 "  --prefix DIR            sub-directory of outputs for the images (default\n"
 "                          processed_images)\n"
 "  --live-upload           make each finished file read-only, so Valohai uploads it now\n"
+"                          (its metadata first goes into the sidecar NAME.metadata.json)\n"
 "  --pack tar|tar.zst      write the images into shards PREFIX-IofN-SEQ.tar[.zst] in\n"
 "                          the outputs root instead of one file each (WebDataset\n"
 "                          members KEY and KEY.json; one index per shard,\n"

@@ -210,6 +210,7 @@ static int open_pack(const struct outsink_env *e, struct sink **out, struct outs
 	struct sink_pack_opts o = {
 	    .outputs = cfg->outputs,
 	    .metadata = e->metadata,
+	    .ds = e->ds,
 	    .binding = e->binding,
 	    .on_shard = e->on_shard,
 	    .ctx = e->ctx,
@@ -244,5 +245,5 @@ int outsink_open(const struct outsink_env *e, struct sink **out, struct outsink_
 	memset(rep, 0, sizeof(*rep));
 	if (e->cfg->pack)
 		return open_pack(e, out, rep, err);
-	return sink_dir_open(e->ds, e->metadata, out, err);
+	return sink_dir_open(e->ds, e->metadata, e->cfg->live_upload, out, err);
 }

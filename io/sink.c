@@ -1,8 +1,13 @@
 #include "io/sink.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* What each kind of sink does; the pipeline only ever calls through this table. */
 struct sink_ops {
@@ -22,8 +27,61 @@ struct sink {
 	struct metadata *m;	    /* set at creation, borrowed */
 	struct dirsink *ds;	    /* dir: set at creation, borrowed */
 	struct pack *pack;	    /* pack: set at creation, owned */
+	int sidecars;		    /* set at creation: write FILE.metadata.json */
 	struct sink_pack_opts po;   /* pack: set at creation */
 };
+
+/* Writes text to dirfd/tmp, then renames it over dirfd/name: never half-written, and
+ * left writable (a read-only file is one Valohai uploads at once, as an output). */
+static int write_replace(int dirfd, const char *tmp, const char *name, const char *text,
+			 struct vherr *err)
+{
+	size_t len = strlen(text);
+	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int e = 0;
+
+	if (fd < 0)
+		return vherr_errno(err, errno, VHSTAGE_RECORD, "cannot write '%s'", name);
+	if (write(fd, text, len) != (ssize_t)len)
+		e = errno ? errno : EIO;
+	if (close(fd) != 0 && !e)
+		e = errno;
+	if (!e && renameat(dirfd, tmp, dirfd, name) != 0)
+		e = errno;
+	if (!e)
+		return 0;
+	unlinkat(dirfd, tmp, 0);
+	return vherr_errno(err, e, VHSTAGE_RECORD, "cannot write '%s'", name);
+}
+
+int sink_write_sidecar(struct dirsink *ds, const char *file, const char *line,
+		       struct vherr *err)
+{
+	static atomic_ullong seq;
+	json_t *o = json_loads(line, 0, NULL);
+	char *text =
+	    o ? json_dumps(json_object_get(o, "metadata"), JSON_COMPACT | JSON_ENSURE_ASCII)
+	      : NULL;
+	const char *slash = strrchr(file, '/');
+	char name[PATH_MAX], tmp[PATH_MAX];
+	int rc = 0, n;
+
+	json_decref(o);
+	if (!text)
+		return vherr_set(err, VHERR_NOMEM, VHSTAGE_RECORD, NULL);
+	/* a temporary name resume removes after a crash (DIRSINK_TMP_MARK) */
+	n = snprintf(tmp, sizeof(tmp), "%.*s" DIRSINK_TMP_MARK "%ld.sc%llu",
+		     slash ? (int)(slash - file + 1) : 0, file, (long)getpid(),
+		     (unsigned long long)atomic_fetch_add(&seq, 1));
+	if (snprintf(name, sizeof(name), "%s.metadata.json", file) >= (int)sizeof(name) ||
+	    n >= (int)sizeof(tmp))
+		rc =
+		    vherr_set(err, VHERR_BAD_NAME, VHSTAGE_RECORD, "'%s': name too long", file);
+	if (rc == 0)
+		rc = write_replace(dirsink_dirfd(ds), tmp, name, text, err);
+	free(text);
+	return rc;
+}
 
 /* ---- dir ---- */
 
@@ -46,6 +104,8 @@ static int dir_publish(struct sink *s, struct sink_staged *st, const struct sink
 		rc = dirsink_remove(s->ds, o->relout, err);
 		*removed = rc == 0;
 	}
+	if (rc == 0 && s->sidecars)
+		rc = sink_write_sidecar(s->ds, o->relout, o->line, err);
 	if (rc == 0)
 		rc = metadata_append_line(s->m, o->line, o->line_len, &at, err);
 	if (rc == 0 && (rc = dirsink_commit(s->ds, &st->dir, o->relout, err)) < 0 &&
@@ -86,7 +146,8 @@ static const struct sink_ops dir_ops = {
     .release = dir_release,
 };
 
-int sink_dir_open(struct dirsink *ds, struct metadata *m, struct sink **out, struct vherr *err)
+int sink_dir_open(struct dirsink *ds, struct metadata *m, int sidecars, struct sink **out,
+		  struct vherr *err)
 {
 	struct sink *s = calloc(1, sizeof(*s));
 
@@ -96,6 +157,7 @@ int sink_dir_open(struct dirsink *ds, struct metadata *m, struct sink **out, str
 	s->kind = "dir";
 	s->ds = ds;
 	s->m = m;
+	s->sidecars = sidecars;
 	*out = s;
 	return 0;
 }
@@ -139,11 +201,14 @@ static int append_pack_line(struct sink *s, const struct pack_shard *sh, int of_
 			    struct vherr *err)
 {
 	char *line = sink_pack_line(s->po.binding, s->po.pack.format, sh, of_index);
-	int rc;
+	int rc = 0;
 
 	if (!line)
 		return vherr_set(err, VHERR_NOMEM, VHSTAGE_RECORD, NULL);
-	rc = metadata_append_line(s->m, line, strlen(line), NULL, err);
+	if (s->sidecars)
+		rc = sink_write_sidecar(s->ds, of_index ? sh->index : sh->name, line, err);
+	if (rc == 0)
+		rc = metadata_append_line(s->m, line, strlen(line), NULL, err);
 	free(line);
 	return rc;
 }
@@ -218,6 +283,8 @@ int sink_pack_open(const struct sink_pack_opts *o, struct sink **out, struct vhe
 	s->ops = &pack_ops;
 	s->kind = pack_format_ext(o->pack.format);
 	s->m = o->metadata;
+	s->ds = o->ds;
+	s->sidecars = o->pack.live_upload && o->ds;
 	s->po = *o;
 	po = o->pack;
 	po.on_publish = on_pack_publish;

@@ -48,15 +48,26 @@ struct sink_staged {
 
 struct sink;
 
-/* The dir sink over ds and m (both borrowed, must outlive the sink). Returns 0 and *out
- * (caller owns), or -VHERR_NOMEM with err set. */
-int sink_dir_open(struct dirsink *ds, struct metadata *m, struct sink **out, struct vherr *err);
+/* The dir sink over ds and m (both borrowed, must outlive the sink). sidecars (live
+ * upload): each output also gets its metadata as Valohai's per-file sidecar
+ * RELOUT.metadata.json, written before the output turns read-only (Valohai uploads it
+ * then and removes it: a line appended to valohai.metadata.jsonl later may come too
+ * late). Returns 0 and *out (caller owns), or -VHERR_NOMEM with err set. */
+int sink_dir_open(struct dirsink *ds, struct metadata *m, int sidecars, struct sink **out,
+		  struct vherr *err);
+
+/* Writes file's sidecar FILE.metadata.json (relative to ds's dir): the "metadata" object
+ * of line (one metadata_format_line result), replacing an earlier sidecar. Thread-safe.
+ * Returns 0, or a negative code with err set. */
+int sink_write_sidecar(struct dirsink *ds, const char *file, const char *line,
+		       struct vherr *err);
 
 /* What the pack sink needs besides pack_options (whose on_publish and ctx it sets). */
 struct sink_pack_opts {
 	const char *outputs;			/* the outputs dir: shards go in its root */
 	struct pack_options pack;		/* copied; on_publish/ctx ignored */
 	struct metadata *metadata;		/* borrowed: the shard lines go there */
+	struct dirsink *ds;			/* borrowed: the outputs dir (sidecars) */
 	const struct metadata_binding *binding; /* borrowed: what each shard line binds */
 	/* called once per published shard, after its lines are appended and (with
 	 * live_upload) before it turns read-only; may be NULL. 0, or a negative code with
@@ -65,8 +76,9 @@ struct sink_pack_opts {
 	void *ctx;
 };
 
-/* The pack sink: a pack_open over o->outputs. Returns 0 and *out (caller owns), or a
- * negative code with err set (VHERR_USAGE for bad options). */
+/* The pack sink: a pack_open over o->outputs. With pack.live_upload each shard and index
+ * gets its sidecar (sink_write_sidecar) before it turns read-only. Returns 0 and *out (caller
+ * owns), or a negative code with err set (VHERR_USAGE for bad options). */
 int sink_pack_open(const struct sink_pack_opts *o, struct sink **out, struct vherr *err);
 
 /* Whether the sink can replace an output published earlier (dir: yes; pack: no). */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "itest.h"
@@ -384,4 +385,52 @@ Test(pack, options_are_checked)
 	itest_vhprep(&p, "--pack", "tar", "--shard-size", "1k", "src", NULL);
 	itest_assert_exit(&p, 2);
 	itest_proc_release(&p);
+}
+
+/* --live-upload: each shard and index is read-only once published (Valohai uploads it
+ * then), with its sidecar NAME.metadata.json written before and left writable. */
+Test(pack, live_upload_sidecars_before_read_only)
+{
+	char *src = itest_path("src"), *out = itest_path("out");
+	struct itest_list shards = {0};
+	struct itest_proc p;
+
+	for (int i = 0; i < 30; i++) {
+		char *f = itest_fmt("%s/d/i%02d.jpg", src, i);
+
+		itest_make_image(f, 40, 30, 3, (unsigned)i, 0);
+		free(f);
+	}
+	itest_vhprep(&p, "-q", "--metrics-interval", "0", "--preview", "0", "--live-upload",
+		     "--pack", "tar", "--shard-size", "64k", "--dataset", "dataset://imgs/v1",
+		     "--packaging", "-o", out, src, NULL);
+	itest_assert_exit(&p, 0);
+	list_shards(out, ".tar", &shards);
+	cr_assert_gt(shards.n, 0);
+	for (size_t i = 0; i < shards.n; i++)
+		for (int k = 0; k < 2; k++) {
+			char *f = itest_fmt("%s/%s%s", out, shards.v[i], k ? ".idx.jsonl" : "");
+			char *sc = itest_fmt("%s.metadata.json", f);
+			struct stat st;
+			json_t *j, *dv;
+
+			cr_assert_eq(stat(f, &st), 0);
+			cr_expect_eq(st.st_mode & 0777, 0444, "%s has mode %o", f,
+				     st.st_mode & 0777);
+			cr_assert_eq(stat(sc, &st), 0, "no sidecar %s", sc);
+			cr_expect(st.st_mode & 0200, "sidecar %s is read-only", sc);
+			j = itest_read_json(sc);
+			dv = json_array_get(json_object_get(j, "valohai.dataset-versions"), 0);
+			cr_expect_str_eq(itest_jstr(dv, "uri"), "dataset://imgs/v1");
+			cr_expect(json_is_true(json_object_get(dv, "packaging")));
+			cr_expect(k ? itest_jget(j, "vhprep_index_of") != NULL
+				    : itest_jget(j, "vhprep_shard") != NULL);
+			json_decref(j);
+			free(sc);
+			free(f);
+		}
+	itest_list_free(&shards);
+	itest_proc_release(&p);
+	free(src);
+	free(out);
 }
