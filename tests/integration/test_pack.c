@@ -434,3 +434,72 @@ Test(pack, live_upload_sidecars_before_read_only)
 	free(src);
 	free(out);
 }
+
+/* Two commands of one step into sub-directories of $VH_OUTPUTS_DIR (train as files,
+ * val packed): one valohai.metadata.jsonl at the root, appended to by both, every path
+ * relative to the root and present, each half bound to its own version. */
+Test(pack, subdirs_of_the_outputs_root_share_one_record_file)
+{
+	char *src = itest_path("src"), *root = itest_path("vh-outputs");
+	char *train = itest_fmt("%s/train", root), *val = itest_fmt("%s/val", root);
+	char *meta = itest_fmt("%s/valohai.metadata.jsonl", root);
+	struct itest_proc p;
+	json_t *lines, *l;
+	size_t i, ntrain = 0, nval = 0;
+
+	for (int k = 0; k < 30; k++) {
+		char *f = itest_fmt("%s/d%d/i%02d.jpg", src, k % 3, k);
+
+		itest_make_image(f, 40, 30, 3, (unsigned)k, 0);
+		free(f);
+	}
+	itest_mkdirs(root);
+	setenv("VH_OUTPUTS_DIR", root, 1);
+	itest_vhprep(&p, "-q", "--metrics-interval", "0", "--preview", "0", "--shard", "0/2",
+		     "--dataset", "dataset://imgs/train", "-o", train, src, NULL);
+	itest_assert_exit(&p, 0);
+	itest_proc_release(&p);
+	itest_vhprep(&p, "-q", "--metrics-interval", "0", "--preview", "0", "--shard", "1/2",
+		     "--pack", "tar", "--dataset", "dataset://imgs/val", "-o", val, src, NULL);
+	unsetenv("VH_OUTPUTS_DIR");
+	itest_assert_exit(&p, 0);
+	itest_proc_release(&p);
+	{
+		char *sub_meta = itest_fmt("%s/valohai.metadata.jsonl", train);
+
+		cr_expect(!itest_exists(sub_meta),
+			  "a record file in the sub-directory: Valohai "
+			  "reads the root's only");
+		free(sub_meta);
+	}
+	lines = itest_read_jsonl(meta);
+	json_array_foreach(lines, i, l)
+	{
+		const char *file = itest_jstr(l, "file");
+		json_t *dv =
+		    json_object_get(json_object_get(l, "metadata"), "valohai.dataset-versions");
+		const char *uri = itest_jstr(json_array_get(dv, 0), "uri");
+		char *full = itest_fmt("%s/%s", root, file);
+
+		cr_assert(itest_exists(full), "'%s' is not relative to the root", file);
+		free(full);
+		if (!strncmp(file, "train/processed_images/", 23)) {
+			ntrain++;
+			cr_expect_str_eq(uri, "dataset://imgs/train");
+		} else if (!strncmp(file, "val_processed_images-1of2-", 26)) {
+			nval += itest_jget(l, "metadata.vhprep_shard")
+				    ? (size_t)itest_jint(itest_jget(l, "metadata.vhprep_shard"),
+							 "members")
+				    : 0;
+			cr_expect_str_eq(uri, "dataset://imgs/val");
+		}
+	}
+	cr_expect_eq(ntrain + nval, 30, "train %zu + val %zu outputs, want 30", ntrain, nval);
+	cr_expect(ntrain > 0 && nval > 0);
+	json_decref(lines);
+	free(meta);
+	free(train);
+	free(val);
+	free(root);
+	free(src);
+}
