@@ -1,11 +1,13 @@
 #include "engine/outsink.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/htab.h"
 #include "engine/claims.h"
@@ -202,6 +204,25 @@ static int gather_earlier(const struct outsink_env *e, const char *name,
 	return rc;
 }
 
+/* Removes the temporary sidecars (sink_write_sidecar) a dead run left in the outputs
+ * root; we hold the outputs lock, so none is a live run's. */
+static void remove_root_temps(int dirfd)
+{
+	int fd = dup(dirfd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, DIRSINK_TMP_MARK, strlen(DIRSINK_TMP_MARK)) == 0)
+			unlinkat(dirfd, de->d_name, 0);
+	closedir(d);
+}
+
 static int open_pack(const struct outsink_env *e, struct sink **out, struct outsink_report *rep,
 		     struct vherr *err)
 {
@@ -221,6 +242,7 @@ static int open_pack(const struct outsink_env *e, struct sink **out, struct outs
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE, "--prefix '%s' is too long",
 				 cfg->prefix);
 	snprintf(member, sizeof(member), "%uof%u", cfg->shard_index, cfg->shard_count);
+	remove_root_temps(dirsink_dirfd(e->ds));
 	rc = gather_earlier(e, name, rep, err);
 	if (rc < 0)
 		return rc;

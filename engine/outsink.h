@@ -12,8 +12,9 @@
  *   - appends the lines of valohai.metadata.jsonl a run killed between a shard's rename
  *     and its lines did not write (a shard line without "data_bytes", which only the
  *     writer knew), so every published shard and index is bound;
- *   - and pack_open removes the temporary files of dead runs: a killed run leaves no
- *     partial shard visible, and the next one never rewrites a published one.
+ *   - and removes the temporary files of dead runs (pack_open those of shards, this
+ *     module the sidecars' in the root): a killed run leaves no partial shard visible,
+ *     and the next one never rewrites a published one.
  * With --live-upload Valohai removes a shard once uploaded, so a rerun in the same
  * outputs dir cannot see it and would redo its inputs; Valohai starts every execution
  * with empty outputs, so this only matters for a rerun by hand. */
