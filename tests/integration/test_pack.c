@@ -503,3 +503,65 @@ Test(pack, subdirs_of_the_outputs_root_share_one_record_file)
 	free(root);
 	free(src);
 }
+
+/* SIGTERM mid-run: the files in flight finish, the open shard is published with its
+ * lines, and the records add up: the shards' members are the summary's processed. */
+Test(pack, sigterm_publishes_the_open_shard)
+{
+	char *src = make_tree(), *out = itest_path("out");
+	char *out_path = itest_path("t.stdout"), *err_path = itest_path("t.stderr");
+	char *meta = itest_fmt("%s/valohai.metadata.jsonl", out);
+	char *sum = itest_fmt("%s/vhprep-summary.json", out);
+	struct itest_argv a = {0};
+	struct itest_list shards = {0};
+	json_t *lines, *l, *s;
+	json_int_t members = 0;
+	int code = -1, term = 0;
+	size_t i, bound = 0;
+	pid_t pid;
+
+	itest_argv_add(&a, itest_bin());
+	for (const char *const *o =
+		 (const char *const[]){"-q", "-j", "1", "--io-depth", "2", "--metrics-interval",
+				       "0", "--preview", "0", "--resize", "32", "--pack", "tar",
+				       "--shard-size", "64k", "-o", out, src, NULL};
+	     *o; o++)
+		itest_argv_add(&a, *o);
+	pid = itest_spawn(a.v, NULL, out_path, err_path);
+	while (!has_shard(out))
+		cr_assert(!itest_wait(pid, 0.005, &code, &term),
+			  "vhprep ended (exit %d) before its first shard", code);
+	cr_assert_eq(kill(pid, SIGTERM), 0);
+	cr_assert(itest_wait(pid, 60.0, &code, &term), "no exit within 60 s of SIGTERM");
+	cr_assert_eq(code, 143, "exit %d after SIGTERM", code);
+	list_shards(out, ".tar", &shards);
+	lines = itest_read_jsonl(meta);
+	json_array_foreach(lines, i, l)
+	{
+		json_t *sh = itest_jget(l, "metadata.vhprep_shard");
+
+		if (!sh)
+			continue;
+		cr_assert(itest_list_has(&shards, itest_jstr(l, "file")));
+		members += itest_jint(sh, "members");
+		bound++;
+	}
+	cr_assert_eq(bound, shards.n, "%zu shards, %zu bound", shards.n, bound);
+	s = itest_read_json(sum);
+	cr_assert_eq(members, itest_jint(itest_jget(s, "files"), "processed"),
+		     "the shards hold %lld outputs, the summary says %lld processed",
+		     (long long)members,
+		     (long long)itest_jint(itest_jget(s, "files"), "processed"));
+	cr_assert_eq(itest_jint(s, "shards"), (json_int_t)shards.n);
+	cr_assert_lt(members, NIMAGES, "the run was not cut short: nothing tested");
+	json_decref(s);
+	json_decref(lines);
+	itest_list_free(&shards);
+	itest_argv_free(&a);
+	free(sum);
+	free(meta);
+	free(out_path);
+	free(err_path);
+	free(out);
+	free(src);
+}
