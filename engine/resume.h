@@ -61,14 +61,6 @@ int resume_open(int dirfd, struct metadata *m, struct claims *c, const struct re
  * has its earlier output standing (then its name is confirmed in the claims and the input is to
  * be skipped). Always 0 with overwrite. Thread-safe. */
 int resume_done(struct resume *r, const char *relpath, uint64_t size, int64_t mtime_ns);
-/* Records that an output named relout (a decoded pack key: pack.h) stands in a published
- * shard: from then on resume_done says done for every input whose output would have
- * relout's name up to its extension, whatever its size and mtime (a published shard is
- * never rewritten, so a changed input cannot replace its output there). Call before the
- * run starts, from one thread. Returns 0, or -VHERR_NOMEM. */
-int resume_add_packed(struct resume *r, const char *relout);
-/* Returns the number of distinct output names resume_add_packed recorded. */
-uint64_t resume_packed(const struct resume *r);
 /* With overwrite and a completed walk: removes the outputs of the prefix that no input
  * of this run replaced or confirmed, and their lines. *removed (may be NULL) gets their
  * number. Single-threaded, after the workers. Returns 0 or a negative code with err set. */
@@ -80,5 +72,14 @@ void resume_free(struct resume *r);
 /* Parses "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (the mtime metadata lines hold) into ns since
  * the epoch. Returns 0, or -1 if s is not of that form. */
 int resume_parse_mtime(const char *s, int64_t *ns);
+
+/* Records that an output named relout (a decoded pack key: pack.h) stands in a published
+ * shard: from then on resume_done says done for every input whose output would have
+ * relout's name up to its extension, whatever its size and mtime (a published shard is
+ * never rewritten, so a changed input cannot replace its output there). Call before the
+ * run starts, from one thread. Returns 0, or -VHERR_NOMEM. */
+int resume_add_packed(struct resume *r, const char *relout);
+/* Returns the number of distinct output names resume_add_packed recorded. */
+uint64_t resume_packed(const struct resume *r);
 
 #endif
