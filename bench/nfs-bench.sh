@@ -170,10 +170,10 @@ read_table() {
 			fps=$(jfield "$name" .files_per_s)
 			jsonl "$results" bench=nfs-read set="$set" proto=v3 io_depth="$d" mb_per_s="$mbs" \
 				files_per_s="$fps" files="$(jfield "$name" .files)" \
-				read_p50_ms="$(jfield "$name" '.latency.read.p50_ms // 0')"
+				read_p50_ms="$(jfield "$name" '.read_p50_ms // 0')"
 			printf '| %s | %d | %.1f | %.0f | %.2f | %.2f |\n' "$(set_label "$set")" "$d" "$mbs" \
-				"$fps" "$(jfield "$name" '.latency.read.p50_ms // 0')" \
-				"$(jfield "$name" '.latency.read.p99_ms // 0')"
+				"$fps" "$(jfield "$name" '.read_p50_ms // 0')" \
+				"$(jfield "$name" '.read_p99_ms // 0')"
 		done
 	done
 	echo

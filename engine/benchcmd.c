@@ -116,23 +116,27 @@ static enum source_next on_emit(void *ctx, const struct source_entry *e)
 	return submit(b, e);
 }
 
-static json_t *latency_json(const struct oplat *lat)
+/* Adds OP_count, OP_p50_ms, OP_p90_ms, OP_p99_ms for each operation seen to o: flat, as
+ * Valohai reads a metrics line (numbers at the top level only). */
+static void add_latency(json_t *o, const struct oplat *lat)
 {
-	json_t *all = json_object();
+	static const char *const q_name[] = {"p50_ms", "p90_ms", "p99_ms"};
+	static const double q[] = {0.50, 0.90, 0.99};
+	char key[64];
 
-	for (int op = 0; all && op < OPLAT__COUNT; op++) {
+	for (int op = 0; o && op < OPLAT__COUNT; op++) {
 		uint64_t n = oplat_count(lat, op);
 
 		if (!n)
 			continue;
-		json_object_set_new(
-		    all, oplat_name(op),
-		    json_pack("{s:I, s:f, s:f, s:f}", "count", (json_int_t)n, "p50_ms",
-			      (double)oplat_quantile(lat, op, 0.50) / 1e6, "p90_ms",
-			      (double)oplat_quantile(lat, op, 0.90) / 1e6, "p99_ms",
-			      (double)oplat_quantile(lat, op, 0.99) / 1e6));
+		snprintf(key, sizeof(key), "%s_count", oplat_name(op));
+		json_object_set_new(o, key, json_integer((json_int_t)n));
+		for (int i = 0; i < 3; i++) {
+			snprintf(key, sizeof(key), "%s_%s", oplat_name(op), q_name[i]);
+			json_object_set_new(o, key,
+					    json_real((double)oplat_quantile(lat, op, q[i]) / 1e6));
+		}
 	}
-	return all;
 }
 
 static const char *mode_name(enum bench_mode m)
@@ -150,16 +154,17 @@ static void report(struct bench *b, const struct config *cfg, const struct oplat
 	       files = (double)atomic_load(&b->files);
 	double mb = (double)atomic_load(&b->bytes) / 1e6;
 	json_t *o = json_pack(
-	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:o, "
-	    "s:{s:i, s:i, s:i}}",
+	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:i}",
 	    "source", cfg->source, "mode", mode_name(b->mode), "entries", (json_int_t)entries,
 	    "files", (json_int_t)files, "failed", (json_int_t)atomic_load(&b->failed),
 	    "walk_errors", (json_int_t)atomic_load(&b->walk_errors), "bytes",
 	    (json_int_t)atomic_load(&b->bytes), "walk_seconds", walk_s, "read_seconds", read_s,
 	    "entries_per_s", walk_s > 0 ? entries / walk_s : 0.0, "files_per_s",
 	    total > 0 ? files / total : 0.0, "mb_per_s", total > 0 ? mb / total : 0.0,
-	    "latency", latency_json(lat), "config", "io_depth", cfg->io_depth, "walkers",
-	    cfg->walkers, "nfs_connections", cfg->nfs_connections);
+	    "io_depth", cfg->io_depth, "walkers", cfg->walkers, "nfs_connections",
+	    cfg->nfs_connections);
+
+	add_latency(o, lat);
 
 	fprintf(stderr, "vhprep bench %s: %.0f entries in %.3f s (%.0f entries/s)", cfg->source,
 		entries, walk_s, walk_s > 0 ? entries / walk_s : 0.0);

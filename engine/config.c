@@ -330,6 +330,68 @@ static const char *default_outputs(void)
 	return "outputs";
 }
 
+/* Valohai's outputs root: $VH_OUTPUTS_DIR, else /valohai/outputs when it exists, else
+ * NULL (not inside Valohai). */
+static const char *valohai_outputs_root(void)
+{
+	struct stat st;
+	const char *env = getenv("VH_OUTPUTS_DIR");
+
+	if (env && *env)
+		return env;
+	if (stat("/valohai/outputs", &st) == 0 && S_ISDIR(st.st_mode))
+		return "/valohai/outputs";
+	return NULL;
+}
+
+/* An outputs dir below Valohai's outputs root (-o $VH_OUTPUTS_DIR/train): Valohai reads
+ * valohai.metadata.jsonl only at the root, with paths relative to it, so the run's
+ * outputs dir becomes the root and the sub-directory goes in front of --prefix (the
+ * images land where they would have; the records at the root, where several vhprep
+ * commands of one step append to the one file). */
+static int finish_outputs_root(struct config *cfg, struct vherr *err)
+{
+	const char *root = valohai_outputs_root();
+	char r[PATH_MAX], o[PATH_MAX], *prefix;
+	size_t n;
+
+	if (!root || resolve_path(root, r, sizeof(r)) < 0 ||
+	    resolve_path(cfg->outputs, o, sizeof(o)) < 0 || strcmp(r, "/") == 0 ||
+	    !resolved_within(o, r) || strcmp(o, r) == 0)
+		return 0;
+	n = strlen(r) + 1;
+	if (asprintf(&prefix, "%s%s%s", o + n, *cfg->prefix ? "/" : "", cfg->prefix) < 0)
+		return vherr_set(err, VHERR_NOMEM, VHSTAGE_NONE, NULL);
+	if (strlist_add(&cfg->owned, prefix) != 0) {
+		free(prefix);
+		return vherr_set(err, VHERR_NOMEM, VHSTAGE_NONE, NULL);
+	}
+	if (!cfg->quiet)
+		fprintf(stderr,
+			"vhprep: '%s' is inside the Valohai outputs root '%s': records go to "
+			"the root, images to %s/%s\n",
+			cfg->outputs, root, root, prefix);
+	cfg->outputs = root;
+	cfg->prefix = prefix;
+	return 0;
+}
+
+/* --pack and its options. */
+static int finish_pack(const struct config *cfg, struct vherr *err)
+{
+	if (!cfg->pack && (cfg->shard_size || cfg->zstd_level))
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--shard-size and --zstd-level need --pack");
+	if (cfg->pack && cfg->zstd_level && cfg->pack_format != PACK_TAR_ZST)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--zstd-level needs --pack tar.zst");
+	if (cfg->pack && cfg->overwrite)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--overwrite does not go with --pack: published shards are "
+				 "never rewritten (choose a fresh --outputs)");
+	return 0;
+}
+
 static int check_prefix(const char *prefix)
 {
 	if (prefix[0] == '/')
@@ -349,7 +411,7 @@ static int check_prefix(const char *prefix)
 static int check_binding_text(const struct config *cfg, struct vherr *err)
 {
 	const struct strlist *lists[] = {&cfg->datasets, &cfg->aliases, &cfg->tags};
-	const char *words[] = {cfg->dataset_from, cfg->packaging};
+	const char *words[] = {cfg->dataset_from};
 
 	for (size_t l = 0; l < sizeof(lists) / sizeof(*lists); l++)
 		for (int i = 0; i < lists[l]->n; i++)
@@ -482,7 +544,8 @@ int config_finish(struct config *cfg, struct vherr *err)
 	if ((cfg->aliases.n || cfg->dataset_from || cfg->packaging) && !cfg->datasets.n)
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
 				 "--dataset-alias, --dataset-from and --packaging need --dataset");
-	if ((rc = finish_shard(cfg, err)) < 0)
+	if ((rc = finish_shard(cfg, err)) < 0 || (rc = finish_pack(cfg, err)) < 0 ||
+	    (rc = finish_outputs_root(cfg, err)) < 0)
 		return rc;
 	for (int i = 0; i < cfg->datasets.n; i++)
 		if (strncmp(cfg->datasets.v[i], "dataset://", 10) != 0 ||

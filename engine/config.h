@@ -7,6 +7,7 @@
 
 #include "common/vherr.h"
 #include "io/metadata.h"
+#include "io/pack.h"
 #include "kernels/kernel.h"
 
 /* --max-file-size's default: a larger file is too_large from its size alone. */
@@ -47,10 +48,16 @@ struct config {
 	const char *outputs;      /* resolved by config_finish */
 	const char *prefix;
 	int live_upload, overwrite;
+	/* --pack (io/pack.h): shards instead of one file per output; pack 0: dir */
+	int pack;
+	enum pack_format pack_format;
+	uint64_t shard_size;      /* --shard-size, 0: PACK_SHARD_SIZE_DEFAULT */
+	int zstd_level;           /* --zstd-level, 0: PACK_ZSTD_LEVEL_DEFAULT */
 	/* record */
 	struct strlist datasets, aliases, tags;
 	struct strlist owned; /* strings config_finish made ({shard} in --dataset); freed */
-	const char *dataset_from, *packaging;
+	const char *dataset_from;
+	int packaging; /* --packaging: "packaging": true on each version */
 	struct strlist dataset_excludes; /* --dataset-exclude: names the version leaves out */
 	/* incremental */
 	const char *since;        /* an earlier run's valohai.metadata.jsonl, or NULL */

@@ -14,6 +14,8 @@ enum {
 	OPT_WALKERS, OPT_READ_BUDGET, OPT_MAX_ERRORS, OPT_METRICS, OPT_PROGRESS,
 	OPT_NO_PROGRESS, OPT_NFS_CONNECTIONS, OPT_NFS_TIMEOUT, OPT_SINCE, OPT_SINCE_CHECKSUM,
 	OPT_DATASET_EXCLUDE,
+	/* packs */
+	OPT_PACK, OPT_SHARD_SIZE, OPT_ZSTD_LEVEL,
 	/* --urls */
 	OPT_URLS, OPT_URL_COLUMN, OPT_KEY_COLUMN, OPT_PER_HOST, OPT_HTTP_TIMEOUT, OPT_RETRIES,
 	OPT_KEEP_QUERY, OPT_INSECURE, OPT_CACERT, OPT_NETRC_FILE, OPT_ALLOW_METADATA_IP,
@@ -54,10 +56,13 @@ static const struct option long_options[] = {
 	{"prefix", required_argument, NULL, OPT_PREFIX},
 	{"live-upload", no_argument, NULL, OPT_LIVE_UPLOAD},
 	{"overwrite", no_argument, NULL, OPT_OVERWRITE},
+	{"pack", required_argument, NULL, OPT_PACK},
+	{"shard-size", required_argument, NULL, OPT_SHARD_SIZE},
+	{"zstd-level", required_argument, NULL, OPT_ZSTD_LEVEL},
 	{"dataset", required_argument, NULL, OPT_DATASET},
 	{"dataset-from", required_argument, NULL, OPT_DATASET_FROM},
 	{"dataset-alias", required_argument, NULL, OPT_DATASET_ALIAS},
-	{"packaging", required_argument, NULL, OPT_PACKAGING},
+	{"packaging", no_argument, NULL, OPT_PACKAGING},
 	{"tag", required_argument, NULL, OPT_TAG},
 	{"dataset-exclude", required_argument, NULL, OPT_DATASET_EXCLUDE},
 	{"since", required_argument, NULL, OPT_SINCE},
@@ -165,6 +170,19 @@ void options_usage(FILE *out)
 "  --prefix DIR            sub-directory of outputs for the images (default\n"
 "                          processed_images)\n"
 "  --live-upload           make each finished file read-only, so Valohai uploads it now\n"
+"                          (its metadata first goes into the sidecar NAME.metadata.json)\n"
+"  --pack tar|tar.zst      write the images into shards PREFIX-IofN-SEQ.tar[.zst] in\n"
+"                          the outputs root instead of one file each (WebDataset\n"
+"                          members KEY and KEY.json; one index per shard,\n"
+"                          SHARD.idx.jsonl). Valohai uploads each file as a request:\n"
+"                          pack when a run writes more than about a thousand.\n"
+"                          tar.zst is rarely worth it: JPEG and PNG outputs are\n"
+"                          compressed already (measured: within 1-3% of their size);\n"
+"                          it wins back tar's 512-byte padding (~10% at 17 KB outputs)\n"
+"                          for 2-3x tar's CPU. Prefer tar (README, 'Packs')\n"
+"  --shard-size SIZE       bytes per shard at most (default 1G; one larger output\n"
+"                          gets a shard of its own)\n"
+"  --zstd-level L          tar.zst compression level 1-19 (default 3)\n"
 "  --overwrite             redo every input into an outputs dir an earlier run used,\n"
 "                          with any settings (default: resume, skipping inputs whose\n"
 "                          output stands, and refuse other settings); outputs of the\n"
@@ -174,7 +192,8 @@ void options_usage(FILE *out)
 "                          v1-part2of4), a version per member\n"
 "  --dataset-from URI      the version the new one starts from\n"
 "  --dataset-alias ALIAS   a targeting alias for the version (repeatable)\n"
-"  --packaging P           the version's packaging (JSON or a word, passed through)\n"
+"  --packaging             ask Valohai to package the version (\"packaging\": true,\n"
+"                          the form of Valohai's examples) for faster downloads\n"
 "  --tag TAG               a valohai.tags entry on every output (repeatable)\n"
 "  --dataset-exclude NAME  a file of the --dataset-from version that the new version\n"
 "                          leaves out (repeatable; --since adds the changed and\n"
@@ -412,6 +431,31 @@ static int parse_select(int opt, const char *v, struct config *cfg, struct vherr
 	return 1;
 }
 
+/* The pack options. Returns 1 if opt is not one of them. */
+static int parse_pack(int opt, const char *v, struct config *cfg, struct vherr *err)
+{
+	long n;
+
+	switch (opt) {
+	case OPT_PACK:
+		if (pack_format_parse(v, &cfg->pack_format) != 0)
+			return bad(err, "--pack", v, "tar|tar.zst");
+		cfg->pack = 1;
+		return 0;
+	case OPT_SHARD_SIZE:
+		return config_parse_size(v, &cfg->shard_size) ||
+				       cfg->shard_size < PACK_SHARD_SIZE_MIN
+			       ? bad(err, "--shard-size", v, "a size of at least 64k")
+			       : 0;
+	case OPT_ZSTD_LEVEL:
+		if (config_parse_long(v, 1, 19, &n))
+			return bad(err, "--zstd-level", v, "1-19");
+		cfg->zstd_level = (int)n;
+		return 0;
+	}
+	return 1;
+}
+
 /* The write and record options. Returns 1 if opt is not one of them. */
 static int parse_output(int opt, const char *v, struct config *cfg, struct vherr *err)
 {
@@ -436,7 +480,7 @@ static int parse_output(int opt, const char *v, struct config *cfg, struct vherr
 	case OPT_DATASET_ALIAS:
 		return add(&cfg->aliases, v, err);
 	case OPT_PACKAGING:
-		cfg->packaging = v;
+		cfg->packaging = 1;
 		return 0;
 	case OPT_TAG:
 		return add(&cfg->tags, v, err);
@@ -449,7 +493,7 @@ static int parse_output(int opt, const char *v, struct config *cfg, struct vherr
 		cfg->since_checksum = 1;
 		return 0;
 	}
-	return 1;
+	return parse_pack(opt, v, cfg, err);
 }
 
 static int parse_count(const char *opt, const char *v, long max, int *out, struct vherr *err)

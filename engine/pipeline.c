@@ -441,55 +441,55 @@ static void unpublish_loser(struct pipeline *p, const struct item *it, const str
 	record_failure(p, other, &err);
 }
 
-/* The claimed part of publishing: remove what the name replaces, append the line, rename
- * into place. Under the claim's lock. *removed says whether an older output was removed. */
-static int commit_claimed(struct pipeline *p, struct outfile *o, struct dirsink_staged *st,
-			  const char *line, int replace, int *removed, struct vherr *err)
+/* The input that loses its name to an output a pack already holds: a published shard is
+ * never rewritten, so the first published keeps it (a dir run would replace it with the
+ * byte-smaller path's output). */
+static int lost_to_pack(const struct item *it, const struct outfile *o,
+			const struct claim_ticket *t, struct vherr *err)
 {
-	uint64_t at;
-	int rc = 0;
+	char other[PATH_MAX];
 
-	if (replace) {
-		rc = dirsink_remove(p->env.sink, o->relout, err);
-		*removed = rc == 0;
-	}
-	if (rc == 0)
-		rc = metadata_append_line(p->env.metadata, line, strlen(line), &at, err);
-	if (rc == 0 && (rc = dirsink_commit(p->env.sink, st, o->relout, err)) < 0 &&
-	    metadata_retract(p->env.metadata, at) < 0)
-		set_fatal(p, err); /* a line we cannot take back: stop before it spreads */
-	return rc;
+	other_path(it->relpath, t->other_suffix, other, sizeof(other));
+	return vherr_set(err, VHERR_COLLISION, VHSTAGE_WRITE,
+			 "'%s' and '%s' both map to '%s': '%s' keeps it (published first, into "
+			 "a shard)",
+			 it->relpath, other, o->relout, other);
 }
 
-/* Writes, claims, records and renames one output (see pipeline.h). */
+/* Writes, claims, records and publishes one output through the sink (see pipeline.h). */
 static int publish_output(struct pipeline *p, struct item *it, struct outfile *o,
 			  struct vherr *err)
 {
 	const char *suffix = claims_suffix(it->relpath);
-	struct dirsink_staged st;
+	struct sink_staged st;
 	struct claim_ticket t;
 	int removed = 0, rc;
 	char *line = format_line(p, it, o);
+	struct sink_output out = {
+	    .relout = o->relout, .data = o->res->data, .len = o->res->len, .line = line};
 
 	if (!line)
 		return vherr_set(err, VHERR_BAD_NAME, VHSTAGE_RECORD,
 				 "cannot encode metadata for '%s' (not valid UTF-8?)", o->relout);
-	rc = dirsink_stage(p->env.sink, o->relout, o->res->data, o->res->len, &st, err);
+	out.line_len = strlen(line);
+	rc = sink_stage(p->env.sink, &out, &st, err);
 	if (rc == 0 && claims_begin(p->env.claims, o->relout, it->relpath, suffix, &t) < 0)
 		rc = vherr_set(err, VHERR_NOMEM, VHSTAGE_WRITE, NULL);
 	else if (rc == 0) {
+		int replace = t.verdict == CLAIM_REPLACE;
+
 		if (t.verdict == CLAIM_LOSE)
 			rc = lost(it, o, &t, err);
+		else if (replace && !sink_can_replace(p->env.sink))
+			rc = lost_to_pack(it, o, &t, err);
 		else
-			rc = commit_claimed(p, o, &st, line, t.verdict == CLAIM_REPLACE, &removed,
-					    err);
+			rc = sink_publish(p->env.sink, &st, &out, replace, &removed, err);
 		claims_end(p->env.claims, &t, it->relpath, suffix, rc == 0, removed);
-		if (rc == 0 && t.verdict == CLAIM_REPLACE) {
-			metadata_superseded(p->env.metadata);
+		if (rc == 0 && replace) {
 			atomic_fetch_add(&p->env.stats->replaced, 1);
 			unpublish_loser(p, it, o, &t);
 		}
-		dirsink_discard(p->env.sink, &st);
+		sink_discard(p->env.sink, &st);
 	}
 	free(line);
 	if (rc == 0)

@@ -32,6 +32,7 @@ struct resume {
 	json_t *versions;      /* set at creation: this run's dataset versions, or NULL */
 	struct htab *index;    /* location hash -> struct earlier; NULL with overwrite */
 	struct htab *seen;     /* while scanning: name hash -> 1 (duplicates) */
+	struct htab *packed;   /* hash of an output stem in a published shard -> 1; NULL: none */
 	/* while scanning, one thread */
 	int needs_compaction;
 	uint64_t earlier, dropped;
@@ -319,6 +320,69 @@ fail:
 	return rc;
 }
 
+/* Writes path without its base name's extension ("a/b.jpg" -> "a/b", "a/.x" stays) to
+ * buf; -1 if it does not fit. */
+static int stem_of(const char *path, char *buf, size_t size)
+{
+	const char *base = strrchr(path, '/');
+	const char *dot;
+	size_t n;
+
+	base = base ? base + 1 : path;
+	dot = strrchr(base, '.');
+	n = dot && dot != base ? (size_t)(dot - path) : strlen(path);
+	if (n >= size)
+		return -1;
+	memcpy(buf, path, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+int resume_add_packed(struct resume *r, const char *relout)
+{
+	char stem[PATH_MAX];
+	struct htab_stripe *s;
+	uint64_t key;
+	void *v;
+
+	if (stem_of(relout, stem, sizeof(stem)) < 0)
+		return 0; /* no input of ours maps to a name that long */
+	if (!r->packed && !(r->packed = htab_new(1)))
+		return -VHERR_NOMEM;
+	key = claims_hash(stem);
+	s = htab_lock(r->packed, key);
+	v = htab_insert(s, key, NULL);
+	htab_unlock(s);
+	if (!v)
+		return -VHERR_NOMEM;
+	r->earlier++;
+	return 0;
+}
+
+uint64_t resume_packed(const struct resume *r)
+{
+	return r->packed ? htab_count(r->packed) : 0;
+}
+
+/* Whether the output of the input at relpath stands in a published shard. */
+static int packed_done(struct resume *r, const char *relpath)
+{
+	char path[PATH_MAX], stem[PATH_MAX];
+	struct htab_stripe *s;
+	uint64_t key;
+	int n = snprintf(path, sizeof(path), "%s%s%s", r->o.prefix, *r->o.prefix ? "/" : "",
+			 relpath);
+	int found;
+
+	if (n < 0 || (size_t)n >= sizeof(path) || stem_of(path, stem, sizeof(stem)) < 0)
+		return 0;
+	key = claims_hash(stem);
+	s = htab_lock(r->packed, key);
+	found = htab_find(s, key) != NULL;
+	htab_unlock(s);
+	return found;
+}
+
 int resume_done(struct resume *r, const char *relpath, uint64_t size, int64_t mtime_ns)
 {
 	uint64_t key = claims_hash(relpath);
@@ -327,6 +391,8 @@ int resume_done(struct resume *r, const char *relpath, uint64_t size, int64_t mt
 	uint64_t name = 0;
 	int same;
 
+	if (r->packed)
+		return packed_done(r, relpath);
 	if (!r->index)
 		return 0;
 	s = htab_lock(r->index, key);
@@ -397,5 +463,6 @@ void resume_free(struct resume *r)
 	json_decref(r->preview_line);
 	htab_free(r->index);
 	htab_free(r->seen);
+	htab_free(r->packed);
 	free(r);
 }

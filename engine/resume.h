@@ -73,4 +73,13 @@ void resume_free(struct resume *r);
  * the epoch. Returns 0, or -1 if s is not of that form. */
 int resume_parse_mtime(const char *s, int64_t *ns);
 
+/* Records that an output named relout (a decoded pack key: pack.h) stands in a published
+ * shard: from then on resume_done says done for every input whose output would have
+ * relout's name up to its extension, whatever its size and mtime (a published shard is
+ * never rewritten, so a changed input cannot replace its output there). Call before the
+ * run starts, from one thread. Returns 0, or -VHERR_NOMEM. */
+int resume_add_packed(struct resume *r, const char *relout);
+/* Returns the number of distinct output names resume_add_packed recorded. */
+uint64_t resume_packed(const struct resume *r);
+
 #endif

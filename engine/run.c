@@ -18,6 +18,7 @@
 #include "engine/claims.h"
 #include "engine/config.h"
 #include "engine/options.h"
+#include "engine/outsink.h"
 #include "engine/pipeline.h"
 #include "engine/progress.h"
 #include "engine/resume.h"
@@ -39,6 +40,9 @@ struct run {
 	struct source *source;
 	struct httpsrc_opts http; /* --urls: what the source borrows */
 	struct dirsink *sink;
+	struct sink *out; /* where the outputs go (engine/outsink.h) */
+	struct outsink_report packed; /* what earlier runs' shards hold */
+	atomic_ullong shards;	      /* shards this run published */
 	struct outlock *lock;
 	struct metadata *metadata;
 	struct report *report;
@@ -125,6 +129,44 @@ static int open_resume(struct run *r, int dfd, int *exit_code, struct vherr *err
 	return 0;
 }
 
+/* pack sink: one shard published (its lines are in the records). */
+static int on_shard(void *ctx, const struct pack_shard *shard, struct vherr *err)
+{
+	struct run *r = ctx;
+
+	(void)shard;
+	(void)err;
+	atomic_fetch_add(&r->shards, 1);
+	return 0;
+}
+
+/* Opens the sink the config asks for (engine/outsink.h) and says what earlier shards
+ * hold. */
+static int open_sink(struct run *r, struct vherr *err)
+{
+	struct outsink_env e = {
+	    .cfg = &r->cfg,
+	    .ds = r->sink,
+	    .metadata = r->metadata,
+	    .binding = &r->binding,
+	    .resume = r->resume,
+	    .on_shard = on_shard,
+	    .ctx = r,
+	};
+	struct outsink_report *rep = &r->packed;
+
+	if (outsink_open(&e, &r->out, rep, err) < 0)
+		return -1;
+	if (rep->shards)
+		say(r,
+		    "vhprep: '%s' holds %llu shards of an earlier run with %llu outputs: "
+		    "resuming, their inputs are skipped, new shards follow (restored %llu "
+		    "records)",
+		    r->cfg.outputs, (unsigned long long)rep->shards,
+		    (unsigned long long)rep->keys, (unsigned long long)rep->lines_restored);
+	return 0;
+}
+
 /* Opens the outputs side: the dir, its lock, the records, and what earlier runs left.
  * Returns 0, or a negative code (err set) and *exit_code. */
 static int open_outputs(struct run *r, int *exit_code, struct vherr *err)
@@ -148,7 +190,7 @@ static int open_outputs(struct run *r, int *exit_code, struct vherr *err)
 		return -1;
 	if (r->resumed.compacted && report_csv_rebuild(r->report, err) < 0)
 		return -1;
-	return 0;
+	return open_sink(r, err);
 }
 
 static int open_all(struct run *r, int *exit_code, struct vherr *err)
@@ -450,7 +492,9 @@ static int seal_records(struct run *r, struct vherr *err)
 	int dfd = dirsink_dirfd(r->sink), compacted = 0, rc;
 	uint64_t removed = 0;
 
-	rc = resume_finish(r->resume, r->sink, atomic_load(&r->stats.walk_complete), &removed,
+	rc = sink_close(r->out, err); /* the pack's last shard, and its lines */
+	if (rc == 0)
+		rc = resume_finish(r->resume, r->sink, atomic_load(&r->stats.walk_complete), &removed,
 			   err);
 	if (rc == 0 && removed)
 		say(r, "vhprep: removed %llu outputs of an earlier run that no input replaced "
@@ -496,6 +540,13 @@ static int finish(struct run *r, int fatal, int forced)
 		code = RUN_EXIT_FATAL;
 	}
 	summary = summary_json(r, seconds, code);
+	if (summary && r->cfg.pack &&
+	    (json_object_set_new(summary, "sink", json_string(sink_kind(r->out))) != 0 ||
+	     json_object_set_new(summary, "shards",
+				 json_integer((json_int_t)atomic_load(&r->shards))) != 0)) {
+		json_decref(summary);
+		summary = NULL;
+	}
 	if (!summary || report_write_summary(dirsink_dirfd(r->sink), summary, &err) < 0) {
 		fprintf(stderr, "vhprep: cannot write %s: %s\n", REPORT_SUMMARY_FILE,
 			summary ? err.msg : "out of memory");
@@ -519,8 +570,7 @@ static int execute(struct run *r, struct vherr *err)
 		.cfg = &r->cfg,
 		.source = r->source,
 		.budget = r->budget,
-		.sink = r->sink,
-		.metadata = r->metadata,
+		.sink = r->out,
 		.report = r->report,
 		.stats = &r->stats,
 		.claims = r->claims,
@@ -553,6 +603,7 @@ static int execute(struct run *r, struct vherr *err)
 static void run_close(struct run *r)
 {
 	pipeline_free(r->pipeline);
+	sink_free(r->out);
 	preview_free(r->preview);
 	metadata_close(r->metadata, NULL);
 	report_close(r->report, NULL);

@@ -50,14 +50,6 @@ static json_t *string_array(const char *const *v, int n)
 	return a;
 }
 
-/* "packaging" given as JSON text is inserted as JSON, anything else as a string. */
-static json_t *packaging_value(const char *text)
-{
-	json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
-
-	return v ? v : json_string(text);
-}
-
 static json_t *dataset_versions(const struct metadata_binding *b)
 {
 	json_t *list = json_array();
@@ -75,7 +67,7 @@ static json_t *dataset_versions(const struct metadata_binding *b)
 			bad = json_object_set_new(v, "exclude",
 						  string_array(b->excludes, b->nexcludes)) != 0;
 		if (!bad && b->packaging)
-			bad = json_object_set_new(v, "packaging", packaging_value(b->packaging)) != 0;
+			bad = json_object_set_new(v, "packaging", json_true()) != 0;
 		if (bad || json_array_append_new(list, v) != 0) {
 			json_decref(v);
 			json_decref(list);

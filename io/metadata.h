@@ -25,7 +25,7 @@ struct metadata_binding {
 	const char *from;            /* "from" of each dataset version, or NULL */
 	const char *const *aliases;  /* targeting_aliases, or none */
 	int naliases;
-	const char *packaging;       /* "packaging": JSON text or a plain word, or NULL */
+	int packaging;               /* "packaging": true on each version when set */
 	const char *const *tags;     /* valohai.tags */
 	int ntags;
 	const char *const *excludes; /* "exclude" of each dataset version (with from) */

@@ -169,7 +169,7 @@ Test(options, output_options_set_their_fields)
 	struct parsed *p = parse_ok(PARSE("-o", "/out", "--prefix", "imgs", "--live-upload",
 					  "--overwrite", "--dataset", "dataset://a/1",
 					  "--dataset-from", "dataset://a/0", "--dataset-alias",
-					  "latest", "--packaging", "zip", "--tag", "t", "src"));
+					  "latest", "--packaging", "--tag", "t", "src"));
 	struct config *c = &p->cfg;
 
 	cr_assert_str_eq(c->outputs, "/out");
@@ -181,7 +181,7 @@ Test(options, output_options_set_their_fields)
 	cr_assert_str_eq(c->dataset_from, "dataset://a/0");
 	cr_assert_eq(c->aliases.n, 1);
 	cr_assert_str_eq(c->aliases.v[0], "latest");
-	cr_assert_str_eq(c->packaging, "zip");
+	cr_assert_eq(c->packaging, 1);
 	cr_assert_eq(c->tags.n, 1);
 	cr_assert_str_eq(c->tags.v[0], "t");
 	parsed_free(p);

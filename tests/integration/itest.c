@@ -767,7 +767,8 @@ char *itest_line_value(const char *text, const char *key)
 
 	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
 		if (!strncmp(l, key, klen) && l[klen] == '=')
-			return itest_fmt("%.*s", (int)strcspn(l + klen + 1, "\n"), l + klen + 1);
+			return itest_fmt("%.*s", (int)strcspn(l + klen + 1, "\n"),
+					 l + klen + 1);
 	cr_assert_fail("no %s= line in: %s", key, text);
 	return NULL;
 }
@@ -913,6 +914,23 @@ const char *itest_sniff(const char *path)
 
 /* ---- records ---- */
 
+/* Removes the live-upload sidecars NAME.metadata.json (records, not outputs) from l. */
+static void drop_sidecars(struct itest_list *l)
+{
+	static const char sfx[] = ".metadata.json";
+	size_t k = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		size_t n = strlen(l->v[i]);
+
+		if (n > sizeof(sfx) - 1 && !strcmp(l->v[i] + n - (sizeof(sfx) - 1), sfx))
+			free(l->v[i]);
+		else
+			l->v[k++] = l->v[i];
+	}
+	l->n = k;
+}
+
 json_t *itest_check_outputs(const char *outputs, const char *prefix, int want_csv_line)
 {
 	char *meta_path = itest_fmt("%s/valohai.metadata.jsonl", outputs);
@@ -924,6 +942,7 @@ json_t *itest_check_outputs(const char *outputs, const char *prefix, int want_cs
 	json_t *line;
 
 	itest_list_files(img_root, &on_disk);
+	drop_sidecars(&on_disk);
 	json_array_foreach(lines, i, line)
 	{
 		json_t *meta = json_object_get(line, "metadata");

@@ -184,7 +184,8 @@ const char *itest_sniff(const char *path);
 /* The checks every finished or interrupted run's outputs must pass:
  * - valohai.metadata.jsonl: one JSON object per line, each {"file", "metadata"};
  * - the "file" values are distinct and every one exists;
- * - the set of "file" values under prefix equals the files on disk under outputs/prefix;
+ * - the set of "file" values under prefix equals the files on disk under outputs/prefix
+ *   (live-upload sidecars NAME.metadata.json aside);
  * - if want_csv_line, exactly one line for processing_metadata.csv (else at most one);
  * - no name containing ".vhprep-tmp" anywhere under outputs.
  * Returns the metadata lines (caller decrefs). */

@@ -47,8 +47,11 @@ static json_t *bench(struct itest_proc *p, const char *mode, const char *src)
 
 static json_int_t latency_count(json_t *o, const char *op)
 {
-	json_t *n =
-	    json_object_get(json_object_get(json_object_get(o, "latency"), op), "count");
+	char key[64];
+	json_t *n;
+
+	snprintf(key, sizeof(key), "%s_count", op); /* flat: OP_count */
+	n = json_object_get(o, key);
 
 	return n ? json_integer_value(n) : 0;
 }
