@@ -41,6 +41,12 @@
  * (netrc_file); the environment's proxy settings as libcurl reads them; none from the
  * list (urllist refuses user:password@). TLS is verified unless insecure.
  *
+ * Revalidation: before a read's first request, req->revalidate (when set)
+ * may skip it unfetched or give the validators an earlier run recorded (ETag,
+ * Last-Modified); they are sent as If-None-Match / If-Modified-Since on every attempt,
+ * and a 304 asks req->revalidate again (not_modified 1): its SKIP completes the read as
+ * SOURCE_READ_SKIPPED, no body transferred.
+ *
  * Provenance: before done(), req->prov gets {"url", "final_url" (after redirects; both
  * redacted: no user-info, no fragment, the query as "?redacted" unless keep_query),
  * "http_status", "etag", "last_modified" (when sent), "attempts"} and the record's other
