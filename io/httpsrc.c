@@ -54,6 +54,7 @@ struct hreq {
 	uint64_t t0_ns;	   /* the current attempt's start (oplat clock) */
 	uint64_t want;	   /* PAUSED: bytes asked of the budget thread */
 	bool grant_failed; /* PAUSED: the budget was cancelled */
+	bool judged;	   /* req->judge has seen the head (once, whatever the attempts) */
 	bool conditional;  /* v holds validators sent with every attempt */
 	struct source_validators v; /* from req->revalidate */
 	struct curl_slist *hdrs;    /* the conditional request's headers, or NULL */
@@ -369,6 +370,10 @@ static uint64_t budget_goal(const struct hreq *r, uint64_t need)
 {
 	uint64_t goal;
 
+	if (r->req->judge && !r->judged && need <= SOURCE_HEAD_MAX) /* the head alone */
+		return r->length >= 0 && (uint64_t)r->length < SOURCE_HEAD_MAX
+			   ? (uint64_t)r->length
+			   : SOURCE_HEAD_MAX;
 	if (r->length >= 0 && (uint64_t)r->length >= need)
 		return (uint64_t)r->length;
 	goal = (need + HTTPSRC_BUDGET_STEP - 1) / HTTPSRC_BUDGET_STEP * HTTPSRC_BUDGET_STEP;
@@ -408,6 +413,30 @@ static size_t pause_for_budget(struct hreq *r, uint64_t want)
 	return CURL_WRITEFUNC_PAUSE;
 }
 
+/* Shows req->judge the head (the first SOURCE_HEAD_MAX bytes, or the whole body when it
+ * ended sooner; size: the Content-Length, else the bytes so far). Returns true to read
+ * on, or false with r->verdict set from what the judge decided. */
+static bool judge_head(struct hreq *r)
+{
+	struct source_read *q = r->req;
+	bool go;
+
+	r->judged = true;
+	q->data = r->buf;
+	q->len = r->len < SOURCE_HEAD_MAX ? r->len : SOURCE_HEAD_MAX;
+	q->size = r->length >= 0 ? (uint64_t)r->length : r->len;
+	go = source_read_judge(q);
+	q->data = NULL;
+	q->len = q->size = 0;
+	if (go)
+		return true;
+	r->verdict = q->status == SOURCE_READ_SKIPPED ? V_SKIP : V_FAIL;
+	r->err = q->err;
+	if (r->verdict == V_FAIL && !r->err.code)
+		vherr_set(&r->err, VHERR_NOT_IMAGE, VHSTAGE_READ, "refused by its first bytes");
+	return false;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *userdata)
 {
 	struct hreq *r = userdata;
@@ -437,6 +466,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata)
 	}
 	memcpy(r->buf + r->len, p, n);
 	r->len = need;
+	if (q->judge && !r->judged && r->len >= SOURCE_HEAD_MAX && !judge_head(r))
+		return 0; /* refused: the rest is never transferred */
 	return n;
 }
 
@@ -522,6 +553,8 @@ static void judge_result(struct hreq *r, CURLcode rc)
 	if (rc == CURLE_OK && r->status >= 200 && r->status <= 299) {
 		if (r->len < q->min_size)
 			r->verdict = V_SKIP;
+		else if (q->judge && !r->judged) /* a body shorter than the head */
+			judge_head(r);
 		return;
 	}
 	if (rc == CURLE_OK) { /* a final 3xx without Location */

@@ -100,7 +100,9 @@ struct source_read {
 	/* NULL, or called at most once, on the source's thread, with the first
 	 * min(size, SOURCE_HEAD_MAX) bytes of the file in data[0..len) (only these are
 	 * budgeted so far), before the rest is read (source_read_judge calls it): refuse
-	 * a file that is no image, or too large to decode, without reading it whole */
+	 * a file that is no image, or too large to decode, without reading it whole (a URL
+	 * source: size is the Content-Length, or the bytes so far when none was sent, and
+	 * a refusal ends the transfer) */
 	enum source_admit (*judge)(struct source_read *req);
 	/* NULL, or called by a URL source on its thread, at most twice. First before the
 	 * first request (not_modified 0, v zeroed): return SOURCE_ADMIT_SKIP to complete it

@@ -1,5 +1,6 @@
 /* io/httpsrc against tests/fixtures/faultserver.py on a real loopback socket (port
- * $HTTP_FIXTURE_PORT + 3, default 20583; skipped without /usr/bin/python3): the revalidate step
+ * $HTTP_FIXTURE_PORT + 3, default 20583; skipped without /usr/bin/python3): the judge sees
+ * a response's first bytes and a refusal ends the transfer there; the revalidate step
  * skips a read unfetched or sends the earlier validators, and a 304 completes it as
  * skipped without a body. */
 #include <arpa/inet.h>
@@ -89,7 +90,8 @@ static void teardown(void)
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int finished;
-static int asked_first, asked_304;
+static uint64_t judged_len, judged_size;
+static int judged, asked_first, asked_304;
 static enum source_admit first_answer;
 static struct source_validators give;
 
@@ -100,6 +102,19 @@ static void on_done(struct source_read *req)
 	finished = 1;
 	pthread_cond_broadcast(&cv);
 	pthread_mutex_unlock(&mu);
+}
+
+/* Lets through what starts like a JPEG. */
+static enum source_admit jpeg_judge(struct source_read *req)
+{
+	judged++;
+	judged_len = req->len;
+	judged_size = req->size;
+	if (req->len >= 3 && req->data[0] == 0xff && req->data[1] == 0xd8 &&
+	    req->data[2] == 0xff)
+		return SOURCE_ADMIT_READ;
+	vherr_set(&req->err, VHERR_NOT_IMAGE, VHSTAGE_READ, "no image magic");
+	return SOURCE_ADMIT_FAIL;
 }
 
 static enum source_admit revalidate(struct source_read *req, struct source_validators *v,
@@ -181,9 +196,54 @@ static json_t *server_json(const char *path)
 	return j;
 }
 
+Test(httpsrc_judge, refuses_a_large_non_image_after_its_head, .init = setup, .fini = teardown)
+{
+	struct source_read req = {.judge = jpeg_judge};
+	struct budget *b = budget_new(256 << 20);
+	json_t *sent;
+	json_int_t bytes;
+
+	fetch("/junk/x.jpg?mb=64", &req, b);
+	cr_assert_eq(req.status, SOURCE_READ_FAILED);
+	cr_assert_eq(req.err.code, VHERR_NOT_IMAGE, "%s", req.err.msg);
+	cr_assert_eq(judged, 1);
+	cr_assert_eq(judged_len, SOURCE_HEAD_MAX, "the judge saw the head only");
+	cr_assert_eq(judged_size, 64u << 20, "size: the Content-Length");
+	cr_assert_null(req.data);
+	cr_assert_eq(req.charged, 0);
+	cr_assert_eq(budget_used(b), 0);
+	sent = server_json("/sent");
+	bytes = json_integer_value(json_object_get(sent, "/junk/x.jpg"));
+	cr_log_info("judge refused /junk/x.jpg: %lld of 64 MiB sent", (long long)bytes);
+	cr_assert_lt(bytes, 16 << 20, "the transfer went on: %lld of 64 MiB sent",
+		     (long long)bytes);
+	json_decref(sent);
+	json_decref(req.prov);
+	budget_free(b);
+}
+
+Test(httpsrc_judge, sees_a_short_body_whole_and_lets_it_through, .init = setup,
+     .fini = teardown)
+{
+	struct source_read req = {.judge = jpeg_judge};
+	struct budget *b = budget_new(1 << 20);
+
+	fetch("/img/a.jpg", &req, b);
+	cr_assert_eq(req.status, SOURCE_READ_OK, "%s", req.err.msg);
+	cr_assert_eq(judged, 1);
+	cr_assert_eq(judged_len, sizeof(image));
+	cr_assert_eq(judged_size, sizeof(image));
+	cr_assert_eq(req.len, sizeof(image));
+	cr_assert_arr_eq(req.data, image, sizeof(image));
+	free(req.data);
+	budget_release(b, req.charged);
+	json_decref(req.prov);
+	budget_free(b);
+}
+
 Test(httpsrc_revalidate, a_304_completes_as_skipped, .init = setup, .fini = teardown)
 {
-	struct source_read req = {.revalidate = revalidate};
+	struct source_read req = {.revalidate = revalidate, .judge = jpeg_judge};
 	struct budget *b = budget_new(1 << 20);
 
 	first_answer = SOURCE_ADMIT_READ;
@@ -192,6 +252,7 @@ Test(httpsrc_revalidate, a_304_completes_as_skipped, .init = setup, .fini = tear
 	cr_assert_eq(req.status, SOURCE_READ_SKIPPED, "%s", req.err.msg);
 	cr_assert_eq(asked_first, 1);
 	cr_assert_eq(asked_304, 1);
+	cr_assert_eq(judged, 0, "no body, nothing to judge");
 	cr_assert_null(req.data);
 	cr_assert_eq(budget_used(b), 0);
 	json_decref(req.prov);
