@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "itest.h"
@@ -789,4 +790,72 @@ Test(http, reruns_without_validators_go_by_the_url)
 	}
 	free(text);
 	free(list);
+}
+
+/* Item 6's remaining edges: credentials only from the netrc file named (never ~/.netrc by
+ * default, never written anywhere), a redirect to a metadata address refused like a
+ * direct URL, an error response's body in no record. */
+Test(http, credentials_only_from_a_named_netrc_and_never_recorded)
+{
+	char *list, *text, *netrc, *home, *e, *all, *u401, *uauth;
+	struct itest_proc p;
+	json_t *errors;
+
+	serve();
+	home = itest_path("home");
+	netrc = itest_fmt("%s/.netrc", home);
+	text = "machine 127.0.0.1 login vh password s3cret-pass\n";
+	itest_write_file(netrc, text, strlen(text));
+	chmod(netrc, 0600);
+	setenv("HOME", home, 1);
+	uauth = itest_fmt("%s/auth/a.jpg", fault_url);
+	u401 = itest_fmt("%s/redirect/m.jpg?to=http://169.254.169.254/img/x.jpg", fault_url);
+	text = itest_fmt("%s\n%s\n", uauth, u401);
+	list = itest_path("auth.txt");
+	itest_write_file(list, text, strlen(text));
+	free(text);
+	/* ~/.netrc is not read unless named */
+	run_list(&p, list, "none", "--max-errors", "10", "--keep-query", "--http-timeout", "3",
+		 NULL);
+	itest_assert_exit(&p, 0);
+	itest_proc_release(&p);
+	e = itest_fmt("%s/none/vhprep-errors.jsonl", itest_root);
+	errors = itest_read_jsonl(e);
+	cr_assert_str_eq(reason_of(errors, uauth), "http_status");
+	cr_assert_str_eq(reason_of(errors, u401), "metadata_ip",
+			 "a redirect to a metadata address is refused as a direct URL is");
+	json_decref(errors);
+	text = itest_slurp(e, NULL);
+	cr_assert_null(strstr(text, "SECRET-401-BODY"), "an error body in a record: %s", text);
+	free(text);
+	free(e);
+	/* named: used, and written nowhere */
+	run_list(&p, list, "named", "--max-errors", "10", "--netrc-file", netrc, NULL);
+	itest_assert_exit(&p, 0);
+	itest_proc_release(&p);
+	cr_assert_eq(files_count("named", "processed"), 1);
+	all = itest_fmt("%s/named", itest_root);
+	{
+		json_t *lines = itest_check_outputs(all, "processed_images", 1);
+
+		json_decref(lines);
+	}
+	e = itest_fmt("%s/named/valohai.metadata.jsonl", itest_root);
+	text = itest_slurp(e, NULL);
+	cr_assert(strstr(text, "/auth/a.jpg"), "%s", text);
+	cr_assert_null(strstr(text, "s3cret"), "a credential in the records: %s", text);
+	cr_assert_null(strstr(text, "vh@"), "a user name in a URL: %s", text);
+	free(text);
+	free(e);
+	e = itest_fmt("%s/named/vhprep-errors.jsonl", itest_root);
+	text = itest_slurp(e, NULL);
+	cr_assert_null(strstr(text, "s3cret"));
+	free(text);
+	free(e);
+	free(all);
+	free(uauth);
+	free(u401);
+	free(list);
+	free(netrc);
+	free(home);
 }
