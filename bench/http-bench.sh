@@ -136,7 +136,7 @@ measure() {
 	if [ "$kind" = bench ]; then
 		produced=$(jq -r .files "$work/stdout")
 	else
-		produced=$(find "$out" -type f -name '*.jpg' | wc -l)
+		produced=$(find "$out" -type f -name '*.jpg' ! -name vhprep-preview.jpg | wc -l)
 	fi
 	[ "$produced" -eq "$nfiles" ] ||
 		{ echo "http-bench: $name made $produced of $nfiles files" >&2; exit 1; }
