@@ -44,10 +44,10 @@ struct pipeline {
 struct item {
 	struct source_read rd; /* the read request and its result */
 	struct pipeline *p;
+	int asked;             /* a URL input fetched conditionally: 1 resume, 2 --since */
 	int done_already;      /* admit found its earlier output standing */
 	int unchanged;         /* the same as in --since's records: skipped */
 	int verify;            /* --since-checksum: compare its SHA-256 once read */
-	int asked;             /* a URL input fetched conditionally: 1 resume, 2 --since */
 	char relpath[]; /* then the hint's handle bytes (rd.hint.handle points there) */
 };
 
@@ -175,6 +175,18 @@ static enum source_admit admit(struct source_read *req)
 	return it->unchanged ? SOURCE_ADMIT_SKIP : SOURCE_ADMIT_READ;
 }
 
+/* A new item for entry e: relpath and the hint's handle copied in; NULL: no memory. */
+static struct item *item_new(struct pipeline *p, const struct source_entry *e)
+{
+	struct item *it = calloc(1, sizeof(*it) + source_entry_size(e));
+
+	if (!it)
+		return NULL;
+	it->p = p;
+	source_read_adopt(&it->rd, it->relpath, e);
+	return it;
+}
+
 /* The revalidate step of a URL input (--urls): one whose earlier output stands, or that
  * --since's records hold, from the same URL is skipped unfetched when the server gave no
  * validators, else fetched conditionally and skipped on a 304. */
@@ -212,18 +224,6 @@ static enum source_admit revalidate(struct source_read *req, struct source_valid
 	return it->unchanged ? SOURCE_ADMIT_SKIP : SOURCE_ADMIT_READ;
 }
 
-/* A new item for entry e: relpath and the hint's handle copied in; NULL: no memory. */
-static struct item *item_new(struct pipeline *p, const struct source_entry *e)
-{
-	struct item *it = calloc(1, sizeof(*it) + source_entry_size(e));
-
-	if (!it)
-		return NULL;
-	it->p = p;
-	source_read_adopt(&it->rd, it->relpath, e);
-	return it;
-}
-
 static enum source_next emit_one(struct pipeline *p, const struct source_entry *e)
 {
 	const struct config *cfg = p->env.cfg;
@@ -256,9 +256,9 @@ static enum source_next emit_one(struct pipeline *p, const struct source_entry *
 	it->rd.min_size = cfg->min_size;
 	it->rd.max_size = cfg->max_size;
 	it->rd.admit = admit;
-	it->rd.revalidate = revalidate;
 	it->rd.done = on_read_done;
 	it->rd.user = it;
+	it->rd.revalidate = revalidate;
 	waitgroup_add(&p->reads);
 	atomic_fetch_add(&p->env.stats->submitted, 1);
 	if (source_read_submit(p->env.source, &it->rd) != 0) {
