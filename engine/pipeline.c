@@ -52,6 +52,7 @@ struct pipeline {
 struct item {
 	struct source_read rd; /* the read request and its result */
 	struct pipeline *p;
+	int asked;             /* a URL input fetched conditionally: 1 resume, 2 --since */
 	int done_already;      /* admit found its earlier output standing */
 	int unchanged;         /* the same as in --since's records: skipped */
 	int verify;            /* --since-checksum: compare its SHA-256 once read */
@@ -266,6 +267,43 @@ static struct item *item_new(struct pipeline *p, const struct source_entry *e)
 	return it;
 }
 
+/* The revalidate step of a URL input (--urls): one whose earlier output stands, or that
+ * --since's records hold, from the same URL is skipped unfetched when the server gave no
+ * validators, else fetched conditionally and skipped on a 304. */
+static enum source_admit revalidate(struct source_read *req, struct source_validators *v,
+				    int not_modified)
+{
+	struct item *it = req->user;
+	struct pipeline *p = it->p;
+	char url[LOCATION_MAX];
+	enum since_verdict sv;
+
+	if (not_modified) {
+		it->done_already = it->asked == 1;
+		it->unchanged = it->asked == 2;
+		if (it->unchanged)
+			since_url_unchanged(p->env.since, it->relpath);
+		return SOURCE_ADMIT_SKIP;
+	}
+	source_hint_location(p->env.source, it->relpath, &req->hint, url, sizeof(url));
+	switch (p->env.resume ? resume_url(p->env.resume, it->relpath, url, v) : EARLIERURL_NONE) {
+	case EARLIERURL_SAME:
+		it->done_already = 1;
+		return SOURCE_ADMIT_SKIP;
+	case EARLIERURL_ASK:
+		it->asked = 1;
+		return SOURCE_ADMIT_READ;
+	default:
+		break;
+	}
+	if (!p->env.since)
+		return SOURCE_ADMIT_READ;
+	sv = since_url(p->env.since, it->relpath, url, v);
+	it->unchanged = sv == SINCE_UNCHANGED;
+	it->asked = sv == SINCE_ASK ? 2 : 0;
+	return it->unchanged ? SOURCE_ADMIT_SKIP : SOURCE_ADMIT_READ;
+}
+
 static enum source_next emit_one(struct pipeline *p, const struct source_entry *e)
 {
 	const struct config *cfg = p->env.cfg;
@@ -310,6 +348,7 @@ static enum source_next emit_one(struct pipeline *p, const struct source_entry *
 	it->rd.judge = judge;
 	it->rd.done = on_read_done;
 	it->rd.user = it;
+	it->rd.revalidate = revalidate;
 	waitgroup_add(&p->reads);
 	atomic_fetch_add(&p->env.stats->submitted, 1);
 	if (source_read_submit(p->env.source, &it->rd) != 0) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/htab.h"
+#include "engine/earlierurl.h"
 #include "engine/preview.h"
 #include "io/jsonname.h"
 #include "io/posixwalk.h"
@@ -31,6 +32,7 @@ struct resume {
 	struct resume_opts o;  /* set at creation */
 	json_t *versions;      /* set at creation: this run's dataset versions, or NULL */
 	struct htab *index;    /* location hash -> struct earlier; NULL with overwrite */
+	struct earlierurl *urls; /* the URL inputs' URLs and validators; NULL with overwrite */
 	struct htab *seen;     /* while scanning: name hash -> 1 (duplicates) */
 	struct htab *packed;   /* hash of an output stem in a published shard -> 1; NULL: none */
 	/* while scanning, one thread */
@@ -161,6 +163,8 @@ static int index_line(struct resume *r, const char *file, json_t *meta)
 		e->name = claims_hash(file);
 	}
 	htab_unlock(s);
+	if (e && earlierurl_add(r->urls, key, meta) < 0)
+		e = NULL;
 out:
 	free(rel);
 	return e ? 0 : -VHERR_NOMEM;
@@ -295,7 +299,8 @@ int resume_open(int dirfd, struct metadata *m, struct claims *c, const struct re
 	r->versions = metadata_dataset_versions(o->binding);
 	r->seen = htab_new(1);
 	r->index = o->overwrite ? NULL : htab_new(sizeof(struct earlier));
-	if (!r->seen || (!o->overwrite && !r->index)) {
+	r->urls = o->overwrite ? NULL : earlierurl_new();
+	if (!r->seen || (!o->overwrite && (!r->index || !r->urls))) {
 		rc = vherr_set(err, VHERR_NOMEM, VHSTAGE_RECORD, NULL);
 		goto fail;
 	}
@@ -404,6 +409,28 @@ int resume_done(struct resume *r, const char *relpath, uint64_t size, int64_t mt
 	return same && claims_confirm(r->claims, name, key);
 }
 
+enum earlierurl_verdict resume_url(struct resume *r, const char *relpath, const char *url,
+				  struct source_validators *v)
+{
+	uint64_t key = claims_hash(relpath), name = 0;
+	enum earlierurl_verdict verdict;
+	struct htab_stripe *s;
+	struct earlier *e;
+
+	if (!r->index)
+		return EARLIERURL_NONE;
+	verdict = earlierurl_check(r->urls, key, url, v);
+	if (verdict != EARLIERURL_SAME && verdict != EARLIERURL_ASK)
+		return verdict;
+	s = htab_lock(r->index, key);
+	e = htab_find(s, key);
+	if (e)
+		name = e->name;
+	htab_unlock(s);
+	/* a changed answer (200) then replaces the output it confirmed, as its owner */
+	return e && claims_confirm(r->claims, name, key) ? verdict : EARLIERURL_OTHER;
+}
+
 struct unseen {
 	struct resume *r;
 	struct dirsink *sink;
@@ -462,6 +489,7 @@ void resume_free(struct resume *r)
 	json_decref(r->csv_line);
 	json_decref(r->preview_line);
 	htab_free(r->index);
+	earlierurl_free(r->urls);
 	htab_free(r->seen);
 	htab_free(r->packed);
 	free(r);

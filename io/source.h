@@ -77,6 +77,14 @@ enum source_admit {
 	SOURCE_ADMIT_FAIL, /* complete as SOURCE_READ_FAILED with the err admit set */
 };
 
+/* What an earlier run recorded of a URL input (resume, --since): the server's validators,
+ * which a URL source sends as If-None-Match / If-Modified-Since so that the server answers
+ * 304 Not Modified, without the body, when the input did not change. "" when none. */
+struct source_validators {
+	char etag[256];
+	char last_modified[64];
+};
+
 /* One read request. The caller owns it and everything in it until done() runs; from
  * done() on, data (malloc'd, may be NULL when len is 0) belongs to the caller too. */
 struct source_read {
@@ -92,8 +100,18 @@ struct source_read {
 	/* NULL, or called at most once, on the source's thread, with the first
 	 * min(size, SOURCE_HEAD_MAX) bytes of the file in data[0..len) (only these are
 	 * budgeted so far), before the rest is read (source_read_judge calls it): refuse
-	 * a file that is no image, or too large to decode, without reading it whole */
+	 * a file that is no image, or too large to decode, without reading it whole (a URL
+	 * source: size is the Content-Length, or the bytes so far when none was sent, and
+	 * a refusal ends the transfer) */
 	enum source_admit (*judge)(struct source_read *req);
+	/* NULL, or called by a URL source on its thread, at most twice. First before the
+	 * first request (not_modified 0, v zeroed): return SOURCE_ADMIT_SKIP to complete it
+	 * as SOURCE_READ_SKIPPED unfetched (an earlier output stands and there is nothing to
+	 * ask), or SOURCE_ADMIT_READ to fetch it, conditionally when v was filled. Then
+	 * (not_modified 1) only if the server answered that conditional request 304: return
+	 * SOURCE_ADMIT_SKIP (no body is transferred) or SOURCE_ADMIT_FAIL with err set. */
+	enum source_admit (*revalidate)(struct source_read *req, struct source_validators *v,
+					int not_modified);
 	void (*done)(struct source_read *req); /* the one completion, on an I/O thread */
 	void *user;
 	/* set by the source before done() */
