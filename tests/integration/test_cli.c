@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "itest.h"
+#include "tests/common/vhskip.h"
 
 TestSuite(cli, .init = itest_setup, .fini = itest_teardown, .timeout = 120);
 
@@ -482,7 +483,7 @@ Test(fatal, read_only_outputs_dir)
 	itest_argv_free(&a);
 	if (p.exit_code == 0 || p.exit_code == 125 || p.exit_code == 126) {
 		itest_proc_release(&p);
-		cr_skip("permissions do not apply to this test's children");
+		vht_missing("permissions do not apply to this test's children");
 	}
 	itest_proc_release(&p);
 	itest_argv_add(&a, itest_bin());
@@ -519,7 +520,7 @@ Test(fatal, disk_full)
 	free(jpg);
 	itest_mkdirs(mnt);
 	if (mount("tmpfs", mnt, "tmpfs", 0, "size=600k,mode=0755") != 0)
-		cr_skip(
+		vht_missing(
 		    "cannot mount a small tmpfs here (%s): the disk-full case is untestable",
 		    strerror(errno));
 	small_mount = itest_fmt("%s", mnt);
