@@ -127,6 +127,8 @@ struct itest_spawn_opts {
 	const char *stdin_path; /* NULL: /dev/null */
 	int drop_dac;		/* root: drop CAP_DAC_OVERRIDE/READ_SEARCH from the child's
 				   bounding set, so file permissions apply to it */
+	int stderr_tty;		/* itest_run only: the child's stderr is a pseudo-terminal
+				   (raw mode: no "\n" -> "\r\n"), so isatty(2) is true */
 };
 
 /* Starts argv[0] (a path) with stdout/stderr into out_path/err_path. Returns the pid. */
