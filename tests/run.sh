@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: install the Debian packages, build twice
-# (release and ASan/UBSan), run every test in both. Integration tests that need FUSE
-# mount bench/latencyfs themselves (as root).
+# The whole test suite, from a fresh machine: install the Debian packages, build three
+# times (release and ASan/UBSan with gcc, ThreadSanitizer with clang), run every test in
+# the first two and the concurrent part of the suite under TSan. Integration tests that
+# need FUSE mount bench/latencyfs themselves (as root).
 #
 # VHPREP_CI=1: every component a test needs (nfs-ganesha, FUSE, nginx, root, zstd...) is
 # installed above, so a missing one FAILS its test instead of skipping it
@@ -26,6 +27,15 @@ echo "== build (release)"
 build build
 echo "== build (ASan + UBSan)"
 build build-asan -DVHPREP_SANITIZE=ON
+echo "== build (ThreadSanitizer, clang + LLVM OpenMP): the binaries the tests drive"
+# Criterion cannot start under TSan ("Could not initialize inheritable arena", Criterion
+# issue #274), so this build makes only what the integration tests run and the fuzz
+# replays; the tests themselves come from build/ (VHPREP_TEST_BUILD_DIR below).
+CC=clang-14 cmake -S "$root" -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	-DVHPREP_SANITIZE=thread >/dev/null
+cmake --build build-tsan -j "$jobs" --target vhprep vhprep-nosys vhprep-mkimages \
+	$(cd build-tsan && cmake --build . --target help | sed -n 's/^\.\.\. \(fuzz_[a-z0-9_]*_replay\)$/\1/p') \
+	>/dev/null
 
 ctest_ci() { # ctest_ci DIR [ctest args...]: ctest, and a skipped test is a failure
 	local dir=$1 log
@@ -51,3 +61,30 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 ctest_ci build-asan
+
+echo "== tests (ThreadSanitizer: the concurrent integration tests and the fuzz replays)"
+# Every thread of vhprep (workers, I/O pool, NFS and HTTP event loops, progress monitor,
+# records) runs in the binary, so the integration tests built in build/ drive the TSan
+# vhprep of build-tsan. TSan runs the code 5-15x slower: the whole suite would not fit
+# CI's 20 minutes next to the other two builds, so this stage runs the suites that drive
+# the threads hardest: the pipeline under signals and kills (signals, safety), the
+# progress monitor (metrics), the records (records, since), the libcurl loop (http) and
+# the NFS event loop (nfs).
+# OpenMP: libomp's Archer tool tells TSan about OpenMP's barriers and joins (see
+# tests/tsan.supp). Reports go to files (a test may not read a child's stderr, and a
+# killed run has no exit code to check): any report fails the stage.
+# ASAN_OPTIONS stays set: the RSS bounds of the NFS tests read it as "a sanitizer build".
+tsan_logs=$(mktemp -d)
+export TSAN_OPTIONS="suppressions=$root/tests/tsan.supp:ignore_noninstrumented_modules=1:log_path=$tsan_logs/report:halt_on_error=0:exitcode=66:second_deadlock_stack=1"
+export OMP_TOOL_LIBRARIES=/usr/lib/llvm-14/lib/libarcher.so
+export VHPREP_TEST_BUILD_DIR=$root/build-tsan
+tsan_rc=0
+ctest_ci build -R '^itest_(signals|safety|metrics|records|since|http|nfs)$' || tsan_rc=1
+unset VHPREP_TEST_BUILD_DIR
+ctest_ci build-tsan -L '^fuzz$' || tsan_rc=1
+if compgen -G "$tsan_logs/report*" >/dev/null; then
+	cat "$tsan_logs"/report* >&2
+	echo "run.sh: ThreadSanitizer reported (above)" >&2
+	tsan_rc=1
+fi
+exit "$tsan_rc"

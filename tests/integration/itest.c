@@ -64,15 +64,23 @@ static const char *env_required(const char *name)
 
 const char *itest_bin(void)
 {
+	static char other[PATH_MAX];
+	const char *dir = getenv("VHPREP_TEST_BUILD_DIR");
 	const char *bin = env_required("VHPREP_BIN");
 
-	cr_assert_eq(access(bin, X_OK), 0, "VHPREP_BIN '%s' is not executable", bin);
+	if (dir && *dir) {
+		snprintf(other, sizeof(other), "%s/vhprep", dir);
+		bin = other;
+	}
+	cr_assert_eq(access(bin, X_OK), 0, "vhprep '%s' is not executable", bin);
 	return bin;
 }
 
 const char *itest_build_dir(void)
 {
-	return env_required("VHPREP_BUILD_DIR");
+	const char *dir = getenv("VHPREP_TEST_BUILD_DIR");
+
+	return dir && *dir ? dir : env_required("VHPREP_BUILD_DIR");
 }
 
 const char *itest_source_dir(void)

@@ -930,7 +930,7 @@ static void fill_until_error(struct pack *p, int *code, unsigned *added)
 			(*added)++;
 	}
 	*code = -rc;
-	cr_assert_eq(err.code, *code);
+	cr_assert_eq((int)err.code, *code);
 	cr_assert_eq(pack_add(p, "p/again.bin", (const uint8_t *)"x", 1, "{}", 2, &err), rc,
 		     "the error is not sticky");
 	cr_assert_eq(pack_close(p, &err), rc);
