@@ -36,6 +36,9 @@ packages=(
 	gnuplot-nox librsvg2-bin         # bench/plot.sh draws the SVG charts; the tests render them
 	libarchive-dev                   # io/pack: tar members of --pack shards
 	libzstd-dev zstd                 # io/pack: tar.zst frames; zstd -d in the index reader test
+	# tests/run.sh: the ThreadSanitizer build and the libFuzzer targets (clang 14, its
+	# sanitizer runtimes, LLVM's OpenMP runtime and its Archer tool), the format check
+	clang-14 libclang-rt-14-dev libomp-14-dev clang-format-14
 )
 
 missing=()
