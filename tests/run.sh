@@ -16,6 +16,9 @@ export VHPREP_CI=1
 
 bash .ci/install-deps.sh
 
+echo "== format (.clang-format; .ci/format-exempt.txt lists the files that predate it)"
+bash .ci/format-check.sh
+
 build() { # build DIR [cmake args...]
 	local dir=$1
 	shift

@@ -42,7 +42,8 @@ vht_missing_at(const char *file, int line, const char *fmt, ...)
 	if (vht_in_ci())
 		cr_assert_fail("%s:%d: component missing in CI (VHPREP_CI=1): %s", file, line,
 			       why);
-	fprintf(stderr, "*** SKIPPED (counted as passed by ctest) %s:%d: %s\n", file, line, why);
+	fprintf(stderr, "*** SKIPPED (counted as passed by ctest) %s:%d: %s\n", file, line,
+		why);
 	cr_skip_test("%s", why);
 	abort(); /* not reached: cr_skip_test ends the test */
 }

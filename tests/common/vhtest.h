@@ -202,13 +202,13 @@ static inline void vht_require_permissions(const char *dir)
 	cr_assert_eq(chmod(probe, 0), 0);
 	if (vht_drop_dac() != 0)
 		vht_missing("running as root and cannot drop CAP_DAC_OVERRIDE: root ignores "
-			     "file permissions, so a permission failure cannot be staged");
+			    "file permissions, so a permission failure cannot be staged");
 	fd = open(probe, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		close(fd);
 		unlink(probe);
 		vht_missing("a mode-000 file is still readable (root privileges): a "
-			     "permission failure cannot be staged here");
+			    "permission failure cannot be staged here");
 	}
 	unlink(probe);
 }

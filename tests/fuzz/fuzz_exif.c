@@ -23,8 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > 0) {
 		int cut = exif_orientation(t, size - 1);
 
-		FUZZ_CHECK(cut == o || cut == 1, "orientation %d, %d with the last byte cut",
-			   o, cut);
+		FUZZ_CHECK(cut == o || cut == 1, "orientation %d, %d with the last byte cut", o,
+			   cut);
 	}
 	free(t);
 	return 0;

@@ -135,9 +135,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > (1u << 20) || (!is_jpeg && !is_png))
 		return 0; /* only libvips would run: nothing to compare */
-	rc_vips = run_twice(fk->vips, "libvips", data, size,
-			    is_jpeg ? fk->dirty_jpg : fk->dirty_png,
-			    is_jpeg ? fk->dirty_jpg_len : fk->dirty_png_len);
+	rc_vips =
+	    run_twice(fk->vips, "libvips", data, size, is_jpeg ? fk->dirty_jpg : fk->dirty_png,
+		      is_jpeg ? fk->dirty_jpg_len : fk->dirty_png_len);
 	if (is_jpeg) {
 		int rc = run_twice(fk->fast, "jpeg-fast", data, size, fk->dirty_jpg,
 				   fk->dirty_jpg_len);

@@ -14,14 +14,18 @@ static void check_host(const char *in, const char *h)
 		/* the parser checks the characters, not that this is an IPv6 address
 		 * ("[8X0:::1]" passes; libnfs then fails to resolve it): found by this
 		 * target, left to io/nfsurl.c's owner */
-		FUZZ_CHECK(strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:") ==
-				   strlen(h),
-			   "'%s': bracketed host '%s'", in, h);
+		FUZZ_CHECK(
+		    strspn(
+			h,
+			"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:") ==
+			strlen(h),
+		    "'%s': bracketed host '%s'", in, h);
 		return;
 	}
-	FUZZ_CHECK(strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
-			   strlen(h),
-		   "'%s': host '%s' has a character outside [A-Za-z0-9.-]", in, h);
+	FUZZ_CHECK(
+	    strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
+		strlen(h),
+	    "'%s': host '%s' has a character outside [A-Za-z0-9.-]", in, h);
 }
 
 static void check_path(const char *in, const char *p)
@@ -88,8 +92,8 @@ static void check_round_trip(const char *in, const struct nfsurl *u)
 	FUZZ_CHECK(nfsurl_parse(again, &v, &err) == 0, "'%s' -> '%s' refused: %s", in, again,
 		   err.msg);
 	FUZZ_CHECK(!strcmp(u->host, v.host) && !strcmp(u->path, v.path) &&
-			   u->version == v.version && u->nfsport == v.nfsport &&
-			   u->mountport == v.mountport && u->uid == v.uid && u->gid == v.gid,
+		       u->version == v.version && u->nfsport == v.nfsport &&
+		       u->mountport == v.mountport && u->uid == v.uid && u->gid == v.gid,
 		   "'%s' -> '%s' parses differently", in, again);
 	nfsurl_release(&v);
 	free(again);

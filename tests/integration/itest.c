@@ -737,7 +737,8 @@ static void run_tty(char *const argv[], const struct itest_spawn_opts *o, struct
 	pid = fork();
 	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
-		int in = open(in_path, O_RDONLY), out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int in = open(in_path, O_RDONLY),
+		    out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
 		if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
 		    dup2(slave, 2) < 0 || chdir(cwd) != 0)
@@ -869,7 +870,8 @@ char *itest_line_value(const char *text, const char *key)
 
 	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
 		if (!strncmp(l, key, klen) && l[klen] == '=')
-			return itest_fmt("%.*s", (int)strcspn(l + klen + 1, "\n"), l + klen + 1);
+			return itest_fmt("%.*s", (int)strcspn(l + klen + 1, "\n"),
+					 l + klen + 1);
 	cr_assert_fail("no %s= line in: %s", key, text);
 	return NULL;
 }

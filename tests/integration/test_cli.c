@@ -54,8 +54,8 @@ static void expect_stored_text(const char *text, const char *name, const char *w
 		cr_expect_fail("%s differs from tests/data/%s at line %d:\n  stored: %.*s\n  "
 			       "actual: %.*s\nif intended: cmake --build build --target "
 			       "update-help, then review git diff tests/data",
-			       what, name, line, (int)strcspn(a, "\n"), a, (int)strcspn(b, "\n"),
-			       b);
+			       what, name, line, (int)strcspn(a, "\n"), a,
+			       (int)strcspn(b, "\n"), b);
 	}
 	free(want);
 	free(path);

@@ -963,8 +963,8 @@ Test(pack, a_full_disk_is_fatal_and_leaves_only_complete_shards, .init = setup,
 	vht_mkdirs(mnt);
 	if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m") != 0)
 		vht_missing("cannot mount a 1 MiB tmpfs (%s): the full-disk case needs root "
-			     "(CI runs it)",
-			     strerror(errno));
+			    "(CI runs it)",
+			    strerror(errno));
 	fill_until_error(open_pack(mnt, PACK_TAR_ZST, "0of1", PACK_SHARD_SIZE_MIN), &code,
 			 &added);
 	cr_expect_eq(code, VHERR_NOSPC, "code %d", code);
