@@ -5,7 +5,7 @@
 # need FUSE mount bench/latencyfs themselves (as root).
 #
 # VHPREP_CI=1: every component a test needs (nfs-ganesha, FUSE, nginx, root, zstd...) is
-# installed above, so a missing one FAILS its test instead of skipping it
+# installed by .ci/install-deps.sh, so a missing one FAILS its test instead of skipping it
 # (tests/common/vhskip.h; Criterion reports a skip to ctest as a pass). The shell tests
 # that exit 77 show as "Not Run" in ctest, which exits 0 for them: ctest_ci fails on those.
 set -euo pipefail
@@ -36,8 +36,10 @@ echo "== build (ThreadSanitizer, clang + LLVM OpenMP): the binaries the tests dr
 # replays; the tests themselves come from build/ (VHPREP_TEST_BUILD_DIR below).
 CC=clang-14 cmake -S "$root" -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	-DVHPREP_SANITIZE=thread >/dev/null
-cmake --build build-tsan -j "$jobs" --target vhprep vhprep-nosys vhprep-mkimages \
-	$(cd build-tsan && cmake --build . --target help | sed -n 's/^\.\.\. \(fuzz_[a-z0-9_]*_replay\)$/\1/p') \
+replays=$(cd build-tsan && cmake --build . --target help |
+	sed -n 's/^\.\.\. \(fuzz_[a-z0-9_]*_replay\)$/\1/p')
+# shellcheck disable=SC2086 # one target name a word
+cmake --build build-tsan -j "$jobs" --target vhprep vhprep-nosys vhprep-mkimages $replays \
 	>/dev/null
 
 ctest_ci() { # ctest_ci DIR [ctest args...]: ctest, and a skipped test is a failure
