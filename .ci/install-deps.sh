@@ -46,6 +46,9 @@ packages=(
 	gnuplot-nox librsvg2-bin         # bench/plot.sh draws the SVG charts; the tests render them
 	python3-yaml                     # tests/examples reads examples/valohai.yaml
 	plasma-workspace-wallpapers      # a real image tree nobody here made (itest_bytype)
+	# tests/run.sh: the ThreadSanitizer build and the libFuzzer targets (clang 14, its
+	# sanitizer runtimes, LLVM's OpenMP runtime and its Archer tool), the format check
+	clang-14 libclang-rt-14-dev libomp-14-dev clang-format-14
 )
 
 missing=()

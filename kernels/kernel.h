@@ -54,9 +54,9 @@ struct kernel_params {
 };
 
 /* The result of one kernel_run. data is owned by the result: kernel_result_release
- * frees it (it comes from g_malloc, libvips' own save buffer handed over without a
- * copy; with GLib >= 2.46 that is malloc, but free it only through
- * kernel_result_release). */
+ * frees it with g_free. It comes from libvips' save buffer (g_malloc, handed over
+ * without a copy) or from malloc (jpeg-fast, png-fast): one allocator since GLib 2.46,
+ * but free it only through kernel_result_release. */
 struct kernel_result {
 	uint8_t *data;
 	size_t len;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "itest.h"
+#include "tests/common/vhskip.h"
 
 TestSuite(badinput, .init = itest_setup, .fini = itest_teardown, .timeout = 120);
 
@@ -392,7 +393,7 @@ Test(badinput, unreadable_file_and_directory)
 	if (p.exit_code == 0 || p.exit_code == 125 || p.exit_code == 126) {
 		itest_proc_release(&p);
 		chmod(lockdir, 0755);
-		cr_skip(
+		vht_missing(
 		    "file permissions do not apply to this test's children (root that "
 		    "cannot drop CAP_DAC_OVERRIDE): the unreadable-file case is untestable");
 	}

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "itest.h"
+#include "tests/common/vhskip.h"
 
 TestSuite(bench, .init = itest_setup, .fini = itest_teardown, .timeout = 120);
 
@@ -180,7 +181,7 @@ Test(bench, a_directory_it_cannot_list_is_counted_and_fails_the_run)
 	if (p.exit_code == 125 || p.exit_code == 126 || strstr(p.out, "\"walk_errors\":0")) {
 		itest_proc_release(&p);
 		itest_argv_free(&a);
-		cr_skip("permissions do not apply to this test's children (root that cannot "
+		vht_missing("permissions do not apply to this test's children (root that cannot "
 			"drop CAP_DAC_OVERRIDE)");
 	}
 	cr_expect_eq(p.exit_code, 1, "exit %d; stderr: %s", p.exit_code, p.err);

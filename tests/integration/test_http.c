@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "itest.h"
+#include "tests/common/vhskip.h"
 
 #define FREE_NULL(p)                                                                           \
 	do {                                                                                   \
@@ -57,7 +58,7 @@ static void serve(void)
 
 		free(out);
 		free(err);
-		cr_skip("the HTTP servers are unavailable here (fixture exit 77): %s", why);
+		vht_missing("the HTTP servers are unavailable here (fixture exit 77): %s", why);
 	}
 	server_up = 1;
 	cr_assert_eq(code, 0, "http.sh start: exit %d: %s", code, err);
@@ -539,7 +540,7 @@ static void run_in_netns(struct itest_proc *p, const char *list, const char *out
 		itest_argv_add(&a, extra);
 	itest_run(a.v, NULL, p);
 	if (p->exit_code == 77)
-		cr_skip("network namespaces are unavailable here: %s", p->err);
+		vht_missing("network namespaces are unavailable here: %s", p->err);
 	itest_argv_free(&a);
 	free(image);
 }

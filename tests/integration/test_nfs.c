@@ -22,6 +22,7 @@
 
 #include "io/nfssrc.h"
 #include "itest.h"
+#include "tests/common/vhskip.h"
 
 #define GANESHA_NFS_PORT "20490"
 
@@ -77,7 +78,7 @@ static void serve(const char *dir)
 
 		free(out);
 		free(err);
-		cr_skip("nfs-ganesha is unavailable here (fixture exit 77): %s", why);
+		vht_missing("nfs-ganesha is unavailable here (fixture exit 77): %s", why);
 	}
 	server_up = 1;
 	cr_assert_eq(code, 0, "ganesha.sh start: exit %d: %s", code, err);

@@ -9,6 +9,7 @@
 #include <vips/vips.h>
 
 #include "itest.h"
+#include "tests/common/vhskip.h"
 
 TestSuite(records, .init = itest_setup, .fini = itest_teardown, .timeout = 120);
 
@@ -586,7 +587,7 @@ Test(records, mkimages_sample_preset)
 	size_t i;
 
 	if (access(tool, X_OK) != 0)
-		cr_skip("%s is not built (VHPREP_BENCH=OFF?)", tool);
+		vht_missing("%s is not built (VHPREP_BENCH=OFF?)", tool);
 	itest_argv_add(&a, tool);
 	itest_argv_add(&a, "--preset");
 	itest_argv_add(&a, "sample");

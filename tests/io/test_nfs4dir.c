@@ -33,6 +33,7 @@
 #include "io/nfs4dir.h"
 #include "io/nfs4rpc.h"
 #include "io/nfsurl.h"
+#include "tests/common/vhskip.h"
 
 #define GANESHA_NFS_PORT "20690"
 #define MNT_PORT	 "20691"
@@ -239,8 +240,7 @@ static void setup(void)
 	if (code == 77) {
 		sh("rm -rf '%s'", tmp);
 		tmp[0] = '\0';
-		fprintf(stderr, "test_nfs4dir: skipped: %s\n", err);
-		cr_skip("nfs-ganesha is unavailable here (fixture exit 77): %s", err);
+		vht_missing("nfs-ganesha is unavailable here (fixture exit 77): %s", err);
 	}
 	server_up = 1;
 	start_watchdog();
