@@ -31,6 +31,10 @@ def valohai_args(params):
     for p in params:
         if "default" not in p or p["default"] is None:
             continue
+        if p.get("type") == "flag":  # Valohai passes --name when true, nothing when false
+            if p["default"]:
+                args.append(f"--{p['name']}")
+            continue
         values = p["default"] if isinstance(p["default"], list) else [p["default"]]
         if p.get("multiple") == "separate":
             values = [p.get("multiple-separator", ",").join(str(v) for v in values)]

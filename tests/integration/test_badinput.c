@@ -120,7 +120,7 @@ static const struct bad bads[] = {
     {"bad/truncated.png", "truncated", "corrupt", "decode"},
     {"bad/zero.jpg", "empty", NULL, "decode"},
     {"bad/notimage.jpg", "not_image", NULL, "decode"},
-    {"bad/readme.txt", "not_image", NULL, "decode"},
+    {"bad/readme.png", "not_image", NULL, "decode"},
     {"bad/bomb.png", "too_large", NULL, "decode"},
 };
 #define NBADS (sizeof(bads) / sizeof(bads[0]))
@@ -157,6 +157,10 @@ static char *make_bad_tree(void)
 		itest_write_file(p, text, strlen(text));
 	}
 	free(p);
+	p = itest_fmt("%s/bad/readme.png", src);
+	itest_write_file(p, "# notes\n", 8);
+	free(p);
+	/* a file no image name claims is no failure: it is counted skipped_type */
 	p = itest_fmt("%s/bad/readme.txt", src);
 	itest_write_file(p, "# notes\n", 8);
 	free(p);
@@ -240,6 +244,7 @@ static void check_bad_run(const char *src, const char *out)
 		cr_expect_eq(json_integer_value(itest_jget(s, "failures.empty.count")), 1);
 		cr_expect_eq(json_integer_value(itest_jget(s, "failures.too_large.count")), 1);
 		cr_expect_eq(json_integer_value(itest_jget(s, "failures.not_image.count")), 2);
+		cr_expect_eq(json_integer_value(itest_jget(s, "files.skipped_type")), 1);
 		json_decref(s);
 		free(sum_path);
 	}

@@ -260,6 +260,9 @@ static void run_and_check(int full_binding)
 	itest_argv_add(&a, "fit");
 	itest_argv_add(&a, "--dataset");
 	itest_argv_add(&a, "dataset://preprocessed-images/v1");
+	/* every file, misc/noext too (no image extension: by default skipped_type) */
+	itest_argv_add(&a, "--include");
+	itest_argv_add(&a, "*");
 	if (full_binding) {
 		const char *extra[] = {"--dataset-alias", "latest",
 				       "--dataset-alias", "nightly",
