@@ -46,9 +46,12 @@
  *   -1 with tjGetErrorCode TJERR_WARNING after a complete decode; only the first
  *   warning's text is kept (thread-local). tjDecompressToYUVPlanes calls
  *   jpeg_finish_decompress, which reads on to the EOI; libvips does not (decode_warning).
- * libvips 8.14.1 fails every file that lacks its EOI marker at fail_on >= truncated
- * (its bit reader reads ahead past the end: checked on baseline, 4:2:0 and
- * progressive files), so a missing EOI is truncation here too.
+ * libvips 8.14.1 fails a file at fail_on >= truncated when its reader meets the end of
+ * the data: a progressive (multi-scan) file without its EOI, or a single scan that
+ * runs to the end with no marker after it (the bit reader reads ahead: checked on
+ * baseline, 4:2:0 and progressive files). A single scan that a marker ends (a second
+ * SOS, a DHT) is read no further, EOI or not; reads_past_end is that rule, and decode()
+ * says how the rest of a decode is judged.
  * - Y planes of 4:2:0/4:2:2 are padded to even sizes on both sides of the codec;
  *   the encoder reads that padding, so pad_for_encoder fills it. */
 #include "kernels/jpegfast.h"
@@ -84,6 +87,7 @@ struct jpegfast {
 /* What the markers up to the first scan say. */
 struct jfmarkers {
 	int has_icc;
+	int multi_scan;	 /* progressive, or a first scan without every component */
 	size_t scan_off; /* where the first scan's entropy-coded data starts; 0: no scan */
 	size_t exif_off, exif_len; /* the last APP1 Exif segment's TIFF data; len 0: none */
 };
@@ -95,8 +99,9 @@ struct jfjob {
 	const uint8_t *in;
 	size_t len;
 	struct jfmarkers m;
-	int lacks_eoi;	/* no EOI marker after the first scan */
-	int in_w, in_h; /* as stored */
+	int lacks_eoi;	    /* no EOI marker after the first scan */
+	int reads_past_end; /* libjpeg's reader, stopping after the rows, meets the end */
+	int in_w, in_h;	    /* as stored */
 	int subsamp, colorspace;
 	int orientation;     /* applied: 1 without autorotate */
 	int swap;	     /* orientation 5-8: width and height swap */
@@ -132,18 +137,22 @@ static int has_eoi(const uint8_t *in, size_t len, size_t from)
 }
 
 /* Walks the segments from SOI to the first SOS (or to the end of what is there).
- * Every length is checked against len; the walk only moves forward. */
+ * Every length is checked against len; the walk only moves forward. Bytes between
+ * segments that are not a marker are skipped, as libjpeg's next_marker skips them
+ * (with a "Corrupt JPEG data: N extraneous bytes" warning), so the walk finds the
+ * same scan libjpeg decodes. */
 static void scan_markers(const uint8_t *in, size_t len, struct jfmarkers *m)
 {
 	size_t pos = 2;
+	unsigned frame_comps = 0;
 
 	memset(m, 0, sizeof(*m));
 	while (pos + 4 <= len) {
 		unsigned marker, seg;
 		const uint8_t *d;
 
-		if (in[pos] != 0xff)
-			return;
+		while (pos < len && in[pos] != 0xff) /* garbage, as libjpeg skips it */
+			pos++;
 		while (pos < len && in[pos] == 0xff) /* fill bytes */
 			pos++;
 		if (pos >= len)
@@ -151,8 +160,8 @@ static void scan_markers(const uint8_t *in, size_t len, struct jfmarkers *m)
 		marker = in[pos++];
 		if (marker == 0xd9)
 			return;
-		if (marker == 0x01 || (marker >= 0xd0 && marker <= 0xd8))
-			continue; /* no length */
+		if (marker == 0x00 || marker == 0x01 || (marker >= 0xd0 && marker <= 0xd8))
+			continue; /* FF 00 in garbage, or no length */
 		if (pos + 2 > len || (seg = be16(in + pos)) < 2 || seg > len - pos)
 			return;
 		d = in + pos + 2;
@@ -163,12 +172,36 @@ static void scan_markers(const uint8_t *in, size_t len, struct jfmarkers *m)
 			m->exif_len = seg - 6;
 		} else if (marker == 0xe2 && seg >= 12 && memcmp(d, "ICC_PROFILE\0", 12) == 0) {
 			m->has_icc = 1;
+		} else if (marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 &&
+			   marker != 0xc8 && marker != 0xcc) { /* SOFn */
+			frame_comps = seg >= 6 ? d[5] : 0;
+			/* SOF2, 6, 10, 14: progressive */
+			m->multi_scan = (marker & 3) == 2;
 		} else if (marker == 0xda) {
+			if (seg >= 1 && d[0] < frame_comps)
+				m->multi_scan = 1;
 			m->scan_off = pos + 2 + seg;
 			return;
 		}
 		pos += 2 + seg;
 	}
+}
+
+/* Whether entropy-coded data from `from` runs to the end of the data: no marker (FF
+ * then a byte other than 00, an FF fill or an RSTn) ends it. libjpeg's bit reader stops
+ * at a marker and feeds zeros from there; without one it reads a few bytes ahead of
+ * what it decodes and so meets the end of the data. */
+static int scan_runs_to_end(const uint8_t *in, size_t len, size_t from)
+{
+	for (size_t i = from; i + 1 < len; i++) {
+		if (in[i] != 0xff)
+			continue;
+		while (i + 1 < len && in[i + 1] == 0xff)
+			i++;
+		if (i + 1 < len && in[i + 1] != 0x00 && (in[i + 1] < 0xd0 || in[i + 1] > 0xd7))
+			return 0;
+	}
+	return 1;
 }
 
 int jpegfast_exif_orientation(const uint8_t *in, size_t len)
@@ -255,6 +288,11 @@ static int read_header(struct jfjob *j, struct vherr *err)
 				j->m.scan_off ? j->m.scan_off
 				: j->len > 64 ? j->len - 64
 					      : 0);
+	/* libvips reads rows and stops: a single scan is read as far as its rows need,
+	 * several scans (progressive) are read to the EOI before the first row */
+	j->reads_past_end = j->m.scan_off && !j->m.multi_scan
+				? scan_runs_to_end(j->in, j->len, j->m.scan_off)
+				: j->lacks_eoi;
 	if (tj_header(j->jf->dec, j->in, j->len, &j->in_w, &j->in_h, &j->subsamp,
 		      &j->colorspace, line, sizeof(line)))
 		return vherr_set(err, decode_code(line, j->lacks_eoi), VHSTAGE_DECODE,
@@ -334,65 +372,112 @@ static int pick_dct_shift(const struct jfjob *j)
 	return shift;
 }
 
-/* A decode that libturbojpeg finished with a warning, judged as libvips 8.14's jpegload
- * would: data that ends before the EOI fails unless fail_on is none (libvips fails on
- * reading past the end); any other warning ("Corrupt JPEG data: ...") fails only with
- * fail_on=warning. libvips never calls jpeg_finish_decompress, so it never sees the
- * warning that only the tail of the file gives, "extraneous bytes before marker
- * 0xd9" (garbage decoded silently until the EOI): that one is ignored. Only the first
- * warning's text survives, so truncation is told by the missing EOI instead. */
-static int decode_warning(const struct jfjob *j, const char *msg, struct vherr *err)
-{
-	enum kernel_fail_on f = j->p->fail_on;
+/* The rule for a decode (issue 12 item 1): an output is made only from planes the
+ * decoder wrote in full, and the verdict is the one libvips 8.14's jpegload gives on the
+ * same bytes at the same fail_on level.
+ *
+ * libvips reads the rows and stops: it never calls jpeg_finish_decompress, so what lies
+ * after the last row (markers, a second scan, a missing EOI) is never seen by it unless
+ * its reader runs into the end of the data while decoding (reads_past_end), which it
+ * fails at fail_on >= truncated. tjDecompressToYUVPlanes reads on to the EOI, and its
+ * error code cannot be trusted to tell a warning from an error: once any warning was
+ * emitted in the call, tjGetErrorCode says TJERR_WARNING even when a later fatal error
+ * ("Bogus Huffman table definition") stopped the decode before one row was written,
+ * and only one message survives. So the planes themselves say how far the decode got:
+ * rows are written top to bottom, a whole iMCU row of every plane at a time, so the
+ * decode finished every row iff the last row of each plane was written (tj_decode's
+ * done, told by a canary pattern written there before the call).
+ *   - rows unfinished: the file fails (a fatal error, or the warning fail_on stopped
+ *     at), whatever fail_on: libvips fails on a fatal error at every level.
+ *   - rows finished: whatever was said after them (e.g. "extraneous bytes before marker
+ *     0xd9", "Didn't expect more than one scan") is ignored as libvips never sees it;
+ *     a warning while decoding fails only at fail_on=warning, where the decode stops at
+ *     the first warning (TJFLAG_STOPONWARNING), so finished rows mean it came after.
+ *   - reads_past_end fails as truncated unless fail_on is none. */
 
-	if (f == KFAIL_NONE)
-		return 0;
-	if (j->lacks_eoi)
-		return vherr_set(err, VHERR_TRUNCATED, VHSTAGE_DECODE,
-				 "cannot decode image: %s", msg);
-	if (f == KFAIL_WARNING && !strstr(msg, "before marker 0xd9"))
-		return vherr_set(err, VHERR_CORRUPT, VHSTAGE_DECODE, "cannot decode image: %s",
-				 msg);
+/* Canaries for done: a decoded row equal to one of them is checked again with the
+ * other, so a row the decoder wrote is never taken for one it did not. */
+#define CANARY_A 0x5a
+#define CANARY_B 0xa5
+
+/* Fills the last row of each of the n planes with the pattern of canary c (its byte,
+ * then its complement, alternating). */
+static void canary_set(const struct plane *pl, int n, uint8_t c)
+{
+	for (int i = 0; i < n; i++) {
+		uint8_t *row = pl[i].p + (size_t)(pl[i].h - 1) * pl[i].stride;
+
+		for (int x = 0; x < pl[i].w; x++)
+			row[x] = x & 1 ? (uint8_t)~c : c;
+	}
+}
+
+/* Whether the last row of any of the n planes still holds canary c's pattern. */
+static int canary_left(const struct plane *pl, int n, uint8_t c)
+{
+	for (int i = 0; i < n; i++) {
+		const uint8_t *row = pl[i].p + (size_t)(pl[i].h - 1) * pl[i].stride;
+		int x = 0;
+
+		while (x < pl[i].w && row[x] == (x & 1 ? (uint8_t)~c : c))
+			x++;
+		if (x == pl[i].w)
+			return 1;
+	}
 	return 0;
 }
 
-/* Whether any warning will fail this file: then libturbojpeg may stop at the first. */
-static int warning_fails(const struct jfjob *j)
+/* One tjDecompressToYUVPlanes into the planes pl[0..n) with canary c in their last
+ * rows. Returns its result; *done is whether every row was written. */
+static int tj_decode(struct jfjob *j, const struct plane *pl, int n, int dw, int dh, int flags,
+		     uint8_t c, int *done)
 {
-	return j->p->fail_on == KFAIL_WARNING || (j->p->fail_on != KFAIL_NONE && j->lacks_eoi);
+	unsigned char *dst[3] = {NULL, NULL, NULL};
+	int strides[3] = {0, 0, 0}, rc;
+
+	for (int i = 0; i < n; i++) {
+		dst[i] = pl[i].p;
+		strides[i] = pl[i].stride;
+	}
+	canary_set(pl, n, c);
+	rc = tjDecompressToYUVPlanes(j->jf->dec, j->in, j->len, dst, dw, strides, dh, flags);
+	*done = !canary_left(pl, n, c);
+	return rc;
 }
 
 static int decode(struct jfjob *j, struct vherr *err)
 {
-	struct jpegfast *jf = j->jf;
 	tjscalingfactor sf = {1, 1 << pick_dct_shift(j)};
 	int dw = TJSCALED(j->in_w, sf), dh = TJSCALED(j->in_h, sf);
-	int n = j->subsamp == TJSAMP_GRAY ? 1 : 3, w[3], h[3], strides[3];
-	unsigned char *dst[3] = {NULL, NULL, NULL};
-	char line[VHERR_MSG_MAX / 2];
-	int rc;
+	int n = j->subsamp == TJSAMP_GRAY ? 1 : 3, w[3], h[3];
+	enum kernel_fail_on f = j->p->fail_on;
+	int truncated = j->reads_past_end && f != KFAIL_NONE;
+	int flags = f == KFAIL_WARNING || truncated ? TJFLAG_STOPONWARNING : 0;
+	char line[VHERR_MSG_MAX / 2] = "";
+	int rc, done;
 
 	for (int i = 0; i < n; i++) {
 		w[i] = tjPlaneWidth(i, dw, j->subsamp);
 		h[i] = tjPlaneHeight(i, dh, j->subsamp);
 	}
-	rc = plane_alloc(&jf->decoded, j->cur, n, w, h, err);
+	rc = plane_alloc(&j->jf->decoded, j->cur, n, w, h, err);
 	if (rc)
 		return rc;
-	for (int i = 0; i < n; i++) {
-		dst[i] = j->cur[i].p;
-		strides[i] = j->cur[i].stride;
-	}
-	if (tjDecompressToYUVPlanes(jf->dec, j->in, j->len, dst, dw, strides, dh,
-				    warning_fails(j) ? TJFLAG_STOPONWARNING : 0)) {
-		int warning = tjGetErrorCode(jf->dec) == TJERR_WARNING;
+	rc = tj_decode(j, j->cur, n, dw, dh, flags, CANARY_A, &done);
+	if (!done && !truncated) /* or a last row that decodes to canary A: B tells */
+		rc = tj_decode(j, j->cur, n, dw, dh, flags, CANARY_B, &done);
+	if (rc)
+		take_tj_error(j->jf->dec, line, sizeof(line));
+	if (truncated) /* libvips' code comes from its first message, as decode_code does */
+		return vherr_set(err, decode_code(line, 1), VHSTAGE_DECODE,
+				 "cannot decode image: the data ends inside the scan%s%s",
+				 line[0] ? ": " : "", line);
+	if (!done) { /* at fail_on=warning a warning stops the decode: "corrupt" */
+		int stopped = f == KFAIL_WARNING && tjGetErrorCode(j->jf->dec) == TJERR_WARNING;
 
-		take_tj_error(jf->dec, line, sizeof(line));
-		rc = warning ? decode_warning(j, line, err)
-			     : vherr_set(err, decode_code(line, j->lacks_eoi), VHSTAGE_DECODE,
-					 "cannot decode image: %s", line);
-		if (rc)
-			return rc;
+		return vherr_set(err, stopped ? VHERR_CORRUPT : decode_code(line, 0),
+				 VHSTAGE_DECODE, "cannot decode image: %s",
+				 line[0] ? line : "the decoder stopped before the last row");
 	}
 	j->cur[0].w = dw; /* the Y plane may be padded to even sizes; chroma is exact */
 	j->cur[0].h = dh;
