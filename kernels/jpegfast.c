@@ -741,6 +741,16 @@ int jpegfast_run(struct jpegfast *jf, const uint8_t *in, size_t len, struct kern
 	memset(res, 0, sizeof(*res));
 	if (len == 0 || !in)
 		return vherr_set(err, VHERR_EMPTY, VHSTAGE_DECODE, NULL);
+	/* A fresh decompressor for every file (under a microsecond): libjpeg keeps the
+	 * Huffman and quantisation tables of the files before in its struct, and a file that
+	 * lacks one would decode with them (a verdict and pixels that depend on the file
+	 * before, found by fuzz_kernels); libvips starts every file afresh. */
+	if (jf->dec)
+		tjDestroy(jf->dec);
+	jf->dec = tjInitDecompress();
+	if (!jf->dec)
+		return vherr_set(err, VHERR_NOMEM, VHSTAGE_DECODE,
+				 "cannot create a JPEG decompressor");
 	rc = read_header(&j, err);
 	if (!rc)
 		rc = plan(&j, err);

@@ -1264,6 +1264,32 @@ Test(jpegfast, after_the_rows_and_missing_eoi_judged_as_libvips)
 	free_buf(&full);
 }
 
+/* libjpeg keeps the tables of the files decoded before in its struct: a file that
+ * lacks its quantisation tables must fail as libvips fails it (a fresh decoder for each
+ * file), not decode with the tables of the file before (fuzz_kernels, after the fix
+ * above). */
+Test(jpegfast, tables_of_the_file_before_are_not_used)
+{
+	struct buf full = photo_jpeg(120, 90, TJSAMP_420, 90);
+	size_t dqt = marker_at(&full, 0xdb);
+	struct buf no_dqt = copy_buf(full.data, full.len);
+	struct kernel_params p = defaults();
+	size_t end = dqt;
+
+	/* libjpeg writes the DQT segments first and together: drop them all */
+	while (full.data[end] == 0xff && full.data[end + 1] == 0xdb)
+		end += 2 + ((size_t)full.data[end + 2] << 8 | full.data[end + 3]);
+	no_dqt.len = full.len - (end - dqt);
+	memcpy(no_dqt.data + dqt, full.data + end, full.len - end);
+	p.resize_w = p.resize_h = 64;
+	expect_same_as_vips(&p, &no_dqt, "no DQT");
+	expect_error(&p, &no_dqt, VHERR_CORRUPT, VHSTAGE_DECODE);
+	/* same_after_other_pictures runs two whole JPEGs between, on one kernel */
+	cr_assert_eq(same_after_other_pictures(&p, &no_dqt, "no DQT"), -VHERR_CORRUPT);
+	free_buf(&no_dqt);
+	free_buf(&full);
+}
+
 /* The offset of the entropy-coded data of the first scan. */
 static size_t scan_start(const struct buf *b)
 {
