@@ -47,20 +47,24 @@
  *   warning's text is kept (thread-local). tjDecompressToYUVPlanes calls
  *   jpeg_finish_decompress, which reads on to the EOI; libvips does not (decode_warning).
  * libvips 8.14.1 fails a file at fail_on >= truncated when its reader meets the end of
- * the data: a progressive (multi-scan) file without its EOI, or a single scan that
- * runs to the end with no marker after it (the bit reader reads ahead: checked on
- * baseline, 4:2:0 and progressive files). A single scan that a marker ends (a second
- * SOS, a DHT) is read no further, EOI or not; reads_past_end is that rule, and decode()
- * says how the rest of a decode is judged.
+ * the data while it reads the rows (a progressive file reads every scan first, so
+ * without its EOI it always does; a single scan only where the bit reader, which reads
+ * a few bytes ahead, runs out; a marker after the scan stops it). Only a decode can
+ * tell, so for a file without an EOI after its first scan, read_past_end repeats
+ * libvips' reading with libjpeg's own API (1/8 scale, grey: the entropy decode is the
+ * same). decode() says how the rest of a decode is judged.
  * - Y planes of 4:2:0/4:2:2 are padded to even sizes on both sides of the codec;
  *   the encoder reads that padding, so pad_for_encoder fills it. */
 #include "kernels/jpegfast.h"
 
 #include <libswscale/swscale.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
+/* after stdio.h (jpeglib.h uses FILE and size_t without including them) */
+#include <jpeglib.h>
 
 #include "kernels/exif.h"
 #include "kernels/geometry.h"
@@ -87,7 +91,6 @@ struct jpegfast {
 /* What the markers up to the first scan say. */
 struct jfmarkers {
 	int has_icc;
-	int multi_scan;	 /* progressive, or a first scan without every component */
 	size_t scan_off; /* where the first scan's entropy-coded data starts; 0: no scan */
 	size_t exif_off, exif_len; /* the last APP1 Exif segment's TIFF data; len 0: none */
 };
@@ -99,9 +102,8 @@ struct jfjob {
 	const uint8_t *in;
 	size_t len;
 	struct jfmarkers m;
-	int lacks_eoi;	    /* no EOI marker after the first scan */
-	int reads_past_end; /* libjpeg's reader, stopping after the rows, meets the end */
-	int in_w, in_h;	    /* as stored */
+	int lacks_eoi;	/* no EOI marker after the first scan */
+	int in_w, in_h; /* as stored */
 	int subsamp, colorspace;
 	int orientation;     /* applied: 1 without autorotate */
 	int swap;	     /* orientation 5-8: width and height swap */
@@ -144,7 +146,6 @@ static int has_eoi(const uint8_t *in, size_t len, size_t from)
 static void scan_markers(const uint8_t *in, size_t len, struct jfmarkers *m)
 {
 	size_t pos = 2;
-	unsigned frame_comps = 0;
 
 	memset(m, 0, sizeof(*m));
 	while (pos + 4 <= len) {
@@ -172,36 +173,12 @@ static void scan_markers(const uint8_t *in, size_t len, struct jfmarkers *m)
 			m->exif_len = seg - 6;
 		} else if (marker == 0xe2 && seg >= 12 && memcmp(d, "ICC_PROFILE\0", 12) == 0) {
 			m->has_icc = 1;
-		} else if (marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 &&
-			   marker != 0xc8 && marker != 0xcc) { /* SOFn */
-			frame_comps = seg >= 6 ? d[5] : 0;
-			/* SOF2, 6, 10, 14: progressive */
-			m->multi_scan = (marker & 3) == 2;
 		} else if (marker == 0xda) {
-			if (seg >= 1 && d[0] < frame_comps)
-				m->multi_scan = 1;
 			m->scan_off = pos + 2 + seg;
 			return;
 		}
 		pos += 2 + seg;
 	}
-}
-
-/* Whether entropy-coded data from `from` runs to the end of the data: no marker (FF
- * then a byte other than 00, an FF fill or an RSTn) ends it. libjpeg's bit reader stops
- * at a marker and feeds zeros from there; without one it reads a few bytes ahead of
- * what it decodes and so meets the end of the data. */
-static int scan_runs_to_end(const uint8_t *in, size_t len, size_t from)
-{
-	for (size_t i = from; i + 1 < len; i++) {
-		if (in[i] != 0xff)
-			continue;
-		while (i + 1 < len && in[i + 1] == 0xff)
-			i++;
-		if (i + 1 < len && in[i + 1] != 0x00 && (in[i + 1] < 0xd0 || in[i + 1] > 0xd7))
-			return 0;
-	}
-	return 1;
 }
 
 int jpegfast_exif_orientation(const uint8_t *in, size_t len)
@@ -288,11 +265,6 @@ static int read_header(struct jfjob *j, struct vherr *err)
 				j->m.scan_off ? j->m.scan_off
 				: j->len > 64 ? j->len - 64
 					      : 0);
-	/* libvips reads rows and stops: a single scan is read as far as its rows need,
-	 * several scans (progressive) are read to the EOI before the first row */
-	j->reads_past_end = j->m.scan_off && !j->m.multi_scan
-				? scan_runs_to_end(j->in, j->len, j->m.scan_off)
-				: j->lacks_eoi;
 	if (tj_header(j->jf->dec, j->in, j->len, &j->in_w, &j->in_h, &j->subsamp,
 		      &j->colorspace, line, sizeof(line)))
 		return vherr_set(err, decode_code(line, j->lacks_eoi), VHSTAGE_DECODE,
@@ -328,6 +300,117 @@ static int plan(struct jfjob *j, struct vherr *err)
 	j->out_samp = p->gray ? TJSAMP_GRAY : j->quality >= 90 ? TJSAMP_444 : TJSAMP_420;
 	j->n_planes = p->gray ? 1 : 3;
 	return 0;
+}
+
+/* ---- libvips' reading, for a file without an EOI --------------------------- */
+
+struct probe_err {
+	struct jpeg_error_mgr pub;
+	jmp_buf jmp;
+};
+
+struct probe_src {
+	struct jpeg_source_mgr pub;
+	int hit_end; /* fill_input_buffer was called: the data had ended */
+};
+
+static void probe_error_exit(j_common_ptr c)
+{
+	longjmp(((struct probe_err *)c->err)->jmp, 1);
+}
+
+static void probe_output_message(j_common_ptr c)
+{
+	(void)c; /* silent: only whether the end was met matters */
+}
+
+static void probe_init_source(j_decompress_ptr d)
+{
+	(void)d;
+}
+
+/* The end of the data, answered as libjpeg's memory source and libvips' do: a fake EOI. */
+static boolean probe_fill(j_decompress_ptr d)
+{
+	static const JOCTET eoi[2] = {0xff, JPEG_EOI};
+	struct probe_src *s = (struct probe_src *)d->src;
+
+	s->hit_end = 1;
+	s->pub.next_input_byte = eoi;
+	s->pub.bytes_in_buffer = sizeof(eoi);
+	return TRUE;
+}
+
+static void probe_skip(j_decompress_ptr d, long n)
+{
+	struct jpeg_source_mgr *s = d->src;
+
+	if (n <= 0)
+		return;
+	while ((size_t)n > s->bytes_in_buffer) {
+		n -= (long)s->bytes_in_buffer;
+		probe_fill(d);
+	}
+	s->next_input_byte += n;
+	s->bytes_in_buffer -= (size_t)n;
+}
+
+static void probe_term(j_decompress_ptr d)
+{
+	(void)d;
+}
+
+/* The state of one read_past_end, in its caller's frame: nothing the reading changes
+ * is a local of the function that calls setjmp. */
+struct probe {
+	struct jpeg_decompress_struct d;
+	struct probe_err e;
+	struct probe_src s;
+};
+
+/* The reading of read_past_end into p; a fatal error ends it early. */
+static void probe_read(struct probe *p, const uint8_t *in, size_t len)
+{
+	JSAMPARRAY row;
+
+	p->d.err = jpeg_std_error(&p->e.pub);
+	p->e.pub.error_exit = probe_error_exit;
+	p->e.pub.output_message = probe_output_message;
+	if (setjmp(p->e.jmp)) {
+		jpeg_destroy_decompress(&p->d);
+		return;
+	}
+	jpeg_create_decompress(&p->d);
+	p->s.pub.next_input_byte = in;
+	p->s.pub.bytes_in_buffer = len;
+	p->s.pub.init_source = probe_init_source;
+	p->s.pub.fill_input_buffer = probe_fill;
+	p->s.pub.skip_input_data = probe_skip;
+	p->s.pub.resync_to_restart = jpeg_resync_to_restart;
+	p->s.pub.term_source = probe_term;
+	p->d.src = &p->s.pub;
+	jpeg_read_header(&p->d, TRUE);
+	p->d.scale_num = 1;
+	p->d.scale_denom = 8;
+	p->d.out_color_space = JCS_GRAYSCALE;
+	p->d.dct_method = JDCT_IFAST;
+	jpeg_start_decompress(&p->d);
+	row = (*p->d.mem->alloc_sarray)((j_common_ptr)&p->d, JPOOL_IMAGE, p->d.output_width, 1);
+	while (p->d.output_scanline < p->d.output_height)
+		jpeg_read_scanlines(&p->d, row, 1);
+	jpeg_destroy_decompress(&p->d);
+}
+
+/* Whether libjpeg, reading in..len as libvips does (header, start, every row, no
+ * jpeg_finish_decompress), asks for data past the end. A fatal error stops the reading
+ * there (libvips fails on it too; decode() fails it on its own). */
+static int read_past_end(const uint8_t *in, size_t len)
+{
+	struct probe p;
+
+	memset(&p, 0, sizeof(p));
+	probe_read(&p, in, len);
+	return p.s.hit_end;
 }
 
 /* ---- decode ---------------------------------------------------------------- */
@@ -378,7 +461,7 @@ static int pick_dct_shift(const struct jfjob *j)
  *
  * libvips reads the rows and stops: it never calls jpeg_finish_decompress, so what lies
  * after the last row (markers, a second scan, a missing EOI) is never seen by it unless
- * its reader runs into the end of the data while decoding (reads_past_end), which it
+ * its reader runs into the end of the data while decoding (read_past_end), which it
  * fails at fail_on >= truncated. tjDecompressToYUVPlanes reads on to the EOI, and its
  * error code cannot be trusted to tell a warning from an error: once any warning was
  * emitted in the call, tjGetErrorCode says TJERR_WARNING even when a later fatal error
@@ -393,7 +476,7 @@ static int pick_dct_shift(const struct jfjob *j)
  *     0xd9", "Didn't expect more than one scan") is ignored as libvips never sees it;
  *     a warning while decoding fails only at fail_on=warning, where the decode stops at
  *     the first warning (TJFLAG_STOPONWARNING), so finished rows mean it came after.
- *   - reads_past_end fails as truncated unless fail_on is none. */
+ *   - read_past_end fails as truncated unless fail_on is none. */
 
 /* Canaries for done: a decoded row equal to one of them is checked again with the
  * other, so a row the decoder wrote is never taken for one it did not. */
@@ -451,7 +534,7 @@ static int decode(struct jfjob *j, struct vherr *err)
 	int dw = TJSCALED(j->in_w, sf), dh = TJSCALED(j->in_h, sf);
 	int n = j->subsamp == TJSAMP_GRAY ? 1 : 3, w[3], h[3];
 	enum kernel_fail_on f = j->p->fail_on;
-	int truncated = j->reads_past_end && f != KFAIL_NONE;
+	int truncated = f != KFAIL_NONE && j->lacks_eoi && read_past_end(j->in, j->len);
 	int flags = f == KFAIL_WARNING || truncated ? TJFLAG_STOPONWARNING : 0;
 	char line[VHERR_MSG_MAX / 2] = "";
 	int rc, done;

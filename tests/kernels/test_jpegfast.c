@@ -1225,15 +1225,16 @@ Test(jpegfast, fatal_error_after_a_warning_fails)
 }
 
 /* What follows the last row is not read by libvips: a complete scan then another SOS
- * and no EOI is accepted; a header warning libvips ignores at fail_on truncated does
- * not fail either; a scan that runs to the end of the data is truncated. */
+ * and no EOI, or bytes that are no marker in place of the EOI, are accepted; a header
+ * warning libvips ignores at fail_on truncated does not fail either; a scan cut short
+ * (the reader runs into the end of the data) is truncated. */
 Test(jpegfast, after_the_rows_and_missing_eoi_judged_as_libvips)
 {
 	struct buf full = photo_jpeg(160, 120, TJSAMP_420, 90);
 	size_t sos = marker_at(&full, 0xda);
 	size_t sos_len = 2 + ((size_t)full.data[sos + 2] << 8 | full.data[sos + 3]);
 	struct buf two = {malloc(full.len - 2 + sos_len + 40), full.len - 2 + sos_len + 40};
-	struct buf two_x, cut, cut_x;
+	struct buf two_x, tail, cut, cut_x;
 	struct kernel_params p = defaults();
 
 	cr_assert_not_null(two.data);
@@ -1241,6 +1242,9 @@ Test(jpegfast, after_the_rows_and_missing_eoi_judged_as_libvips)
 	memcpy(two.data + full.len - 2, full.data + sos, sos_len);
 	memset(two.data + full.len - 2 + sos_len, 0x3c, 40);
 	two_x = insert_bytes(&two, marker_at(&two, 0xdb), 0x00, 1);
+	/* the EOI replaced by 40 bytes that are no marker: the reader never gets there */
+	tail = copy_buf(two.data, full.len - 2 + 40);
+	memset(tail.data + full.len - 2, 0x3c, 40);
 	cut = (struct buf){full.data, full.len * 2 / 3};
 	cut_x = insert_bytes(&cut, marker_at(&cut, 0xdb), 0x00, 1);
 	p.resize_w = p.resize_h = 64;
@@ -1248,6 +1252,7 @@ Test(jpegfast, after_the_rows_and_missing_eoi_judged_as_libvips)
 		p.fail_on = (enum kernel_fail_on)f;
 		expect_same_as_vips(&p, &two, "second SOS, no EOI");
 		expect_same_as_vips(&p, &two_x, "extraneous byte, second SOS, no EOI");
+		expect_same_as_vips(&p, &tail, "bytes after the rows, no EOI");
 		expect_same_as_vips(&p, &cut, "cut scan");
 		expect_same_as_vips(&p, &cut_x, "extraneous byte, cut scan");
 		same_after_other_pictures(&p, &two_x, "extraneous byte, second SOS, no EOI");
@@ -1255,11 +1260,13 @@ Test(jpegfast, after_the_rows_and_missing_eoi_judged_as_libvips)
 	}
 	p.fail_on = KFAIL_TRUNCATED;
 	cr_assert_eq(same_after_other_pictures(&p, &two_x, "two scans"), 0);
+	cr_assert_eq(same_after_other_pictures(&p, &tail, "bytes after the rows"), 0);
 	expect_error(&p, &cut, VHERR_TRUNCATED, VHSTAGE_DECODE);
 	/* libvips' code is told by its first message, "Corrupt JPEG data: 1 extraneous..." */
 	expect_error(&p, &cut_x, VHERR_CORRUPT, VHSTAGE_DECODE);
 	free_buf(&two);
 	free_buf(&two_x);
+	free_buf(&tail);
 	free_buf(&cut_x);
 	free_buf(&full);
 }
