@@ -14,6 +14,7 @@ packages=(
 	libvips-dev libvips-tools        # the general image kernel (8.14)
 	zlib1g-dev                       # mkimages deflates its bomb PNG by hand
 	libturbojpeg0-dev                # the JPEG fast path: decode/encode YCbCr planes
+	libjpeg62-turbo-dev              # the JPEG fast path: libvips' reading of a cut file
 	libswscale-dev                   # the JPEG fast path: plane resampling
 	libjansson-dev                   # JSON records
 	libxxhash-dev                    # sample/shard hashing

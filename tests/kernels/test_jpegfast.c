@@ -1130,6 +1130,223 @@ Test(jpegfast, missing_eoi_is_truncation_as_in_libvips)
 	}
 }
 
+/* ---- damaged files: same verdict as libvips, output only from decoded planes ---- */
+
+/* The offset of the first FF marker in a JPEG made by libjpeg (no FF in its headers). */
+static size_t marker_at(const struct buf *b, uint8_t marker)
+{
+	for (size_t i = 2; i + 1 < b->len; i++)
+		if (b->data[i] == 0xff && b->data[i + 1] == marker)
+			return i;
+	cr_assert_fail("no marker 0x%02x", marker);
+	return 0;
+}
+
+/* in with n bytes of value v inserted at offset at. */
+static struct buf insert_bytes(const struct buf *in, size_t at, uint8_t v, size_t n)
+{
+	struct buf b = {malloc(in->len + n), in->len + n};
+
+	cr_assert_not_null(b.data);
+	memcpy(b.data, in->data, at);
+	memset(b.data + at, v, n);
+	memcpy(b.data + at + n, in->data + at, in->len - at);
+	return b;
+}
+
+/* A file of tests/fuzz/corpus/kernels/. */
+static struct buf corpus_file(const char *name)
+{
+	const char *src = getenv("VHPREP_SOURCE_DIR");
+	char path[4096];
+	gchar *data = NULL;
+	gsize len = 0;
+	struct buf b;
+
+	cr_assert_not_null(src, "VHPREP_SOURCE_DIR is not set (run through ctest)");
+	snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/kernels/%s", src, name);
+	cr_assert(g_file_get_contents(path, &data, &len, NULL), "cannot read %s", path);
+	b = copy_buf(data, len);
+	g_free(data);
+	return b;
+}
+
+/* Runs in on one jpeg-fast kernel, then each of two other pictures (of other sizes and
+ * subsamplings, so every reused plane is overwritten) each followed by in again: the
+ * verdict and the bytes must not change. Returns the verdict. */
+static int same_after_other_pictures(const struct kernel_params *p, const struct buf *in,
+				     const char *what)
+{
+	struct buf other[2] = {photo_jpeg(256, 256, TJSAMP_444, 95),
+			       photo_jpeg(97, 61, TJSAMP_420, 80)};
+	struct jpegfast *jf = jpegfast_new(p);
+	struct kernel_result first = {0};
+	struct vherr err = {0};
+	int rc0;
+
+	cr_assert_not_null(jf);
+	rc0 = jpegfast_run(jf, in->data, in->len, &first, &err);
+	check_result(rc0, &first, &err, "jpeg-fast");
+	for (int i = 0; i < 2; i++) {
+		struct kernel_result res = {0};
+		int rc;
+
+		cr_assert_eq(jpegfast_run(jf, other[i].data, other[i].len, &res, &err), 0, "%s",
+			     err.msg);
+		kernel_result_release(&res);
+		rc = jpegfast_run(jf, in->data, in->len, &res, &err);
+		check_result(rc, &res, &err, "jpeg-fast");
+		cr_assert_eq(rc, rc0, "%s: verdict %d, then %d after another picture (%s)",
+			     what, rc0, rc, err.msg);
+		cr_assert(res.len == first.len &&
+			      (res.len == 0 || memcmp(res.data, first.data, res.len) == 0),
+			  "%s: the output changed after another picture (%zu, then %zu bytes)",
+			  what, first.len, res.len);
+		kernel_result_release(&res);
+	}
+	kernel_result_release(&first);
+	jpegfast_free(jf);
+	free_buf(&other[0]);
+	free_buf(&other[1]);
+	return rc0;
+}
+
+/* The fuzz_kernels findings of issue 12 item 1 (tests/fuzz/corpus/kernels/):
+ * - jpegfast_finding_fatal_after_warning (640 B): "192 extraneous bytes before marker
+ *   0xda" (a warning), then "Bogus Huffman table definition" (fatal) before one row:
+ *   libturbojpeg's error code said TJERR_WARNING and jpeg-fast made an output from
+ *   planes the decoder never wrote (683 vs 682/684 bytes from run to run).
+ * - jpegfast_finding_second_sos_no_eoi (1,222 B): "1 extraneous bytes before marker
+ *   0xdb", a complete first scan, then a second SOS and no EOI. libvips decodes the
+ *   rows and stops; jpeg-fast stopped on the header warning and said truncated. */
+Test(jpegfast, fuzz_findings_deterministic_and_judged_as_libvips)
+{
+	static const struct {
+		const char *name;
+		enum vherr_code code; /* at fail_on truncated; VHERR_OK: an output */
+	} cases[] = {{"jpegfast_finding_fatal_after_warning", VHERR_CORRUPT},
+		     {"jpegfast_finding_second_sos_no_eoi", VHERR_OK}};
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct buf in = corpus_file(cases[c].name);
+		struct kernel_params p = defaults();
+
+		p.resize_w = 48;
+		p.resize_h = 40;
+		cr_assert(jpegfast_accepts(&p, in.data, in.len), "%s", cases[c].name);
+		for (int f = KFAIL_NONE; f <= KFAIL_WARNING; f++) {
+			p.fail_on = (enum kernel_fail_on)f;
+			expect_same_as_vips(&p, &in, cases[c].name);
+			same_after_other_pictures(&p, &in, cases[c].name);
+		}
+		p.fail_on = KFAIL_TRUNCATED;
+		cr_assert_eq(same_after_other_pictures(&p, &in, cases[c].name),
+			     -(int)cases[c].code, "%s", cases[c].name);
+		free_buf(&in);
+	}
+}
+
+/* The first finding made from a whole photo: a warning in the header, then a fatal
+ * error before the first row ("Bogus Huffman table definition"). Not one row is
+ * decoded, so the file fails at any fail_on, as in libvips. */
+Test(jpegfast, fatal_error_after_a_warning_fails)
+{
+	struct buf full = photo_jpeg(160, 120, TJSAMP_420, 90);
+	struct buf bad = insert_bytes(&full, marker_at(&full, 0xdb), 0x00, 3);
+	size_t dht = marker_at(&bad, 0xc4);
+	struct kernel_params p = defaults();
+
+	/* the luma DC table's counts (0 1 5 1 ...) as 3 1 2 1 ...: as many codes, so the
+	 * segment parses, but three codes of one bit cannot be: the error comes when the
+	 * decoder builds the table */
+	cr_assert(bad.data[dht + 4] == 0x00 && bad.data[dht + 5] == 0 &&
+		  bad.data[dht + 7] == 5);
+	bad.data[dht + 5] = 3;
+	bad.data[dht + 7] = 2;
+	p.resize_w = p.resize_h = 64;
+	for (int f = KFAIL_NONE; f <= KFAIL_WARNING; f++) {
+		p.fail_on = (enum kernel_fail_on)f;
+		expect_error(&p, &bad, VHERR_CORRUPT, VHSTAGE_DECODE);
+		expect_same_as_vips(&p, &bad, "bogus DHT after extraneous bytes");
+		same_after_other_pictures(&p, &bad, "bogus DHT after extraneous bytes");
+	}
+	free_buf(&bad);
+	free_buf(&full);
+}
+
+/* What follows the last row is not read by libvips: a complete scan then another SOS
+ * and no EOI, or bytes that are no marker in place of the EOI, are accepted; a header
+ * warning libvips ignores at fail_on truncated does not fail either; a scan cut short
+ * (the reader runs into the end of the data) is truncated. */
+Test(jpegfast, after_the_rows_and_missing_eoi_judged_as_libvips)
+{
+	struct buf full = photo_jpeg(160, 120, TJSAMP_420, 90);
+	size_t sos = marker_at(&full, 0xda);
+	size_t sos_len = 2 + ((size_t)full.data[sos + 2] << 8 | full.data[sos + 3]);
+	struct buf two = {malloc(full.len - 2 + sos_len + 40), full.len - 2 + sos_len + 40};
+	struct buf two_x, tail, cut, cut_x;
+	struct kernel_params p = defaults();
+
+	cr_assert_not_null(two.data);
+	memcpy(two.data, full.data, full.len - 2); /* the EOI dropped */
+	memcpy(two.data + full.len - 2, full.data + sos, sos_len);
+	memset(two.data + full.len - 2 + sos_len, 0x3c, 40);
+	two_x = insert_bytes(&two, marker_at(&two, 0xdb), 0x00, 1);
+	/* the EOI replaced by 40 bytes that are no marker: the reader never gets there */
+	tail = copy_buf(two.data, full.len - 2 + 40);
+	memset(tail.data + full.len - 2, 0x3c, 40);
+	cut = (struct buf){full.data, full.len * 2 / 3};
+	cut_x = insert_bytes(&cut, marker_at(&cut, 0xdb), 0x00, 1);
+	p.resize_w = p.resize_h = 64;
+	for (int f = KFAIL_NONE; f <= KFAIL_WARNING; f++) {
+		p.fail_on = (enum kernel_fail_on)f;
+		expect_same_as_vips(&p, &two, "second SOS, no EOI");
+		expect_same_as_vips(&p, &two_x, "extraneous byte, second SOS, no EOI");
+		expect_same_as_vips(&p, &tail, "bytes after the rows, no EOI");
+		expect_same_as_vips(&p, &cut, "cut scan");
+		expect_same_as_vips(&p, &cut_x, "extraneous byte, cut scan");
+		same_after_other_pictures(&p, &two_x, "extraneous byte, second SOS, no EOI");
+		same_after_other_pictures(&p, &cut_x, "extraneous byte, cut scan");
+	}
+	p.fail_on = KFAIL_TRUNCATED;
+	cr_assert_eq(same_after_other_pictures(&p, &two_x, "two scans"), 0);
+	cr_assert_eq(same_after_other_pictures(&p, &tail, "bytes after the rows"), 0);
+	expect_error(&p, &cut, VHERR_TRUNCATED, VHSTAGE_DECODE);
+	/* libvips' code is told by its first message, "Corrupt JPEG data: 1 extraneous..." */
+	expect_error(&p, &cut_x, VHERR_CORRUPT, VHSTAGE_DECODE);
+	free_buf(&two);
+	free_buf(&two_x);
+	free_buf(&tail);
+	free_buf(&cut_x);
+	free_buf(&full);
+}
+
+/* libjpeg keeps the tables of the files decoded before in its struct: a file that
+ * lacks its quantisation tables must fail as libvips fails it (a fresh decoder for each
+ * file), not decode with the tables of the file before (fuzz_kernels, after the fix
+ * above). */
+Test(jpegfast, tables_of_the_file_before_are_not_used)
+{
+	struct buf full = photo_jpeg(120, 90, TJSAMP_420, 90);
+	size_t dqt = marker_at(&full, 0xdb);
+	struct buf no_dqt = copy_buf(full.data, full.len);
+	struct kernel_params p = defaults();
+	size_t end = dqt;
+
+	/* libjpeg writes the DQT segments first and together: drop them all */
+	while (full.data[end] == 0xff && full.data[end + 1] == 0xdb)
+		end += 2 + ((size_t)full.data[end + 2] << 8 | full.data[end + 3]);
+	no_dqt.len = full.len - (end - dqt);
+	memcpy(no_dqt.data + dqt, full.data + end, full.len - end);
+	p.resize_w = p.resize_h = 64;
+	expect_same_as_vips(&p, &no_dqt, "no DQT");
+	expect_error(&p, &no_dqt, VHERR_CORRUPT, VHSTAGE_DECODE);
+	/* same_after_other_pictures runs two whole JPEGs between, on one kernel */
+	cr_assert_eq(same_after_other_pictures(&p, &no_dqt, "no DQT"), -VHERR_CORRUPT);
+	free_buf(&no_dqt);
+	free_buf(&full);
+}
+
 /* The offset of the entropy-coded data of the first scan. */
 static size_t scan_start(const struct buf *b)
 {
