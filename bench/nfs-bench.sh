@@ -192,7 +192,7 @@ set_label() {
 first_entry() {
 	local out=$work/out-$1
 	rm -rf "$out"
-	timed "first-$1" "$vhprep" --limit 1 --max-errors 1 --quiet --metrics-interval 0 -o "$out" "$2"
+	timed "first-$1" "$vhprep" --include "*" --limit 1 --max-errors 1 --quiet --metrics-interval 0 -o "$out" "$2"
 	echo "$T_SECS"
 }
 
