@@ -133,8 +133,8 @@ static void add_latency(json_t *o, const struct oplat *lat)
 		json_object_set_new(o, key, json_integer((json_int_t)n));
 		for (int i = 0; i < 3; i++) {
 			snprintf(key, sizeof(key), "%s_%s", oplat_name(op), q_name[i]);
-			json_object_set_new(o, key,
-					    json_real((double)oplat_quantile(lat, op, q[i]) / 1e6));
+			json_object_set_new(
+			    o, key, json_real((double)oplat_quantile(lat, op, q[i]) / 1e6));
 		}
 	}
 }

@@ -71,7 +71,7 @@ int resume_done(struct resume *r, const char *relpath, uint64_t size, int64_t mt
  * claims. Otherwise EARLIERURL_NONE or EARLIERURL_OTHER (fetch it). Always NONE with
  * overwrite. Thread-safe. */
 enum earlierurl_verdict resume_url(struct resume *r, const char *relpath, const char *url,
-				  struct source_validators *v);
+				   struct source_validators *v);
 /* With overwrite and a completed walk: removes the outputs of the prefix that no input
  * of this run replaced or confirmed, and their lines. *removed (may be NULL) gets their
  * number. Single-threaded, after the workers. Returns 0 or a negative code with err set. */

@@ -29,9 +29,9 @@ struct earlier_input {
 };
 
 struct since {
-	char *path;	  /* set at creation */
-	int checksum;	  /* set at creation */
-	struct htab *tab; /* set at creation */
+	char *path;		 /* set at creation */
+	int checksum;		 /* set at creation */
+	struct htab *tab;	 /* set at creation */
 	struct earlierurl *urls; /* set at creation: the URL inputs (--urls) */
 };
 

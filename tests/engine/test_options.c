@@ -166,10 +166,10 @@ Test(options, select_options_set_their_fields)
 
 Test(options, output_options_set_their_fields)
 {
-	struct parsed *p = parse_ok(PARSE("-o", "/out", "--prefix", "imgs", "--live-upload",
-					  "--overwrite", "--dataset", "dataset://a/1",
-					  "--dataset-from", "dataset://a/0", "--dataset-alias",
-					  "latest", "--packaging", "--tag", "t", "src"));
+	struct parsed *p =
+	    parse_ok(PARSE("-o", "/out", "--prefix", "imgs", "--live-upload", "--overwrite",
+			   "--dataset", "dataset://a/1", "--dataset-from", "dataset://a/0",
+			   "--dataset-alias", "latest", "--packaging", "--tag", "t", "src"));
 	struct config *c = &p->cfg;
 
 	cr_assert_str_eq(c->outputs, "/out");

@@ -17,8 +17,8 @@ TestSuite(bytype, .init = itest_setup, .fini = itest_teardown, .timeout = 240);
 static char *make_tree(void)
 {
 	char *src = itest_path("src");
-	static const char *const images[] = {"a.jpg", "b.PNG", "sub/c.jpeg", "sub/d.webp",
-					     "sub/e.TIF", "f.gif"};
+	static const char *const images[] = {"a.jpg",	   "b.PNG",	"sub/c.jpeg",
+					     "sub/d.webp", "sub/e.TIF", "f.gif"};
 	static const char *const others[] = {"README", "notes.txt", "sub/metadata.json",
 					     "x.desktop", "sub/.hidden.json"};
 
@@ -156,8 +156,8 @@ Test(bytype, debian_wallpapers_tree)
 	if (access(tree, R_OK) != 0) {
 		if (getenv("VHPREP_CI"))
 			cr_assert_fail("%s missing: .ci/install-deps.sh installs "
-				 "plasma-workspace-wallpapers",
-				 tree);
+				       "plasma-workspace-wallpapers",
+				       tree);
 		cr_skip_test("%s missing (apt-get install plasma-workspace-wallpapers)", tree);
 	}
 	itest_copy_tree(tree, src);
@@ -186,8 +186,8 @@ Test(bytype, debian_wallpapers_tree)
 		struct itest_image info;
 
 		cr_assert_eq(itest_image_info(f, &info, 0), 0);
-		cr_assert(info.w == 224 && info.h == 224, "%s is %dx%d", outs.v[i],
-			  info.w, info.h);
+		cr_assert(info.w == 224 && info.h == 224, "%s is %dx%d", outs.v[i], info.w,
+			  info.h);
 		free(f);
 	}
 	itest_list_free(&outs);

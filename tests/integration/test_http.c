@@ -769,7 +769,8 @@ Test(http, reruns_without_validators_go_by_the_url)
 	cr_assert_eq(files_count("o", "processed"), 2);
 	run_ok(list, "o", NULL, NULL);
 	cr_assert_eq(files_count("o", "already_done"), 2);
-	cr_assert_eq(fault_hits("/plain/p.jpg"), 1, "the same URL without validators: not asked");
+	cr_assert_eq(fault_hits("/plain/p.jpg"), 1,
+		     "the same URL without validators: not asked");
 	cr_assert_eq(fault_hits("/img/q.jpg"), 2, "asked once more, answered 304");
 	/* another URL under the same key: fetched, and it replaces the output */
 	free(text);

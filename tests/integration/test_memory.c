@@ -157,8 +157,8 @@ static void claims(int n)
 		cr_assert_eq(link(one, f), 0);
 		free(f);
 	}
-	run_limited(&p, &u, limit, "-j", "32", "--max-errors", "1000", "--metrics-interval", "0",
-		    "-o", out, src, NULL);
+	run_limited(&p, &u, limit, "-j", "32", "--max-errors", "1000", "--metrics-interval",
+		    "0", "-o", out, src, NULL);
 	itest_assert_exit(&p, 0);
 	s = assert_within(&p, &u, limit, out);
 	cr_assert_eq(itest_jint(itest_jget(s, "files"), "failed"), n,
@@ -186,7 +186,8 @@ Test(memory, sixty_four_10000x10000_claims_in_2_gb)
 Test(memory, fifty_8000x6000_jpegs_in_150_mb)
 {
 	const unsigned long long limit = 150ULL << 20;
-	char *src = itest_path("src"), *out = itest_path("out"), *one = itest_path("src/00.jpg");
+	char *src = itest_path("src"), *out = itest_path("out"),
+	     *one = itest_path("src/00.jpg");
 	struct itest_proc p;
 	struct usage u;
 	json_t *s;
@@ -203,8 +204,8 @@ Test(memory, fifty_8000x6000_jpegs_in_150_mb)
 	itest_assert_exit(&p, 0);
 	s = assert_within(&p, &u, limit, out);
 	cr_assert_eq(itest_jint(itest_jget(s, "files"), "processed"), 50);
-	cr_assert_eq(strncmp(itest_jstr(itest_jget(s, "config"), "memory_from"), "cgroup", 6), 0,
-		     "--memory did not follow the cgroup: %s",
+	cr_assert_eq(strncmp(itest_jstr(itest_jget(s, "config"), "memory_from"), "cgroup", 6),
+		     0, "--memory did not follow the cgroup: %s",
 		     itest_jstr(itest_jget(s, "config"), "memory_from"));
 	json_decref(s);
 	itest_proc_release(&p);

@@ -42,7 +42,8 @@ static const struct input {
 };
 #define NINPUTS (sizeof(inputs) / sizeof(inputs[0]))
 
-static const char *const ops_fit64[] = {"autorotate", "resize:64x64:fit", "format:keep:q75:420"};
+static const char *const ops_fit64[] = {"autorotate", "resize:64x64:fit",
+					"format:keep:q75:420"};
 
 static char *make_tree(void)
 {
@@ -344,8 +345,9 @@ Test(records, packaging_and_second_dataset_pass_through)
 	json_array_foreach(lines, i, line)
 	{
 		json_t *dv = itest_jget(line, "metadata");
-		json_t *want = json_pack("[{s:s, s:b}, {s:s, s:b}]", "uri", "dataset://a/v1",
-					 "packaging", 1, "uri", "dataset://b/v2", "packaging", 1);
+		json_t *want =
+		    json_pack("[{s:s, s:b}, {s:s, s:b}]", "uri", "dataset://a/v1", "packaging",
+			      1, "uri", "dataset://b/v2", "packaging", 1);
 
 		dv = json_object_get(dv, "valohai.dataset-versions");
 		cr_expect(json_equal(dv, want),

@@ -1027,9 +1027,9 @@ Test(vipskernel, threads_with_own_kernels)
 
 /* ---- error messages belong to their file ----------------------------------- */
 
-#define BAD_MAX 24
+#define BAD_MAX	    24
 #define BAD_THREADS 8
-#define BAD_ROUNDS 5
+#define BAD_ROUNDS  5
 
 struct bad_file {
 	struct buf in;
@@ -1148,8 +1148,9 @@ Test(vipskernel, error_messages_belong_to_their_file, .timeout = 120)
 	}
 	for (int i = 0; i < BAD_THREADS; i++) {
 		pthread_join(t[i], NULL);
-		cr_expect_eq(w[i].differed, 0, "thread %d: %d messages differ from -j1, first %s",
-			     i, w[i].differed, w[i].first);
+		cr_expect_eq(w[i].differed, 0,
+			     "thread %d: %d messages differ from -j1, first %s", i,
+			     w[i].differed, w[i].first);
 		cr_expect_eq(w[i].wrong_format, 0, "thread %d: %d messages name another format",
 			     i, w[i].wrong_format);
 	}
