@@ -474,9 +474,14 @@ static int pick_dct_shift(const struct jfjob *j)
  *   - rows unfinished: the file fails (a fatal error, or the warning fail_on stopped
  *     at), whatever fail_on: libvips fails on a fatal error at every level.
  *   - rows finished: whatever was said after them (e.g. "extraneous bytes before marker
- *     0xd9", "Didn't expect more than one scan") is ignored as libvips never sees it;
- *     a warning while decoding fails only at fail_on=warning, where the decode stops at
- *     the first warning (TJFLAG_STOPONWARNING), so finished rows mean it came after.
+ *     0xd9", "Didn't expect more than one scan") is ignored as libvips never sees it.
+ *     Unless fail_on is none the decode stops at the first warning
+ *     (TJFLAG_STOPONWARNING), so finished rows mean it came after them.
+ *   - a warning stopped the rows: at fail_on=warning the file fails; at truncated and
+ *     error the warning decides (plan_jpeg_warning, as vipskernel.c's judge_warnings):
+ *     "premature end of data segment" means the rows after it are libjpeg's grey, not
+ *     the file's, and the file fails; any other first warning leaves the rows whole,
+ *     and the decode runs again without stopping.
  *   - read_past_end fails as truncated unless fail_on is none. */
 
 /* Canaries for done: a decoded row equal to one of them is checked again with the
@@ -536,8 +541,9 @@ static int decode(struct jfjob *j, struct vherr *err)
 	int n = j->subsamp == TJSAMP_GRAY ? 1 : 3, w[3], h[3];
 	enum kernel_fail_on f = j->p->fail_on;
 	int truncated = f != KFAIL_NONE && j->lacks_eoi && read_past_end(j->in, j->len);
-	int flags = f == KFAIL_WARNING || truncated ? TJFLAG_STOPONWARNING : 0;
+	int flags = f != KFAIL_NONE ? TJFLAG_STOPONWARNING : 0;
 	char line[VHERR_MSG_MAX / 2] = "";
+	enum vherr_code code;
 	int rc, done;
 
 	for (int i = 0; i < n; i++) {
@@ -548,6 +554,17 @@ static int decode(struct jfjob *j, struct vherr *err)
 	if (rc)
 		return rc;
 	rc = tj_decode(j, j->cur, n, dw, dh, flags, CANARY_A, &done);
+	if (!done && !truncated && rc && f != KFAIL_WARNING &&
+	    tjGetErrorCode(j->jf->dec) == TJERR_WARNING) { /* stopped at the first warning */
+		take_tj_error(j->jf->dec, line, sizeof(line));
+		code = plan_jpeg_warning(line, f);
+		if (code)
+			return vherr_set(err, code, VHSTAGE_DECODE, "cannot decode image: %s",
+					 line);
+		line[0] = '\0'; /* it leaves the rows whole: decode on past it, as libvips */
+		flags = 0;
+		rc = tj_decode(j, j->cur, n, dw, dh, flags, CANARY_A, &done);
+	}
 	if (!done && !truncated) /* or a last row that decodes to canary A: B tells */
 		rc = tj_decode(j, j->cur, n, dw, dh, flags, CANARY_B, &done);
 	if (rc)

@@ -22,7 +22,12 @@
  *   the save call (or inside the thumbnail call when it rotates, which renders to
  *   memory first): "VipsJpeg: Premature end of input file", "vipspng: libpng read
  *   error". A JPEG that lacks only its EOI marker still decodes fully and passes.
- *   libjpeg's "Corrupt JPEG data" is a warning: it fails only with fail_on=warning.
+ *   libjpeg's "Corrupt JPEG data" is a warning: it fails only with fail_on=warning,
+ *   and libjpeg fills the rows it could not decode with grey. So a JPEG that warned
+ *   is judged by its first warning, as jpegfast.c judges it (judge_warnings,
+ *   plan_jpeg_warning): "premature end of data segment" (a scan cut short, zeroed or
+ *   garbled data, a header taller than its scan) fails unless fail_on is none. Only
+ *   the first warning reaches the error buffer (jpeg2vips.c: readjpeg_emit_message).
  * - thumbnail's non-linear path converts CMYK (with or without a profile) to sRGB by
  *   itself, but ignores an embedded RGB profile (a Display P3 JPEG comes out
  *   too saturated) unless export_profile is set; and with export_profile set on an
@@ -81,6 +86,13 @@ struct vipskernel {
  * writer: the replay of a failed run (see the top). Process-wide like libvips' buffer
  * it guards; writer-preferring so a replay is not starved by a stream of good files. */
 static pthread_rwlock_t vk_text = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+/* Set when libvips logs a warning on this thread (note_warning). libjpeg's warnings
+ * reach the shared error buffer only, but libvips' JPEG reader that met any logs "read
+ * gave N warnings" when it is closed, which is at the last unref: in the thread that
+ * runs the file, as the operation cache is off and a save joins its workers before it
+ * returns. */
+static _Thread_local int vk_warned;
 
 /* Everything made for one file; lives for one vipskernel_run. */
 struct vjob {
@@ -160,6 +172,12 @@ static int tail_has(const uint8_t *p, size_t n, const void *needle, size_t m, si
 	return n >= m && memmem(p + start, n - start, needle, m) != NULL;
 }
 
+/* Whether in[0..len) starts as a JPEG (SOI, then a marker). */
+static int is_jpeg(const uint8_t *in, size_t len)
+{
+	return len >= 3 && in[0] == 0xff && in[1] == 0xd8 && in[2] == 0xff;
+}
+
 /* Whether the bytes end before their format's end marker (checked only after a
  * decode failure, so a false positive merely relabels an error). */
 static int data_looks_truncated(const uint8_t *in, size_t len)
@@ -169,7 +187,7 @@ static int data_looks_truncated(const uint8_t *in, size_t len)
 
 	if (len >= 4 && memcmp(in, png_sig, 4) == 0)
 		return !tail_has(in, len, "IEND", 4, 64);
-	if (len >= 3 && in[0] == 0xff && in[1] == 0xd8 && in[2] == 0xff)
+	if (is_jpeg(in, len))
 		return !tail_has(in, len, jpeg_eoi, 2, 64);
 	if (len >= 12 && memcmp(in, "RIFF", 4) == 0 && memcmp(in + 8, "WEBP", 4) == 0) {
 		uint32_t riff = (uint32_t)in[4] | (uint32_t)in[5] << 8 | (uint32_t)in[6] << 16 |
@@ -715,13 +733,14 @@ static int encode(struct vjob *j, struct kernel_result *res, struct vherr *err)
 
 /* ---- interface ------------------------------------------------------------- */
 
-static void drop_log(const gchar *domain, GLogLevelFlags level, const gchar *message,
-		     gpointer data)
+/* libvips' warnings: noted for the thread (vk_warned), printed only when data (the
+ * VHPREP_VIPS_WARNINGS switch) is set. */
+static void note_warning(const gchar *domain, GLogLevelFlags level, const gchar *message,
+			 gpointer data)
 {
-	(void)domain;
-	(void)level;
-	(void)message;
-	(void)data;
+	vk_warned = 1;
+	if (data)
+		g_log_default_handler(domain, level, message, NULL);
 }
 
 int vipskernel_global_init(const char *argv0, struct vherr *err)
@@ -737,8 +756,8 @@ int vipskernel_global_init(const char *argv0, struct vherr *err)
 	vips_cache_set_max(0);
 	vips_cache_set_max_mem(0);
 	vips_cache_set_max_files(0);
-	if (!getenv("VHPREP_VIPS_WARNINGS"))
-		g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING, drop_log, NULL);
+	g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING, note_warning,
+			  getenv("VHPREP_VIPS_WARNINGS") ? (gpointer)1 : NULL);
 	return 0;
 }
 
@@ -771,12 +790,39 @@ void vipskernel_shared_end(void)
 	pthread_rwlock_unlock(&vk_text);
 }
 
-/* One pass over the file; *vips_failed tells whether a libvips call failed. */
-static int run_once(struct vipskernel *vk, const uint8_t *in, size_t len,
+/* After a JPEG decoded without error at fail_on truncated or above but with warnings
+ * (vk_warned): its first warning decides (plan_jpeg_warning), as in jpegfast.c. Only
+ * a run alone can read it from the shared buffer; a run beside others asks for the
+ * replay (vips_failed). On failure the result is released. */
+static int judge_warnings(struct vjob *j, int alone, struct kernel_result *res,
+			  struct vherr *err)
+{
+	char line[VHERR_MSG_MAX / 2];
+	enum vherr_code code;
+
+	if (!alone) {
+		j->vips_failed = 1;
+		kernel_result_release(res);
+		return vherr_set(err, VHERR_CORRUPT, VHSTAGE_DECODE, "the decoder warned");
+	}
+	take_vips_error(line, sizeof(line));
+	code = plan_jpeg_warning(line, j->p->fail_on);
+	if (!code)
+		return 0;
+	kernel_result_release(res);
+	return vherr_set(err, code, VHSTAGE_DECODE, "cannot decode image: %s", line);
+}
+
+/* One pass over the file (alone: no other libvips run beside it, see vipskernel_run);
+ * *vips_failed tells whether a libvips call failed or the pass could not judge. */
+static int run_once(struct vipskernel *vk, const uint8_t *in, size_t len, int alone,
 		    struct kernel_result *res, struct vherr *err, int *vips_failed)
 {
 	struct vjob j = {.p = vk->params, .in = in, .len = len};
-	int rc = open_header(&j, err);
+	int rc;
+
+	vk_warned = 0;
+	rc = open_header(&j, err);
 
 	if (!rc)
 		rc = plan_image(j.p, j.in_w, j.in_h, j.swap, &j.geo, err);
@@ -786,7 +832,9 @@ static int run_once(struct vipskernel *vk, const uint8_t *in, size_t len,
 		rc = finish(&j, err);
 	if (!rc)
 		rc = encode(&j, res, err);
-	vjob_release(&j);
+	vjob_release(&j); /* closes the loader: a JPEG decoder that warned logs it here */
+	if (!rc && vk_warned && j.p->fail_on != KFAIL_NONE && is_jpeg(in, len))
+		rc = judge_warnings(&j, alone, res, err);
 	vips_error_clear(); /* warnings of a successful decode land there too */
 	*vips_failed = j.vips_failed;
 	return rc;
@@ -801,13 +849,13 @@ int vipskernel_run(struct vipskernel *vk, const uint8_t *in, size_t len,
 	if (len == 0)
 		return vherr_set(err, VHERR_EMPTY, VHSTAGE_DECODE, NULL);
 	pthread_rwlock_rdlock(&vk_text);
-	rc = run_once(vk, in, len, res, err, &vips_failed);
+	rc = run_once(vk, in, len, 0, res, err, &vips_failed);
 	pthread_rwlock_unlock(&vk_text);
 	if (rc && vips_failed) {
 		/* alone now: the buffer holds this file's text and nothing else */
 		pthread_rwlock_wrlock(&vk_text);
 		vips_error_clear();
-		rc = run_once(vk, in, len, res, err, &vips_failed);
+		rc = run_once(vk, in, len, 1, res, err, &vips_failed);
 		pthread_rwlock_unlock(&vk_text);
 	}
 	return rc;

@@ -1378,13 +1378,79 @@ Test(jpegfast, corrupt_data_warns_like_libvips)
 		expect_same_as_vips(&p, &garbage, "garbage in scan");
 		expect_same_as_vips(&p, &marker, "stray marker");
 	}
-	p.fail_on = KFAIL_ERROR;
-	cr_assert_eq(run_jf(&p, &marker, &res, &err), 0, "a warning passes: %s", err.msg);
+	/* the marker ends the entropy data: the rest is libjpeg's grey, so truncated */
+	p.fail_on = KFAIL_NONE;
+	cr_assert_eq(run_jf(&p, &marker, &res, &err), 0, "none lets it pass: %s", err.msg);
 	kernel_result_release(&res);
+	p.fail_on = KFAIL_ERROR;
+	expect_error(&p, &marker, VHERR_TRUNCATED, VHSTAGE_DECODE);
 	p.fail_on = KFAIL_WARNING;
 	expect_error(&p, &marker, VHERR_CORRUPT, VHSTAGE_DECODE);
 	free_buf(&garbage);
 	free_buf(&marker);
+}
+
+/* Issue 12 item 2: the damage that ends in a well-formed EOI, where libjpeg meets the
+ * end of the entropy data before the last row ("premature end of data segment") and
+ * fills the rest with grey, fails on both kernels unless fail_on is none: a scan cut
+ * and closed with EOI, zeroed bytes inside it, a header taller than the scan. */
+Test(jpegfast, grey_padded_scans_fail_on_both_kernels)
+{
+	static const int flags[] = {0, TJFLAG_PROGRESSIVE};
+
+	for (int f = 0; f < 2; f++) {
+		uint8_t *rgb = photo_rgb(400, 300, 11);
+		struct buf full = tj_jpeg(rgb, 400, 300, TJSAMP_420, 90, flags[f]);
+		size_t at = scan_start(&full) + (full.len - scan_start(&full)) / 3;
+		struct buf cut = copy_buf(full.data, full.len / 2 + 2);
+		struct buf zeroed = copy_buf(full.data, full.len);
+		struct buf tall = copy_buf(full.data, full.len);
+		const struct buf *bad[] = {&cut, &zeroed, &tall};
+		static const char *const what[] = {"cut, then EOI", "zeroed", "taller header"};
+
+		cut.data[cut.len - 2] = 0xff;
+		cut.data[cut.len - 1] = 0xd9;
+		memset(zeroed.data + at, 0, full.len - at > 4000 ? 2000 : (full.len - at) / 2);
+		for (size_t i = 2; i + 8 < tall.len; i++)
+			if (tall.data[i] == 0xff &&
+			    (tall.data[i + 1] == 0xc0 || tall.data[i + 1] == 0xc2)) {
+				tall.data[i + 5] = 600 >> 8; /* rows: 300 → 600 */
+				tall.data[i + 6] = 600 & 0xff;
+				break;
+			}
+		for (int b = 0; b < 3; b++)
+			for (int resize = 0; resize <= 1; resize++) {
+				struct kernel_params p = defaults();
+				struct kernel_result res = {0};
+				struct vherr err = {0};
+
+				p.resize_w = p.resize_h = resize ? 100 : 0;
+				for (int l = KFAIL_NONE; l <= KFAIL_WARNING; l++) {
+					p.fail_on = (enum kernel_fail_on)l;
+					expect_same_as_vips(&p, bad[b], what[b]);
+				}
+				for (int l = KFAIL_TRUNCATED; l <= KFAIL_ERROR; l++) {
+					p.fail_on = (enum kernel_fail_on)l;
+					if (f == 0)
+						expect_error(&p, bad[b], VHERR_TRUNCATED,
+							     VHSTAGE_DECODE);
+					else /* may cut or zero a later scan's header */
+						cr_assert_neq(run_jf(&p, bad[b], &res, &err), 0,
+							      "%s passed", what[b]);
+				}
+				if (f == 1)
+					continue; /* the damage may have hit a header */
+				p.fail_on = KFAIL_NONE;
+				cr_assert_eq(run_jf(&p, bad[b], &res, &err), 0,
+					     "%s at none: %s", what[b], err.msg);
+				kernel_result_release(&res);
+			}
+		free_buf(&tall);
+		free_buf(&zeroed);
+		free_buf(&cut);
+		free_buf(&full);
+		free(rgb);
+	}
 }
 
 Test(jpegfast, garbage_empty_not_jpeg)
