@@ -170,10 +170,10 @@ read_table() {
 			fps=$(jfield "$name" .files_per_s)
 			jsonl "$results" bench=nfs-read set="$set" proto=v3 io_depth="$d" mb_per_s="$mbs" \
 				files_per_s="$fps" files="$(jfield "$name" .files)" \
-				read_p50_ms="$(jfield "$name" '.latency.read.p50_ms // 0')"
+				read_p50_ms="$(jfield "$name" '.read_p50_ms // 0')"
 			printf '| %s | %d | %.1f | %.0f | %.2f | %.2f |\n' "$(set_label "$set")" "$d" "$mbs" \
-				"$fps" "$(jfield "$name" '.latency.read.p50_ms // 0')" \
-				"$(jfield "$name" '.latency.read.p99_ms // 0')"
+				"$fps" "$(jfield "$name" '.read_p50_ms // 0')" \
+				"$(jfield "$name" '.read_p99_ms // 0')"
 		done
 	done
 	echo
@@ -192,7 +192,7 @@ set_label() {
 first_entry() {
 	local out=$work/out-$1
 	rm -rf "$out"
-	timed "first-$1" "$vhprep" --limit 1 --max-errors 1 --quiet --metrics-interval 0 -o "$out" "$2"
+	timed "first-$1" "$vhprep" --include "*" --limit 1 --max-errors 1 --quiet --metrics-interval 0 -o "$out" "$2"
 	echo "$T_SECS"
 }
 

@@ -132,7 +132,7 @@ measure() {
 	t1=$(date +%s.%N)
 	secs=$(echo "$t1 - $t0" | bc -l)
 	cpu_s=$(awk '{ print $1 + $2 }' "$work/cpu")
-	produced=$(find "$out" -type f -name "*.$(ext_of "$shape")" | wc -l)
+	produced=$(find "$out" -type f -name "*.$(ext_of "$shape")" ! -name vhprep-preview.jpg | wc -l)
 	if [ "$produced" -ne "$nfiles" ]; then
 		echo "shapes-bench: $shape/$name produced $produced of $nfiles files" >&2
 		exit 1

@@ -125,8 +125,8 @@ bench_run() {
 	R_EPS=$(jfield "$name" .entries_per_s)
 	R_MBS=$(jfield "$name" .mb_per_s)
 	R_SECS=$T_SECS
-	R_OPEN50=$(jfield "$name" '.latency.open.p50_ms // 0')
-	R_READ50=$(jfield "$name" '.latency.read.p50_ms // 0')
+	R_OPEN50=$(jfield "$name" '.open_p50_ms // 0')
+	R_READ50=$(jfield "$name" '.read_p50_ms // 0')
 	[ "$(jfield "$name" .failed)" -eq 0 ] || die "$name: reads failed"
 	jsonl "$results" bench=tune run="$name" path="$path" set="$rel" profile="$profile" \
 		args="$*" files_per_s="$R_FPS" entries_per_s="$R_EPS" mb_per_s="$R_MBS" \

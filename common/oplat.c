@@ -2,7 +2,8 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <time.h>
+
+#include "common/vhclock.h"
 
 #define SUB_BITS 3
 #define BUCKETS (64 << SUB_BITS)
@@ -23,10 +24,7 @@ void oplat_free(struct oplat *l)
 
 uint64_t oplat_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return vhclock_ns();
 }
 
 /* Values below 2^SUB_BITS get a bucket each; above, 2^SUB_BITS buckets per octave. */

@@ -23,7 +23,8 @@
 	X(NOT_IMAGE, "not_image", "not a recognised image format")                             \
 	X(CORRUPT, "corrupt", "corrupt image data")                                            \
 	X(TRUNCATED, "truncated", "truncated image data")                                      \
-	X(TOO_LARGE, "too_large", "image exceeds --max-pixels")                                \
+	X(UNSUPPORTED, "unsupported", "an image variant vhprep cannot decode (e.g. 12-bit JPEG)")\
+	X(TOO_LARGE, "too_large", "over --max-pixels, --max-file-size or --memory")            \
 	X(TRANSFORM, "transform", "image operation failed")                                    \
 	X(ENCODE, "encode", "image encoding failed")                                           \
 	X(WRITE, "write", "cannot write output")                                               \

@@ -12,6 +12,7 @@
 #include "common/oplat.h"
 #include "common/waitgroup.h"
 #include "engine/config.h"
+#include "engine/options.h"
 #include "engine/stats.h"
 #include "io/entrybuf.h"
 #include "io/httpsrc.h"
@@ -115,23 +116,27 @@ static enum source_next on_emit(void *ctx, const struct source_entry *e)
 	return submit(b, e);
 }
 
-static json_t *latency_json(const struct oplat *lat)
+/* Adds OP_count, OP_p50_ms, OP_p90_ms, OP_p99_ms for each operation seen to o: flat, as
+ * Valohai reads a metrics line (numbers at the top level only). */
+static void add_latency(json_t *o, const struct oplat *lat)
 {
-	json_t *all = json_object();
+	static const char *const q_name[] = {"p50_ms", "p90_ms", "p99_ms"};
+	static const double q[] = {0.50, 0.90, 0.99};
+	char key[64];
 
-	for (int op = 0; all && op < OPLAT__COUNT; op++) {
+	for (int op = 0; o && op < OPLAT__COUNT; op++) {
 		uint64_t n = oplat_count(lat, op);
 
 		if (!n)
 			continue;
-		json_object_set_new(
-		    all, oplat_name(op),
-		    json_pack("{s:I, s:f, s:f, s:f}", "count", (json_int_t)n, "p50_ms",
-			      (double)oplat_quantile(lat, op, 0.50) / 1e6, "p90_ms",
-			      (double)oplat_quantile(lat, op, 0.90) / 1e6, "p99_ms",
-			      (double)oplat_quantile(lat, op, 0.99) / 1e6));
+		snprintf(key, sizeof(key), "%s_count", oplat_name(op));
+		json_object_set_new(o, key, json_integer((json_int_t)n));
+		for (int i = 0; i < 3; i++) {
+			snprintf(key, sizeof(key), "%s_%s", oplat_name(op), q_name[i]);
+			json_object_set_new(
+			    o, key, json_real((double)oplat_quantile(lat, op, q[i]) / 1e6));
+		}
 	}
-	return all;
 }
 
 static const char *mode_name(enum bench_mode m)
@@ -149,16 +154,17 @@ static void report(struct bench *b, const struct config *cfg, const struct oplat
 	       files = (double)atomic_load(&b->files);
 	double mb = (double)atomic_load(&b->bytes) / 1e6;
 	json_t *o = json_pack(
-	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:o, "
-	    "s:{s:i, s:i, s:i}}",
+	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:i, s:i, s:i}",
 	    "source", cfg->source, "mode", mode_name(b->mode), "entries", (json_int_t)entries,
 	    "files", (json_int_t)files, "failed", (json_int_t)atomic_load(&b->failed),
 	    "walk_errors", (json_int_t)atomic_load(&b->walk_errors), "bytes",
 	    (json_int_t)atomic_load(&b->bytes), "walk_seconds", walk_s, "read_seconds", read_s,
 	    "entries_per_s", walk_s > 0 ? entries / walk_s : 0.0, "files_per_s",
 	    total > 0 ? files / total : 0.0, "mb_per_s", total > 0 ? mb / total : 0.0,
-	    "latency", latency_json(lat), "config", "io_depth", cfg->io_depth, "walkers",
-	    cfg->walkers, "nfs_connections", cfg->nfs_connections);
+	    "io_depth", cfg->io_depth, "walkers", cfg->walkers, "nfs_connections",
+	    cfg->nfs_connections);
+
+	add_latency(o, lat);
 
 	fprintf(stderr, "vhprep bench %s: %.0f entries in %.3f s (%.0f entries/s)", cfg->source,
 		entries, walk_s, walk_s > 0 ? entries / walk_s : 0.0);
@@ -218,25 +224,24 @@ static int parse(int argc, char **argv, struct config *cfg, enum bench_mode *mod
 	static const struct option opts[] = {
 	    {"walk-only", no_argument, NULL, 'w'},
 	    {"read-only", no_argument, NULL, 'r'},
-	    {"io-depth", required_argument, NULL, 'd'},
-	    {"walkers", required_argument, NULL, 'k'},
-	    {"nfs-connections", required_argument, NULL, 'c'},
-	    {"nfs-timeout", required_argument, NULL, 't'},
-	    {"read-budget", required_argument, NULL, 'b'},
-	    {"urls", required_argument, NULL, 'u'},
-	    {"per-host", required_argument, NULL, 'p'},
-	    {"cacert", required_argument, NULL, 'C'},
+	    {"io-depth", required_argument, NULL, 'v'},
+	    {"walkers", required_argument, NULL, 'v'},
+	    {"nfs-connections", required_argument, NULL, 'v'},
+	    {"nfs-timeout", required_argument, NULL, 'v'},
+	    {"read-budget", required_argument, NULL, 'v'},
+	    {"urls", required_argument, NULL, 'v'},
+	    {"per-host", required_argument, NULL, 'v'},
+	    {"cacert", required_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	long n;
-	int opt;
+	struct vherr err;
+	int opt, idx;
 
 	optind = 0;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		int bad = 0;
-
+	/* every option with a value is one a run has too: parsed by the run's code */
+	while ((opt = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
 		switch (opt) {
 		case 'w':
 			*mode = BENCH_WALK_ONLY;
@@ -244,43 +249,15 @@ static int parse(int argc, char **argv, struct config *cfg, enum bench_mode *mod
 		case 'r':
 			*mode = BENCH_READ_ONLY;
 			break;
-		case 'd':
-			bad = config_parse_long(optarg, 1, 4096, &n);
-			cfg->io_depth = (int)n;
-			break;
-		case 'k':
-			bad = config_parse_long(optarg, 1, 1024, &n);
-			cfg->walkers = (int)n;
-			break;
-		case 'c':
-			bad = config_parse_long(optarg, 1, 64, &n);
-			cfg->nfs_connections = (int)n;
-			break;
-		case 't':
-			bad = config_parse_long(optarg, 1, 3600, &n);
-			cfg->nfs_timeout = (double)n;
-			break;
-		case 'b':
-			bad = config_parse_size(optarg, &cfg->read_budget) ||
-			      cfg->read_budget < 1024;
-			break;
-		case 'u':
-			cfg->urls = optarg;
-			break;
-		case 'p':
-			bad = config_parse_long(optarg, 1, 1024, &n);
-			cfg->per_host = (int)n;
-			break;
-		case 'C':
-			cfg->cacert = optarg;
-			break;
 		case 'h':
 			usage(stdout);
 			return 1;
+		case 'v':
+			if (options_parse_shared(opts[idx].name, optarg, cfg, &err) == 0)
+				break;
+			fprintf(stderr, "vhprep bench: %s (try --help)\n", err.msg);
+			return -1;
 		default:
-			bad = 1;
-		}
-		if (bad) {
 			fprintf(stderr,
 				"vhprep bench: invalid option or value '%s' (try --help)\n",
 				argv[optind - 1]);
@@ -360,8 +337,8 @@ int benchcmd_main(int argc, char **argv)
 					 .budget = b.budget,
 					 .lat = lat,
 					 .quiet = 1,
-					 .nfs_connections = cfg.nfs_connections,
-					 .nfs_timeout_ms = (int)(cfg.nfs_timeout * 1000)};
+					 .nfs = {.connections = cfg.nfs_connections,
+						 .timeout_ms = (int)(cfg.nfs_timeout * 1000)}};
 		struct httpsrc_opts h = {.per_host = cfg.per_host,
 					 .timeout_s = cfg.http_timeout,
 					 .retries = cfg.retries,

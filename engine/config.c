@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/memlimit.h"
 #include "io/jsonname.h"
 #include "engine/shardenv.h"
 
@@ -20,11 +21,13 @@ void config_defaults(struct config *cfg)
 	cfg->kernel.mode = GEOMETRY_STRETCH;
 	cfg->kernel.autorotate = 1;
 	cfg->kernel.format = KFMT_KEEP;
-	cfg->kernel.quality = 90;
+	cfg->kernel.quality = KERNEL_QUALITY_DEFAULT;
+	cfg->kernel.subsample = KSUB_420;
 	cfg->kernel.max_pixels = 100000000;
 	cfg->kernel.fail_on = KFAIL_TRUNCATED;
 	cfg->kernel.choice = KERNEL_AUTO;
 	cfg->max_size = UINT64_MAX;
+	cfg->max_file_size = CONFIG_MAX_FILE_SIZE;
 	cfg->sample = 1.0;
 	cfg->shard_count = 1;
 	cfg->prefix = "processed_images";
@@ -32,7 +35,7 @@ void config_defaults(struct config *cfg)
 	cfg->walkers = 16;
 	cfg->nfs_connections = 4;
 	cfg->nfs_timeout = 10.0;
-	cfg->read_budget = 256ULL << 20;
+	cfg->read_budget = CONFIG_READ_BUDGET;
 	cfg->metrics_interval = 5.0;
 	cfg->progress = -1;
 	cfg->per_host = 16;
@@ -327,6 +330,68 @@ static const char *default_outputs(void)
 	return "outputs";
 }
 
+/* Valohai's outputs root: $VH_OUTPUTS_DIR, else /valohai/outputs when it exists, else
+ * NULL (not inside Valohai). */
+static const char *valohai_outputs_root(void)
+{
+	struct stat st;
+	const char *env = getenv("VH_OUTPUTS_DIR");
+
+	if (env && *env)
+		return env;
+	if (stat("/valohai/outputs", &st) == 0 && S_ISDIR(st.st_mode))
+		return "/valohai/outputs";
+	return NULL;
+}
+
+/* An outputs dir below Valohai's outputs root (-o $VH_OUTPUTS_DIR/train): Valohai reads
+ * valohai.metadata.jsonl only at the root, with paths relative to it, so the run's
+ * outputs dir becomes the root and the sub-directory goes in front of --prefix (the
+ * images land where they would have; the records at the root, where several vhprep
+ * commands of one step append to the one file). */
+static int finish_outputs_root(struct config *cfg, struct vherr *err)
+{
+	const char *root = valohai_outputs_root();
+	char r[PATH_MAX], o[PATH_MAX], *prefix;
+	size_t n;
+
+	if (!root || resolve_path(root, r, sizeof(r)) < 0 ||
+	    resolve_path(cfg->outputs, o, sizeof(o)) < 0 || strcmp(r, "/") == 0 ||
+	    !resolved_within(o, r) || strcmp(o, r) == 0)
+		return 0;
+	n = strlen(r) + 1;
+	if (asprintf(&prefix, "%s%s%s", o + n, *cfg->prefix ? "/" : "", cfg->prefix) < 0)
+		return vherr_set(err, VHERR_NOMEM, VHSTAGE_NONE, NULL);
+	if (strlist_add(&cfg->owned, prefix) != 0) {
+		free(prefix);
+		return vherr_set(err, VHERR_NOMEM, VHSTAGE_NONE, NULL);
+	}
+	if (!cfg->quiet)
+		fprintf(stderr,
+			"vhprep: '%s' is inside the Valohai outputs root '%s': records go to "
+			"the root, images to %s/%s\n",
+			cfg->outputs, root, root, prefix);
+	cfg->outputs = root;
+	cfg->prefix = prefix;
+	return 0;
+}
+
+/* --pack and its options. */
+static int finish_pack(const struct config *cfg, struct vherr *err)
+{
+	if (!cfg->pack && (cfg->shard_size || cfg->zstd_level))
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--shard-size and --zstd-level need --pack");
+	if (cfg->pack && cfg->zstd_level && cfg->pack_format != PACK_TAR_ZST)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--zstd-level needs --pack tar.zst");
+	if (cfg->pack && cfg->overwrite)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--overwrite does not go with --pack: published shards are "
+				 "never rewritten (choose a fresh --outputs)");
+	return 0;
+}
+
 static int check_prefix(const char *prefix)
 {
 	if (prefix[0] == '/')
@@ -346,7 +411,7 @@ static int check_prefix(const char *prefix)
 static int check_binding_text(const struct config *cfg, struct vherr *err)
 {
 	const struct strlist *lists[] = {&cfg->datasets, &cfg->aliases, &cfg->tags};
-	const char *words[] = {cfg->dataset_from, cfg->packaging};
+	const char *words[] = {cfg->dataset_from};
 
 	for (size_t l = 0; l < sizeof(lists) / sizeof(*lists); l++)
 		for (int i = 0; i < lists[l]->n; i++)
@@ -413,6 +478,37 @@ static int finish_shard(struct config *cfg, struct vherr *err)
 	return 0;
 }
 
+/* --memory (or the container's limit) and the read budget that follows from it. */
+static int finish_memory(struct config *cfg, struct vherr *err)
+{
+	struct memlimit m;
+
+	if (cfg->memory) {
+		cfg->memory_from = "--memory";
+	} else {
+		memlimit_detect("/sys/fs/cgroup", "/proc/self/cgroup", &m);
+		cfg->memory = m.bytes;
+		cfg->memory_from = memlimit_from_name(m.from);
+	}
+	if (cfg->memory < CONFIG_MEMORY_MIN)
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "%s gives %llu MiB of memory: vhprep needs at least %llu MiB",
+				 cfg->memory_from, (unsigned long long)(cfg->memory >> 20),
+				 (unsigned long long)(CONFIG_MEMORY_MIN >> 20));
+	if (!cfg->read_budget_set) {
+		cfg->read_budget = cfg->memory / 4;
+		if (cfg->read_budget > CONFIG_READ_BUDGET)
+			cfg->read_budget = CONFIG_READ_BUDGET;
+	} else if (cfg->read_budget > cfg->memory / 2) {
+		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
+				 "--read-budget %llu MiB is more than half of the memory (%llu MiB, "
+				 "from %s): raise --memory or lower --read-budget",
+				 (unsigned long long)(cfg->read_budget >> 20),
+				 (unsigned long long)(cfg->memory >> 20), cfg->memory_from);
+	}
+	return 0;
+}
+
 int config_finish(struct config *cfg, struct vherr *err)
 {
 	int rc;
@@ -428,6 +524,9 @@ int config_finish(struct config *cfg, struct vherr *err)
 	if (cfg->min_size > cfg->max_size)
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
 				 "--min-size is larger than --max-size");
+	cfg->select_by_type = !cfg->files_from && !cfg->urls;
+	if ((rc = finish_memory(cfg, err)) < 0)
+		return rc;
 	if (check_prefix(cfg->prefix) != 0)
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
 				 "--prefix '%s' must be a relative path without '..'",
@@ -445,7 +544,8 @@ int config_finish(struct config *cfg, struct vherr *err)
 	if ((cfg->aliases.n || cfg->dataset_from || cfg->packaging) && !cfg->datasets.n)
 		return vherr_set(err, VHERR_USAGE, VHSTAGE_NONE,
 				 "--dataset-alias, --dataset-from and --packaging need --dataset");
-	if ((rc = finish_shard(cfg, err)) < 0)
+	if ((rc = finish_shard(cfg, err)) < 0 || (rc = finish_pack(cfg, err)) < 0 ||
+	    (rc = finish_outputs_root(cfg, err)) < 0)
 		return rc;
 	for (int i = 0; i < cfg->datasets.n; i++)
 		if (strncmp(cfg->datasets.v[i], "dataset://", 10) != 0 ||

@@ -7,7 +7,15 @@
 
 #include "common/vherr.h"
 #include "io/metadata.h"
+#include "io/pack.h"
 #include "kernels/kernel.h"
+
+/* --max-file-size's default: a larger file is too_large from its size alone. */
+#define CONFIG_MAX_FILE_SIZE (1ULL << 30)
+/* The least --memory (or container limit) vhprep runs in. */
+#define CONFIG_MEMORY_MIN (64ULL << 20)
+/* The read budget's default, and its ceiling when it follows --memory (a quarter). */
+#define CONFIG_READ_BUDGET (256ULL << 20)
 
 /* A growable list of borrowed strings (they point into argv or the environment). */
 struct strlist {
@@ -20,7 +28,13 @@ struct config {
 	struct kernel_params kernel;
 	/* select */
 	struct strlist includes, excludes;
+	int select_by_type;       /* without --include, only names with an image extension
+				     (config_finish: walks yes; --files-from and --urls no) */
 	uint64_t min_size, max_size; /* max_size UINT64_MAX: no bound */
+	uint64_t max_file_size;   /* --max-file-size: a larger file is too_large unread */
+	uint64_t memory;          /* --memory; 0 until config_finish: the container's limit */
+	const char *memory_from;  /* where memory came from: "--memory", "cgroup v1", ... */
+	int read_budget_set;      /* --read-budget given (else it follows memory) */
 	uint64_t limit;           /* 0: no limit */
 	double sample;            /* keep this fraction, 1.0: all */
 	uint64_t seed;            /* sample hash seed */
@@ -34,10 +48,16 @@ struct config {
 	const char *outputs;      /* resolved by config_finish */
 	const char *prefix;
 	int live_upload, overwrite;
+	/* --pack (io/pack.h): shards instead of one file per output; pack 0: dir */
+	int pack;
+	enum pack_format pack_format;
+	uint64_t shard_size;      /* --shard-size, 0: PACK_SHARD_SIZE_DEFAULT */
+	int zstd_level;           /* --zstd-level, 0: PACK_ZSTD_LEVEL_DEFAULT */
 	/* record */
 	struct strlist datasets, aliases, tags;
 	struct strlist owned; /* strings config_finish made ({shard} in --dataset); freed */
-	const char *dataset_from, *packaging;
+	const char *dataset_from;
+	int packaging; /* --packaging: "packaging": true on each version */
 	struct strlist dataset_excludes; /* --dataset-exclude: names the version leaves out */
 	/* incremental */
 	const char *since;        /* an earlier run's valohai.metadata.jsonl, or NULL */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/bqueue.h"
+#include "common/budget.h"
 #include "common/waitgroup.h"
 #include "engine/select.h"
 #include "kernels/kernel.h"
@@ -22,6 +23,11 @@
  * share of what is queued): one lock and, when it slept, one wake-up per run of small
  * files instead of per file (bench/overhead-bench.sh). */
 #define READY_BATCH 8
+/* What --memory keeps back from decoding: the process itself, libvips' and libjpeg's
+ * fixed parts, and per worker its stack and kernel buffers kept between files. */
+#define DECODE_RESERVE	      (48ULL << 20)
+#define DECODE_RESERVE_THREAD (4ULL << 20)
+#define DECODE_MIN	      (16ULL << 20)
 
 struct pipeline {
 	struct pipeline_env env;	  /* set at creation */
@@ -30,6 +36,8 @@ struct pipeline {
 	char ops[OPS_MAX][KERNEL_OP_MAX]; /* set at creation: the operation chain */
 	const char *opv[OPS_MAX];	  /* set at creation: pointers into ops */
 	int nops;			  /* set at creation */
+	struct budget *decode;		  /* set at creation: heap bytes decodes may hold */
+	uint64_t decode_cap;		  /* set at creation: its size */
 	atomic_int cancelled;
 	atomic_int finished;
 	atomic_ullong selected; /* files counted against --limit */
@@ -48,9 +56,11 @@ struct pipeline {
 struct item {
 	struct source_read rd; /* the read request and its result */
 	struct pipeline *p;
+	int asked;             /* a URL input fetched conditionally: 1 resume, 2 --since */
 	int done_already;      /* admit found its earlier output standing */
 	int unchanged;         /* the same as in --since's records: skipped */
 	int verify;            /* --since-checksum: compare its SHA-256 once read */
+	uint64_t decode_bytes; /* kernel_probe's peak estimate; 0: not probed yet */
 	char relpath[]; /* then the hint's handle bytes (rd.hint.handle points there) */
 };
 
@@ -158,13 +168,21 @@ static void on_read_done(struct source_read *req)
 	waitgroup_done(&p->reads);
 }
 
-/* The read's admit step: an input whose earlier output stands, or that --since's records
- * hold unchanged, is skipped unread. */
+/* The read's admit step: an input larger than --max-file-size fails unread; one whose
+ * earlier output stands, or that --since's records hold unchanged, is skipped unread. */
 static enum source_admit admit(struct source_read *req)
 {
 	struct item *it = req->user;
 	struct pipeline *p = it->p;
 	enum since_verdict v;
+
+	if (req->size > p->env.cfg->max_file_size) {
+		vherr_set(&req->err, VHERR_TOO_LARGE, VHSTAGE_READ,
+			  "%llu bytes, more than --max-file-size (%llu)",
+			  (unsigned long long)req->size,
+			  (unsigned long long)p->env.cfg->max_file_size);
+		return SOURCE_ADMIT_FAIL;
+	}
 
 	if (p->env.resume && resume_done(p->env.resume, it->relpath, req->size, req->mtime_ns)) {
 		it->done_already = 1;
@@ -178,6 +196,69 @@ static enum source_admit admit(struct source_read *req)
 	return it->unchanged ? SOURCE_ADMIT_SKIP : SOURCE_ADMIT_READ;
 }
 
+/* Whether decoding it needs more than all the room decoding has: fails it too_large. */
+static int over_memory(const struct pipeline *p, const struct item *it, struct vherr *err)
+{
+	if (it->decode_bytes <= p->decode_cap)
+		return 0;
+	vherr_set(err, VHERR_TOO_LARGE, VHSTAGE_DECODE,
+		  "needs about %llu MiB to decode (estimated from its header), more than the "
+		  "%llu MiB --memory leaves for decoding (%s: %llu MiB)",
+		  (unsigned long long)(it->decode_bytes >> 20),
+		  (unsigned long long)(p->decode_cap >> 20), p->env.cfg->memory_from,
+		  (unsigned long long)(p->env.cfg->memory >> 20));
+	return 1;
+}
+
+/* The read's judge: the file's first bytes (at most SOURCE_HEAD_MAX) through
+ * kernel_probe. What is no image, empty, over --max-pixels, or would alone need more
+ * memory than decoding has, fails unread; a damaged header is read on and left to the
+ * kernel, whose verdict is the one recorded. */
+static enum source_admit judge(struct source_read *req)
+{
+	struct item *it = req->user;
+	struct pipeline *p = it->p;
+	struct kernel_probe pr;
+	struct vherr err = {0};
+	int rc = kernel_probe(&p->env.cfg->kernel, req->data, req->len, req->size, &pr, &err);
+
+	if (rc == 0) {
+		it->decode_bytes = pr.peak_bytes ? pr.peak_bytes : 1;
+		return over_memory(p, it, &req->err) ? SOURCE_ADMIT_FAIL : SOURCE_ADMIT_READ;
+	}
+	if (rc == -VHERR_NOT_IMAGE || rc == -VHERR_EMPTY || rc == -VHERR_TOO_LARGE) {
+		req->err = err;
+		return SOURCE_ADMIT_FAIL;
+	}
+	/* KERNEL_PROBE_MORE, or damaged: judged once whole, if it fits where it will be */
+	if (req->size > p->decode_cap) {
+		vherr_set(&req->err, VHERR_TOO_LARGE, VHSTAGE_READ,
+			  "%llu bytes whose first %zu do not tell what it needs to decode, more "
+			  "than the %llu MiB --memory leaves for decoding (%s: %llu MiB)",
+			  (unsigned long long)req->size, req->len,
+			  (unsigned long long)(p->decode_cap >> 20), p->env.cfg->memory_from,
+			  (unsigned long long)(p->env.cfg->memory >> 20));
+		return SOURCE_ADMIT_FAIL;
+	}
+	return SOURCE_ADMIT_READ;
+}
+
+/* The room one decode takes: the judge's estimate, else a probe of the whole file, else
+ * (a header the probe cannot read: the kernel will refuse it early) the file's size. */
+static uint64_t decode_need(struct pipeline *p, struct item *it)
+{
+	struct kernel_probe pr;
+	struct vherr err;
+
+	if (!it->decode_bytes)
+		it->decode_bytes = kernel_probe(&p->env.cfg->kernel, it->rd.data, it->rd.len,
+						it->rd.len, &pr, &err) == 0 &&
+					   pr.peak_bytes
+				       ? pr.peak_bytes
+				       : it->rd.len + (1ULL << 20);
+	return it->decode_bytes;
+}
+
 /* A new item for entry e: relpath and the hint's handle copied in; NULL: no memory. */
 static struct item *item_new(struct pipeline *p, const struct source_entry *e)
 {
@@ -188,6 +269,43 @@ static struct item *item_new(struct pipeline *p, const struct source_entry *e)
 	it->p = p;
 	source_read_adopt(&it->rd, it->relpath, e);
 	return it;
+}
+
+/* The revalidate step of a URL input (--urls): one whose earlier output stands, or that
+ * --since's records hold, from the same URL is skipped unfetched when the server gave no
+ * validators, else fetched conditionally and skipped on a 304. */
+static enum source_admit revalidate(struct source_read *req, struct source_validators *v,
+				    int not_modified)
+{
+	struct item *it = req->user;
+	struct pipeline *p = it->p;
+	char url[LOCATION_MAX];
+	enum since_verdict sv;
+
+	if (not_modified) {
+		it->done_already = it->asked == 1;
+		it->unchanged = it->asked == 2;
+		if (it->unchanged)
+			since_url_unchanged(p->env.since, it->relpath);
+		return SOURCE_ADMIT_SKIP;
+	}
+	source_hint_location(p->env.source, it->relpath, &req->hint, url, sizeof(url));
+	switch (p->env.resume ? resume_url(p->env.resume, it->relpath, url, v) : EARLIERURL_NONE) {
+	case EARLIERURL_SAME:
+		it->done_already = 1;
+		return SOURCE_ADMIT_SKIP;
+	case EARLIERURL_ASK:
+		it->asked = 1;
+		return SOURCE_ADMIT_READ;
+	default:
+		break;
+	}
+	if (!p->env.since)
+		return SOURCE_ADMIT_READ;
+	sv = since_url(p->env.since, it->relpath, url, v);
+	it->unchanged = sv == SINCE_UNCHANGED;
+	it->asked = sv == SINCE_ASK ? 2 : 0;
+	return it->unchanged ? SOURCE_ADMIT_SKIP : SOURCE_ADMIT_READ;
 }
 
 static enum source_next emit_one(struct pipeline *p, const struct source_entry *e)
@@ -206,7 +324,16 @@ static enum source_next emit_one(struct pipeline *p, const struct source_entry *
 		since_seen(p->env.since, relpath);
 	if (atomic_load(&p->cancelled) || (p->size_bounds && at_limit(p)))
 		return SOURCE_STOP;
-	if (select_path(cfg, relpath) != SELECT_KEEP) {
+	switch (select_path(cfg, relpath)) {
+	case SELECT_KEEP:
+		break;
+	case SELECT_NOT_IMAGE_TYPE:
+		atomic_fetch_add(&p->env.stats->skipped_type, 1);
+		return SOURCE_CONTINUE;
+	case SELECT_OTHER_SHARD:
+		atomic_fetch_add(&p->env.stats->other_shard, 1);
+		/* fall through */
+	default:
 		atomic_fetch_add(&p->env.stats->filtered, 1);
 		return SOURCE_CONTINUE;
 	}
@@ -222,8 +349,10 @@ static enum source_next emit_one(struct pipeline *p, const struct source_entry *
 	it->rd.min_size = cfg->min_size;
 	it->rd.max_size = cfg->max_size;
 	it->rd.admit = admit;
+	it->rd.judge = judge;
 	it->rd.done = on_read_done;
 	it->rd.user = it;
+	it->rd.revalidate = revalidate;
 	waitgroup_add(&p->reads);
 	atomic_fetch_add(&p->env.stats->submitted, 1);
 	if (source_read_submit(p->env.source, &it->rd) != 0) {
@@ -303,6 +432,8 @@ static char *format_line(struct pipeline *p, struct item *it, const struct outfi
 	    .noperations = p->nops,
 	    .version = VHPREP_VERSION,
 	    .output_bytes = o->res->len,
+	    .frames = o->res->frames,
+	    .frame_used = o->res->frame_used,
 	    .extra = it->rd.prov,
 	};
 
@@ -353,55 +484,55 @@ static void unpublish_loser(struct pipeline *p, const struct item *it, const str
 	record_failure(p, other, &err);
 }
 
-/* The claimed part of publishing: remove what the name replaces, append the line, rename
- * into place. Under the claim's lock. *removed says whether an older output was removed. */
-static int commit_claimed(struct pipeline *p, struct outfile *o, struct dirsink_staged *st,
-			  const char *line, int replace, int *removed, struct vherr *err)
+/* The input that loses its name to an output a pack already holds: a published shard is
+ * never rewritten, so the first published keeps it (a dir run would replace it with the
+ * byte-smaller path's output). */
+static int lost_to_pack(const struct item *it, const struct outfile *o,
+			const struct claim_ticket *t, struct vherr *err)
 {
-	uint64_t at;
-	int rc = 0;
+	char other[PATH_MAX];
 
-	if (replace) {
-		rc = dirsink_remove(p->env.sink, o->relout, err);
-		*removed = rc == 0;
-	}
-	if (rc == 0)
-		rc = metadata_append_line(p->env.metadata, line, strlen(line), &at, err);
-	if (rc == 0 && (rc = dirsink_commit(p->env.sink, st, o->relout, err)) < 0 &&
-	    metadata_retract(p->env.metadata, at) < 0)
-		set_fatal(p, err); /* a line we cannot take back: stop before it spreads */
-	return rc;
+	other_path(it->relpath, t->other_suffix, other, sizeof(other));
+	return vherr_set(err, VHERR_COLLISION, VHSTAGE_WRITE,
+			 "'%s' and '%s' both map to '%s': '%s' keeps it (published first, into "
+			 "a shard)",
+			 it->relpath, other, o->relout, other);
 }
 
-/* Writes, claims, records and renames one output (see pipeline.h). */
+/* Writes, claims, records and publishes one output through the sink (see pipeline.h). */
 static int publish_output(struct pipeline *p, struct item *it, struct outfile *o,
 			  struct vherr *err)
 {
 	const char *suffix = claims_suffix(it->relpath);
-	struct dirsink_staged st;
+	struct sink_staged st;
 	struct claim_ticket t;
 	int removed = 0, rc;
 	char *line = format_line(p, it, o);
+	struct sink_output out = {
+	    .relout = o->relout, .data = o->res->data, .len = o->res->len, .line = line};
 
 	if (!line)
 		return vherr_set(err, VHERR_BAD_NAME, VHSTAGE_RECORD,
 				 "cannot encode metadata for '%s' (not valid UTF-8?)", o->relout);
-	rc = dirsink_stage(p->env.sink, o->relout, o->res->data, o->res->len, &st, err);
+	out.line_len = strlen(line);
+	rc = sink_stage(p->env.sink, &out, &st, err);
 	if (rc == 0 && claims_begin(p->env.claims, o->relout, it->relpath, suffix, &t) < 0)
 		rc = vherr_set(err, VHERR_NOMEM, VHSTAGE_WRITE, NULL);
 	else if (rc == 0) {
+		int replace = t.verdict == CLAIM_REPLACE;
+
 		if (t.verdict == CLAIM_LOSE)
 			rc = lost(it, o, &t, err);
+		else if (replace && !sink_can_replace(p->env.sink))
+			rc = lost_to_pack(it, o, &t, err);
 		else
-			rc = commit_claimed(p, o, &st, line, t.verdict == CLAIM_REPLACE, &removed,
-					    err);
+			rc = sink_publish(p->env.sink, &st, &out, replace, &removed, err);
 		claims_end(p->env.claims, &t, it->relpath, suffix, rc == 0, removed);
-		if (rc == 0 && t.verdict == CLAIM_REPLACE) {
-			metadata_superseded(p->env.metadata);
+		if (rc == 0 && replace) {
 			atomic_fetch_add(&p->env.stats->replaced, 1);
 			unpublish_loser(p, it, o, &t);
 		}
-		dirsink_discard(p->env.sink, &st);
+		sink_discard(p->env.sink, &st);
 	}
 	free(line);
 	if (rc == 0)
@@ -458,8 +589,19 @@ static void process(struct pipeline *p, struct kernel *k, struct item *it, int w
 		atomic_fetch_add(&p->env.stats->unchanged, 1);
 		return;
 	}
+	decode_need(p, it);
+	if (over_memory(p, it, &err)) {
+		item_drop_input(it);
+		account(p, it, -err.code, &err, 0);
+		return;
+	}
+	if (budget_acquire(p->decode, it->decode_bytes) != 0) {
+		atomic_fetch_add(&p->env.stats->cancelled, 1);
+		return;
+	}
 	kernel_want_thumb(k, preview_thumb_box(p->env.preview, it->relpath));
 	rc = kernel_run(k, it->rd.data, it->rd.len, &res, &err);
+	budget_release(p->decode, it->decode_bytes);
 	if (rc == 0)
 		preview_offer(p->env.preview, it->relpath, it->rd.data, it->rd.len, &res);
 	item_drop_input(it);
@@ -505,6 +647,15 @@ static void worker_loop(struct pipeline *p)
 	kernel_free(k);
 }
 
+/* What --memory leaves for decoding: less the read budget and the reserve. */
+static uint64_t decode_room(const struct config *cfg)
+{
+	uint64_t held = cfg->read_budget + DECODE_RESERVE +
+			(uint64_t)cfg->threads * DECODE_RESERVE_THREAD;
+
+	return cfg->memory > held + DECODE_MIN ? cfg->memory - held : DECODE_MIN;
+}
+
 struct pipeline *pipeline_new(const struct pipeline_env *env)
 {
 	struct pipeline *p = calloc(1, sizeof(*p));
@@ -516,9 +667,12 @@ struct pipeline *pipeline_new(const struct pipeline_env *env)
 	/* enough ready files to keep every worker busy while the readers refill */
 	p->ready = bqueue_new((size_t)cfg->threads * 4 + (size_t)cfg->io_depth);
 	p->publishing = calloc((size_t)cfg->threads, sizeof(*p->publishing));
-	if (!p->ready || !p->publishing) {
+	p->decode_cap = decode_room(cfg);
+	p->decode = budget_new(p->decode_cap);
+	if (!p->ready || !p->publishing || !p->decode) {
 		bqueue_free(p->ready);
 		free(p->publishing);
+		budget_free(p->decode);
 		free(p);
 		return NULL;
 	}
@@ -561,6 +715,7 @@ void pipeline_cancel(struct pipeline *p)
 {
 	if (atomic_exchange(&p->cancelled, 1))
 		return;
+	budget_cancel(p->decode);
 	source_cancel(p->env.source);
 }
 
@@ -584,6 +739,7 @@ void pipeline_free(struct pipeline *p)
 		pthread_mutex_destroy(&p->publishing[i]);
 	free(p->publishing);
 	bqueue_free(p->ready);
+	budget_free(p->decode);
 	pthread_mutex_destroy(&p->lock);
 	waitgroup_destroy(&p->reads);
 	free(p);

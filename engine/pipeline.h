@@ -7,11 +7,14 @@
  * Back-pressure: the ready queue and the budget block the readers, and a full read queue
  * blocks the walk, so memory stays bounded however large the tree.
  *
- * Publishing one output (publish_output): write it under a temporary name, claim its
- * name (claims.h: the byte-smaller input path wins a collision), remove the output it
- * replaces if any, append its metadata line, rename it into place, add its CSV row. The
- * line goes before the rename so that a crash at any instant leaves at worst a line
- * whose output is missing, which the next run drops and redoes (resume.h). */
+ * Publishing one output (publish_output): stage it in the sink (io/sink.h; the dir sink
+ * writes it under a temporary name), claim its name (claims.h: the byte-smaller input
+ * path wins a collision), publish it with its metadata line through the sink (the dir
+ * sink removes the output it replaces if any, appends the line, renames into place; a
+ * pack cannot replace, so there the first published keeps a contested name), add its
+ * CSV row. The dir sink's line goes before the rename so that a crash at any instant
+ * leaves at worst a line whose output is missing, which the next run drops and redoes
+ * (resume.h). */
 #ifndef VHPREP_ENGINE_PIPELINE_H
 #define VHPREP_ENGINE_PIPELINE_H
 
@@ -22,9 +25,8 @@
 #include "engine/since.h"
 #include "engine/preview.h"
 #include "engine/stats.h"
-#include "io/dirsink.h"
-#include "io/metadata.h"
 #include "io/report.h"
+#include "io/sink.h"
 #include "io/source.h"
 
 /* What a run drives; everything borrowed, and must outlive the pipeline. */
@@ -32,8 +34,7 @@ struct pipeline_env {
 	const struct config *cfg;
 	struct source *source;
 	struct budget *budget;  /* the same budget the source's reads take from */
-	struct dirsink *sink;
-	struct metadata *metadata;
+	struct sink *sink;      /* where outputs and their records go */
 	struct report *report;
 	struct stats *stats;
 	struct claims *claims;  /* who owns each output name */

@@ -23,7 +23,7 @@ json_t *progress_metrics(struct stats *s)
 	double done = (double)atomic_load(&s->processed);
 	double mb = (double)atomic_load(&s->bytes_read) / 1e6;
 
-	return json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:b, s:f}", "files_found",
+	return json_pack("{s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:i, s:f}", "files_found",
 			 (json_int_t)atomic_load(&s->found), "files_selected",
 			 (json_int_t)atomic_load(&s->submitted), "files_processed",
 			 (json_int_t)done, "files_failed",

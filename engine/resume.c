@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/htab.h"
+#include "engine/earlierurl.h"
 #include "engine/preview.h"
 #include "io/jsonname.h"
 #include "io/posixwalk.h"
@@ -31,7 +32,9 @@ struct resume {
 	struct resume_opts o;  /* set at creation */
 	json_t *versions;      /* set at creation: this run's dataset versions, or NULL */
 	struct htab *index;    /* location hash -> struct earlier; NULL with overwrite */
+	struct earlierurl *urls; /* the URL inputs' URLs and validators; NULL with overwrite */
 	struct htab *seen;     /* while scanning: name hash -> 1 (duplicates) */
+	struct htab *packed;   /* hash of an output stem in a published shard -> 1; NULL: none */
 	/* while scanning, one thread */
 	int needs_compaction;
 	uint64_t earlier, dropped;
@@ -160,6 +163,8 @@ static int index_line(struct resume *r, const char *file, json_t *meta)
 		e->name = claims_hash(file);
 	}
 	htab_unlock(s);
+	if (e && earlierurl_add(r->urls, key, meta) < 0)
+		e = NULL;
 out:
 	free(rel);
 	return e ? 0 : -VHERR_NOMEM;
@@ -294,7 +299,8 @@ int resume_open(int dirfd, struct metadata *m, struct claims *c, const struct re
 	r->versions = metadata_dataset_versions(o->binding);
 	r->seen = htab_new(1);
 	r->index = o->overwrite ? NULL : htab_new(sizeof(struct earlier));
-	if (!r->seen || (!o->overwrite && !r->index)) {
+	r->urls = o->overwrite ? NULL : earlierurl_new();
+	if (!r->seen || (!o->overwrite && (!r->index || !r->urls))) {
 		rc = vherr_set(err, VHERR_NOMEM, VHSTAGE_RECORD, NULL);
 		goto fail;
 	}
@@ -319,6 +325,69 @@ fail:
 	return rc;
 }
 
+/* Writes path without its base name's extension ("a/b.jpg" -> "a/b", "a/.x" stays) to
+ * buf; -1 if it does not fit. */
+static int stem_of(const char *path, char *buf, size_t size)
+{
+	const char *base = strrchr(path, '/');
+	const char *dot;
+	size_t n;
+
+	base = base ? base + 1 : path;
+	dot = strrchr(base, '.');
+	n = dot && dot != base ? (size_t)(dot - path) : strlen(path);
+	if (n >= size)
+		return -1;
+	memcpy(buf, path, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+int resume_add_packed(struct resume *r, const char *relout)
+{
+	char stem[PATH_MAX];
+	struct htab_stripe *s;
+	uint64_t key;
+	void *v;
+
+	if (stem_of(relout, stem, sizeof(stem)) < 0)
+		return 0; /* no input of ours maps to a name that long */
+	if (!r->packed && !(r->packed = htab_new(1)))
+		return -VHERR_NOMEM;
+	key = claims_hash(stem);
+	s = htab_lock(r->packed, key);
+	v = htab_insert(s, key, NULL);
+	htab_unlock(s);
+	if (!v)
+		return -VHERR_NOMEM;
+	r->earlier++;
+	return 0;
+}
+
+uint64_t resume_packed(const struct resume *r)
+{
+	return r->packed ? htab_count(r->packed) : 0;
+}
+
+/* Whether the output of the input at relpath stands in a published shard. */
+static int packed_done(struct resume *r, const char *relpath)
+{
+	char path[PATH_MAX], stem[PATH_MAX];
+	struct htab_stripe *s;
+	uint64_t key;
+	int n = snprintf(path, sizeof(path), "%s%s%s", r->o.prefix, *r->o.prefix ? "/" : "",
+			 relpath);
+	int found;
+
+	if (n < 0 || (size_t)n >= sizeof(path) || stem_of(path, stem, sizeof(stem)) < 0)
+		return 0;
+	key = claims_hash(stem);
+	s = htab_lock(r->packed, key);
+	found = htab_find(s, key) != NULL;
+	htab_unlock(s);
+	return found;
+}
+
 int resume_done(struct resume *r, const char *relpath, uint64_t size, int64_t mtime_ns)
 {
 	uint64_t key = claims_hash(relpath);
@@ -327,6 +396,8 @@ int resume_done(struct resume *r, const char *relpath, uint64_t size, int64_t mt
 	uint64_t name = 0;
 	int same;
 
+	if (r->packed)
+		return packed_done(r, relpath);
 	if (!r->index)
 		return 0;
 	s = htab_lock(r->index, key);
@@ -336,6 +407,28 @@ int resume_done(struct resume *r, const char *relpath, uint64_t size, int64_t mt
 		name = e->name;
 	htab_unlock(s);
 	return same && claims_confirm(r->claims, name, key);
+}
+
+enum earlierurl_verdict resume_url(struct resume *r, const char *relpath, const char *url,
+				  struct source_validators *v)
+{
+	uint64_t key = claims_hash(relpath), name = 0;
+	enum earlierurl_verdict verdict;
+	struct htab_stripe *s;
+	struct earlier *e;
+
+	if (!r->index)
+		return EARLIERURL_NONE;
+	verdict = earlierurl_check(r->urls, key, url, v);
+	if (verdict != EARLIERURL_SAME && verdict != EARLIERURL_ASK)
+		return verdict;
+	s = htab_lock(r->index, key);
+	e = htab_find(s, key);
+	if (e)
+		name = e->name;
+	htab_unlock(s);
+	/* a changed answer (200) then replaces the output it confirmed, as its owner */
+	return e && claims_confirm(r->claims, name, key) ? verdict : EARLIERURL_OTHER;
 }
 
 struct unseen {
@@ -396,6 +489,8 @@ void resume_free(struct resume *r)
 	json_decref(r->csv_line);
 	json_decref(r->preview_line);
 	htab_free(r->index);
+	earlierurl_free(r->urls);
 	htab_free(r->seen);
+	htab_free(r->packed);
 	free(r);
 }

@@ -10,7 +10,9 @@
  * temporary files (removed here), and lines whose output is missing or short (dropped
  * here, and their inputs redone). What stands is indexed: an input whose relative path,
  * size and mtime match its earlier line, and whose output still stands, is skipped
- * (already_done); a changed input is redone and replaces its output.
+ * (already_done); a changed input is redone and replaces its output. A URL input (--urls)
+ * is done when its earlier output stands and was made from the same URL, and the server
+ * answers the earlier ETag / Last-Modified with 304 (or gave neither): see resume_url.
  *
  * A rerun must ask for the same operations and dataset binding as the records under its
  * prefix (else its outputs would mix two recipes): resume_open refuses a difference,
@@ -25,6 +27,7 @@
 
 #include "common/vherr.h"
 #include "engine/claims.h"
+#include "engine/earlierurl.h"
 #include "io/dirsink.h"
 #include "io/metadata.h"
 
@@ -61,6 +64,14 @@ int resume_open(int dirfd, struct metadata *m, struct claims *c, const struct re
  * has its earlier output standing (then its name is confirmed in the claims and the input is to
  * be skipped). Always 0 with overwrite. Thread-safe. */
 int resume_done(struct resume *r, const char *relpath, uint64_t size, int64_t mtime_ns);
+/* For a URL input (--urls) at relpath whose redacted URL is url: EARLIERURL_SAME when its
+ * earlier output stands, was made from the same URL and no validator was recorded (skip
+ * it unfetched), EARLIERURL_ASK when the same holds with validators, copied into v (fetch
+ * it conditionally: a 304 means it is done); either way its name is confirmed in the
+ * claims. Otherwise EARLIERURL_NONE or EARLIERURL_OTHER (fetch it). Always NONE with
+ * overwrite. Thread-safe. */
+enum earlierurl_verdict resume_url(struct resume *r, const char *relpath, const char *url,
+				   struct source_validators *v);
 /* With overwrite and a completed walk: removes the outputs of the prefix that no input
  * of this run replaced or confirmed, and their lines. *removed (may be NULL) gets their
  * number. Single-threaded, after the workers. Returns 0 or a negative code with err set. */
@@ -72,5 +83,14 @@ void resume_free(struct resume *r);
 /* Parses "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (the mtime metadata lines hold) into ns since
  * the epoch. Returns 0, or -1 if s is not of that form. */
 int resume_parse_mtime(const char *s, int64_t *ns);
+
+/* Records that an output named relout (a decoded pack key: pack.h) stands in a published
+ * shard: from then on resume_done says done for every input whose output would have
+ * relout's name up to its extension, whatever its size and mtime (a published shard is
+ * never rewritten, so a changed input cannot replace its output there). Call before the
+ * run starts, from one thread. Returns 0, or -VHERR_NOMEM. */
+int resume_add_packed(struct resume *r, const char *relout);
+/* Returns the number of distinct output names resume_add_packed recorded. */
+uint64_t resume_packed(const struct resume *r);
 
 #endif

@@ -18,6 +18,7 @@
 #include "engine/claims.h"
 #include "engine/config.h"
 #include "engine/options.h"
+#include "engine/outsink.h"
 #include "engine/pipeline.h"
 #include "engine/progress.h"
 #include "engine/resume.h"
@@ -39,6 +40,9 @@ struct run {
 	struct source *source;
 	struct httpsrc_opts http; /* --urls: what the source borrows */
 	struct dirsink *sink;
+	struct sink *out; /* where the outputs go (engine/outsink.h) */
+	struct outsink_report packed; /* what earlier runs' shards hold */
+	atomic_ullong shards;	      /* shards this run published */
 	struct outlock *lock;
 	struct metadata *metadata;
 	struct report *report;
@@ -125,6 +129,44 @@ static int open_resume(struct run *r, int dfd, int *exit_code, struct vherr *err
 	return 0;
 }
 
+/* pack sink: one shard published (its lines are in the records). */
+static int on_shard(void *ctx, const struct pack_shard *shard, struct vherr *err)
+{
+	struct run *r = ctx;
+
+	(void)shard;
+	(void)err;
+	atomic_fetch_add(&r->shards, 1);
+	return 0;
+}
+
+/* Opens the sink the config asks for (engine/outsink.h) and says what earlier shards
+ * hold. */
+static int open_sink(struct run *r, struct vherr *err)
+{
+	struct outsink_env e = {
+	    .cfg = &r->cfg,
+	    .ds = r->sink,
+	    .metadata = r->metadata,
+	    .binding = &r->binding,
+	    .resume = r->resume,
+	    .on_shard = on_shard,
+	    .ctx = r,
+	};
+	struct outsink_report *rep = &r->packed;
+
+	if (outsink_open(&e, &r->out, rep, err) < 0)
+		return -1;
+	if (rep->shards)
+		say(r,
+		    "vhprep: '%s' holds %llu shards of an earlier run with %llu outputs: "
+		    "resuming, their inputs are skipped, new shards follow (restored %llu "
+		    "records)",
+		    r->cfg.outputs, (unsigned long long)rep->shards,
+		    (unsigned long long)rep->keys, (unsigned long long)rep->lines_restored);
+	return 0;
+}
+
 /* Opens the outputs side: the dir, its lock, the records, and what earlier runs left.
  * Returns 0, or a negative code (err set) and *exit_code. */
 static int open_outputs(struct run *r, int *exit_code, struct vherr *err)
@@ -148,7 +190,7 @@ static int open_outputs(struct run *r, int *exit_code, struct vherr *err)
 		return -1;
 	if (r->resumed.compacted && report_csv_rebuild(r->report, err) < 0)
 		return -1;
-	return 0;
+	return open_sink(r, err);
 }
 
 static int open_all(struct run *r, int *exit_code, struct vherr *err)
@@ -158,8 +200,8 @@ static int open_all(struct run *r, int *exit_code, struct vherr *err)
 		.io_depth = r->cfg.io_depth,
 		.files_from = r->cfg.files_from,
 		.quiet = r->cfg.quiet,
-		.nfs_connections = r->cfg.nfs_connections,
-		.nfs_timeout_ms = (int)(r->cfg.nfs_timeout * 1000),
+		.nfs = {.connections = r->cfg.nfs_connections,
+			.timeout_ms = (int)(r->cfg.nfs_timeout * 1000)},
 	};
 
 	*exit_code = RUN_EXIT_FATAL;
@@ -270,7 +312,7 @@ static json_t *summary_json(struct run *r, double seconds, int exit_code)
 		return NULL;
 	return json_pack(
 		"{s:s, s:s, s:s, s:s, s:f, s:o, s:{s:I, s:I}, s:f, s:f, s:f, s:o, s:b, s:s?, "
-		"s:i, s:{s:i, s:i, s:i, s:I}}",
+		"s:i, s:{s:i, s:i, s:i, s:I, s:I, s:s, s:I}}",
 		"vhprep_version", VHPREP_VERSION, "source", source, "outputs", outputs,
 		"started_at", started, "seconds", seconds, "files",
 		stats_files_json(s), "bytes", "read", (json_int_t)atomic_load(&s->bytes_read),
@@ -281,7 +323,9 @@ static json_t *summary_json(struct run *r, double seconds, int exit_code)
 		stats_failures_json(s), "walk_complete", atomic_load(&s->walk_complete),
 		"interrupted_by", signal_name(sig), "exit_code", exit_code, "config", "threads",
 		r->cfg.threads, "io_depth", r->cfg.io_depth, "walkers", r->cfg.walkers,
-		"read_budget", (json_int_t)r->cfg.read_budget);
+		"read_budget", (json_int_t)r->cfg.read_budget, "memory", (json_int_t)r->cfg.memory,
+		"memory_from", r->cfg.memory_from, "max_file_size",
+		(json_int_t)r->cfg.max_file_size);
 }
 
 static void print_summary(struct run *r, double seconds)
@@ -294,10 +338,12 @@ static void print_summary(struct run *r, double seconds)
 		return;
 	fprintf(stderr,
 		"vhprep: %llu processed, %llu already done, %llu failed, %llu filtered out, "
-		"%llu skipped by size (of %llu found) in %.2f s: %.1f files/s\n",
+		"%llu not images by name, %llu skipped by size (of %llu found) in %.2f s: "
+		"%.1f files/s\n",
 		done, (unsigned long long)atomic_load(&s->already_done),
 		(unsigned long long)atomic_load(&s->failed),
 		(unsigned long long)atomic_load(&s->filtered),
+		(unsigned long long)atomic_load(&s->skipped_type),
 		(unsigned long long)atomic_load(&s->skipped_size),
 		(unsigned long long)atomic_load(&s->found), seconds,
 		seconds > 0 ? (double)done / seconds : 0.0);
@@ -309,6 +355,55 @@ static void print_summary(struct run *r, double seconds)
 				logged ? ")" : "");
 	fprintf(stderr, "vhprep: outputs in %s/%s, records in %s\n", r->cfg.outputs,
 		r->cfg.prefix, r->cfg.outputs);
+}
+
+/* Appends " --NAME 'v'" for each of list's words to buf (of size, used so far *n). */
+static void name_list(char *buf, size_t size, size_t *n, const char *name,
+		      const struct strlist *list)
+{
+	for (int i = 0; i < list->n && *n < size; i++)
+		*n += (size_t)snprintf(buf + *n, size - *n, " %s '%s'", name, list->v[i]);
+}
+
+/* A complete walk that found files and selected none of them (not because they are other
+ * --shard members' share): says which filters did it on stderr and returns 1. */
+static int none_selected(struct run *r)
+{
+	struct stats *s = &r->stats;
+	const struct config *c = &r->cfg;
+	uint64_t found = atomic_load(&s->found);
+	char filters[1024] = "";
+	size_t n = 0;
+	int commas = 0;
+
+	if (!atomic_load(&s->walk_complete) || !found ||
+	    atomic_load(&s->submitted) != atomic_load(&s->skipped_size) ||
+	    atomic_load(&s->other_shard))
+		return 0;
+	name_list(filters, sizeof(filters), &n, "--include", &c->includes);
+	name_list(filters, sizeof(filters), &n, "--exclude", &c->excludes);
+	for (int i = 0; i < c->includes.n; i++)
+		commas |= strchr(c->includes.v[i], ',') != NULL;
+	if (c->sample < 1.0 && n < sizeof(filters))
+		n += (size_t)snprintf(filters + n, sizeof(filters) - n, " --sample %g", c->sample);
+	if ((c->min_size || c->max_size != UINT64_MAX) && n < sizeof(filters))
+		n += (size_t)snprintf(filters + n, sizeof(filters) - n, " --min-size/--max-size");
+	if (!c->includes.n && atomic_load(&s->skipped_type) == found)
+		fprintf(stderr,
+			"vhprep: none of the %llu files found has an extension of an image format "
+			"vhprep reads (jpg, jpeg, png, webp, gif, tif, tiff, bmp, ...): choose "
+			"files by name with --include GLOB (e.g. --include '*')\n",
+			(unsigned long long)found);
+	else
+		fprintf(stderr, "vhprep: selected 0 of the %llu files found:%s%s\n",
+			(unsigned long long)found, n ? " the filters" : "",
+			n ? filters : " every file was filtered out");
+	if (c->includes.n)
+		fprintf(stderr,
+			"vhprep: %sglobs are not comma-separated: repeat the option, e.g. "
+			"--include '*.jpg' --include '*.png'\n",
+			commas ? "a glob holds a comma, but " : "");
+	return 1;
 }
 
 static int exit_code_of(struct run *r, int fatal)
@@ -397,7 +492,9 @@ static int seal_records(struct run *r, struct vherr *err)
 	int dfd = dirsink_dirfd(r->sink), compacted = 0, rc;
 	uint64_t removed = 0;
 
-	rc = resume_finish(r->resume, r->sink, atomic_load(&r->stats.walk_complete), &removed,
+	rc = sink_close(r->out, err); /* the pack's last shard, and its lines */
+	if (rc == 0)
+		rc = resume_finish(r->resume, r->sink, atomic_load(&r->stats.walk_complete), &removed,
 			   err);
 	if (rc == 0 && removed)
 		say(r, "vhprep: removed %llu outputs of an earlier run that no input replaced "
@@ -433,6 +530,8 @@ static int finish(struct run *r, int fatal, int forced)
 	struct vherr err = {0};
 	json_t *summary;
 
+	if (code == RUN_EXIT_OK && none_selected(r))
+		code = RUN_EXIT_USAGE;
 	if (!forced && preview_finish(r->preview, r->sink, &r->stats, atomic_load(&r->signal)) &&
 	    r->cfg.preview_in_dataset)
 		r->preview_written = 1;
@@ -441,6 +540,13 @@ static int finish(struct run *r, int fatal, int forced)
 		code = RUN_EXIT_FATAL;
 	}
 	summary = summary_json(r, seconds, code);
+	if (summary && r->cfg.pack &&
+	    (json_object_set_new(summary, "sink", json_string(sink_kind(r->out))) != 0 ||
+	     json_object_set_new(summary, "shards",
+				 json_integer((json_int_t)atomic_load(&r->shards))) != 0)) {
+		json_decref(summary);
+		summary = NULL;
+	}
 	if (!summary || report_write_summary(dirsink_dirfd(r->sink), summary, &err) < 0) {
 		fprintf(stderr, "vhprep: cannot write %s: %s\n", REPORT_SUMMARY_FILE,
 			summary ? err.msg : "out of memory");
@@ -464,8 +570,7 @@ static int execute(struct run *r, struct vherr *err)
 		.cfg = &r->cfg,
 		.source = r->source,
 		.budget = r->budget,
-		.sink = r->sink,
-		.metadata = r->metadata,
+		.sink = r->out,
 		.report = r->report,
 		.stats = &r->stats,
 		.claims = r->claims,
@@ -498,6 +603,7 @@ static int execute(struct run *r, struct vherr *err)
 static void run_close(struct run *r)
 {
 	pipeline_free(r->pipeline);
+	sink_free(r->out);
 	preview_free(r->preview);
 	metadata_close(r->metadata, NULL);
 	report_close(r->report, NULL);

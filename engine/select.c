@@ -4,6 +4,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "kernels/kernel.h"
+
 /* Shard and sample use different seeds, so a sample of a shard is not skewed. */
 #define SHARD_SEED 0x5348415244ULL /* "SHARD" */
 
@@ -41,10 +43,20 @@ uint32_t select_shard_of(const char *relpath, uint32_t count)
 	return count <= 1 ? 0 : (uint32_t)(select_hash(relpath, SHARD_SEED) % count);
 }
 
+int select_readable_name(const char *relpath)
+{
+	const char *base = strrchr(relpath, '/');
+	const char *dot = strrchr(base ? base + 1 : relpath, '.');
+
+	return dot && dot[1] && kernel_extension_readable(dot + 1);
+}
+
 enum select_verdict select_path(const struct config *cfg, const char *relpath)
 {
 	if (cfg->includes.n && !any_match(&cfg->includes, relpath))
 		return SELECT_NOT_INCLUDED;
+	if (!cfg->includes.n && cfg->select_by_type && !select_readable_name(relpath))
+		return SELECT_NOT_IMAGE_TYPE;
 	if (cfg->excludes.n && any_match(&cfg->excludes, relpath))
 		return SELECT_EXCLUDED;
 	if (cfg->shard_count > 1 && select_shard_of(relpath, cfg->shard_count) != cfg->shard_index)

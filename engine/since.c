@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include "common/htab.h"
+#include "engine/earlierurl.h"
 #include "engine/resume.h"
 #include "io/jsonname.h"
 #include "io/metadata.h"
@@ -28,9 +29,10 @@ struct earlier_input {
 };
 
 struct since {
-	char *path;	  /* set at creation */
-	int checksum;	  /* set at creation */
-	struct htab *tab; /* set at creation */
+	char *path;		 /* set at creation */
+	int checksum;		 /* set at creation */
+	struct htab *tab;	 /* set at creation */
+	struct earlierurl *urls; /* set at creation: the URL inputs (--urls) */
 };
 
 static uint64_t key_of(const char *relpath)
@@ -74,6 +76,8 @@ static int index_line(void *ctx, const struct metadata_line *l)
 			e->has_sha = unhex(sha, e->sha) == 0;
 	}
 	htab_unlock(st);
+	if (e && earlierurl_add(s->urls, key_of(rel), meta) < 0)
+		e = NULL;
 	free(rel);
 	return e ? 0 : -VHERR_NOMEM;
 }
@@ -89,7 +93,8 @@ int since_open(const char *path, int checksum, struct since **out, struct vherr 
 	s->checksum = checksum;
 	s->tab = htab_new(checksum ? sizeof(struct earlier_input)
 				   : offsetof(struct earlier_input, sha));
-	if (!s->tab)
+	s->urls = earlierurl_new();
+	if (!s->tab || !s->urls)
 		goto nomem;
 	if (access(path, R_OK) != 0) {
 		rc = vherr_errno(err, errno, VHSTAGE_NONE, "cannot read --since '%s'", path);
@@ -178,6 +183,43 @@ int since_same_content(struct since *s, const char *relpath, const char *sha256_
 	return with_record(s, relpath, 0, compare_sha, (void *)sha256_hex);
 }
 
+/* A URL input's verdict: changed unless it is the same; an asked one is changed until
+ * since_url_unchanged says otherwise. */
+static int url_judge(struct since *s, struct earlier_input *e, void *arg)
+{
+	int v = *(int *)arg;
+
+	(void)s;
+	e->flags |= FLAG_SEEN;
+	if (v != SINCE_UNCHANGED)
+		e->flags |= FLAG_CHANGED;
+	return v;
+}
+
+enum since_verdict since_url(struct since *s, const char *relpath, const char *url,
+			     struct source_validators *v)
+{
+	enum earlierurl_verdict u = earlierurl_check(s->urls, key_of(relpath), url, v);
+	int verdict = u == EARLIERURL_SAME  ? SINCE_UNCHANGED
+		      : u == EARLIERURL_ASK ? SINCE_ASK
+					    : SINCE_CHANGED;
+
+	return (enum since_verdict)with_record(s, relpath, SINCE_NEW, url_judge, &verdict);
+}
+
+static int clear_changed(struct since *s, struct earlier_input *e, void *arg)
+{
+	(void)s;
+	(void)arg;
+	e->flags &= ~FLAG_CHANGED;
+	return 0;
+}
+
+void since_url_unchanged(struct since *s, const char *relpath)
+{
+	with_record(s, relpath, 0, clear_changed, NULL);
+}
+
 struct excl_ctx {
 	struct since *s;
 	int walk_complete;
@@ -222,6 +264,7 @@ void since_free(struct since *s)
 	if (!s)
 		return;
 	htab_free(s->tab);
+	earlierurl_free(s->urls);
 	free(s->path);
 	free(s);
 }

@@ -7,13 +7,19 @@
  * (known once the walk has completed), make the new version's "exclude" list when it is
  * built "from" the earlier one (--dataset-from).
  *
- * Memory: about 40 bytes per line of FILE (72 with --since-checksum). Thread-safe. */
+ * URL inputs (--urls) are compared by URL and the server's validators instead
+ * (engine/earlierurl.h): the same URL is unchanged when the server answers the earlier
+ * ETag / Last-Modified with 304, or when it gave neither.
+ *
+ * Memory: about 40 bytes per line of FILE (72 with --since-checksum; URL lines add
+ * earlierurl's). Thread-safe. */
 #ifndef VHPREP_ENGINE_SINCE_H
 #define VHPREP_ENGINE_SINCE_H
 
 #include <stdint.h>
 
 #include "common/vherr.h"
+#include "io/source.h"
 
 /* What since_check says of an input. */
 enum since_verdict {
@@ -21,6 +27,7 @@ enum since_verdict {
 	SINCE_UNCHANGED, /* same size and mtime: skip it */
 	SINCE_CHANGED,	 /* in the earlier run but not the same: process it */
 	SINCE_VERIFY,	 /* --since-checksum: read it and ask since_same_content */
+	SINCE_ASK,	 /* a URL input: ask the server with the earlier validators */
 };
 
 struct since;
@@ -37,6 +44,15 @@ enum since_verdict since_check(struct since *s, const char *relpath, uint64_t si
 /* --since-checksum: whether relpath's content (sha256_hex, 64 hex digits) is the
  * earlier one; if not, it counts as changed. */
 int since_same_content(struct since *s, const char *relpath, const char *sha256_hex);
+/* For a URL input (--urls) at relpath whose redacted URL is url: SINCE_NEW; SINCE_CHANGED
+ * (another URL then); SINCE_UNCHANGED (the same URL, no validator recorded: skip it
+ * unfetched); or SINCE_ASK with the earlier validators in v (fetch it conditionally; it
+ * counts as changed unless since_url_unchanged is called after a 304). The URL decides
+ * even with --since-checksum. */
+enum since_verdict since_url(struct since *s, const char *relpath, const char *url,
+			     struct source_validators *v);
+/* After a 304 to SINCE_ASK's conditional request: relpath is unchanged after all. */
+void since_url_unchanged(struct since *s, const char *relpath);
 /* Calls fn with the "file" of every earlier output whose input changed, or was deleted
  * (only when walk_complete: an unfinished walk proves no deletion), in the earlier
  * file's order. Single-threaded, after the workers. Returns 0, or a negative code with

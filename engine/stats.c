@@ -9,14 +9,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/vhclock.h"
 #include "io/jsonname.h"
 
 double stats_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)vhclock_ns() / 1e9;
 }
 
 void stats_init(struct stats *s)
@@ -76,6 +74,8 @@ json_t *stats_files_json(struct stats *s)
 	    {"processed", &s->processed},
 	    {"failed", &s->failed},
 	    {"filtered", &s->filtered},
+	    {"other_shard", &s->other_shard},
+	    {"skipped_type", &s->skipped_type},
 	    {"skipped_size", &s->skipped_size},
 	    {"cancelled", &s->cancelled},
 	    {"over_limit", &s->over_limit},

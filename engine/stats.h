@@ -18,6 +18,8 @@ struct stats {
 	double start;               /* set at creation: monotonic seconds */
 	atomic_ullong found;        /* files the walk emitted */
 	atomic_ullong filtered;     /* dropped by include/exclude/sample/shard */
+	atomic_ullong other_shard;  /* of filtered: another --shard member's */
+	atomic_ullong skipped_type; /* no --include, and no extension of a format read here */
 	atomic_ullong skipped_size; /* dropped by --min-size/--max-size */
 	atomic_ullong submitted;    /* reads submitted (selected files) */
 	atomic_ullong processed;    /* outputs written and recorded */

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/vhclock.h"
 #include "io/urllist.h"
 
 #define POLL_MAX_MS 1000
@@ -54,6 +55,10 @@ struct hreq {
 	uint64_t t0_ns;	   /* the current attempt's start (oplat clock) */
 	uint64_t want;	   /* PAUSED: bytes asked of the budget thread */
 	bool grant_failed; /* PAUSED: the budget was cancelled */
+	bool judged;	   /* req->judge has seen the head (once, whatever the attempts) */
+	bool conditional;  /* v holds validators sent with every attempt */
+	struct source_validators v; /* from req->revalidate */
+	struct curl_slist *hdrs;    /* the conditional request's headers, or NULL */
 	/* the current response, reset by each status line */
 	long status;
 	int64_t length;		/* Content-Length, -1 none */
@@ -115,14 +120,6 @@ static struct hreq *hl_pop(struct hlist *l)
 			l->tail = NULL;
 	}
 	return r;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static bool is_quit(struct httpsrc *s)
@@ -292,11 +289,26 @@ static bool text_type(const char *ctype)
 	       strncasecmp(ctype, "application/json", 16) == 0;
 }
 
+/* A 304 to a conditional request: what req->revalidate says now. */
+static enum hverdict not_modified(struct hreq *r)
+{
+	struct source_read *q = r->req;
+
+	if (q->revalidate(q, &r->v, 1) == SOURCE_ADMIT_SKIP)
+		return V_SKIP;
+	r->err = q->err;
+	if (!r->err.code)
+		vherr_set(&r->err, VHERR_HTTP_STATUS, VHSTAGE_READ, "HTTP status 304");
+	return V_FAIL;
+}
+
 /* Judges a final response from its headers: V_NONE (read the body) or a verdict. */
 static enum hverdict judge_headers(struct hreq *r)
 {
 	struct source_read *q = r->req;
 
+	if (r->status == 304 && r->conditional)
+		return not_modified(r);
 	if (r->status == 429 || r->status >= 500) {
 		vherr_set(&r->err, VHERR_HTTP_STATUS, VHSTAGE_READ, "HTTP status %ld",
 			  r->status);
@@ -340,7 +352,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *userdata)
 	if (r->status < 200 || (r->status >= 300 && r->status < 400 && r->location))
 		return n; /* 1xx, or a redirect libcurl follows */
 	r->verdict = judge_headers(r);
-	return r->verdict == V_NONE ? n : 0;
+	/* a 304 has no body: let it end normally, which keeps its connection */
+	return r->verdict == V_NONE || r->status == 304 ? n : 0;
 }
 
 /* ---- the body: budget, then bytes ---- */
@@ -350,6 +363,10 @@ static uint64_t budget_goal(const struct hreq *r, uint64_t need)
 {
 	uint64_t goal;
 
+	if (r->req->judge && !r->judged && need <= SOURCE_HEAD_MAX) /* the head alone */
+		return r->length >= 0 && (uint64_t)r->length < SOURCE_HEAD_MAX
+			   ? (uint64_t)r->length
+			   : SOURCE_HEAD_MAX;
 	if (r->length >= 0 && (uint64_t)r->length >= need)
 		return (uint64_t)r->length;
 	goal = (need + HTTPSRC_BUDGET_STEP - 1) / HTTPSRC_BUDGET_STEP * HTTPSRC_BUDGET_STEP;
@@ -389,6 +406,30 @@ static size_t pause_for_budget(struct hreq *r, uint64_t want)
 	return CURL_WRITEFUNC_PAUSE;
 }
 
+/* Shows req->judge the head (the first SOURCE_HEAD_MAX bytes, or the whole body when it
+ * ended sooner; size: the Content-Length, else the bytes so far). Returns true to read
+ * on, or false with r->verdict set from what the judge decided. */
+static bool judge_head(struct hreq *r)
+{
+	struct source_read *q = r->req;
+	bool go;
+
+	r->judged = true;
+	q->data = r->buf;
+	q->len = r->len < SOURCE_HEAD_MAX ? r->len : SOURCE_HEAD_MAX;
+	q->size = r->length >= 0 ? (uint64_t)r->length : r->len;
+	go = source_read_judge(q);
+	q->data = NULL;
+	q->len = q->size = 0;
+	if (go)
+		return true;
+	r->verdict = q->status == SOURCE_READ_SKIPPED ? V_SKIP : V_FAIL;
+	r->err = q->err;
+	if (r->verdict == V_FAIL && !r->err.code)
+		vherr_set(&r->err, VHERR_NOT_IMAGE, VHSTAGE_READ, "refused by its first bytes");
+	return false;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *userdata)
 {
 	struct hreq *r = userdata;
@@ -418,6 +459,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *userdata)
 	}
 	memcpy(r->buf + r->len, p, n);
 	r->len = need;
+	if (q->judge && !r->judged && r->len >= SOURCE_HEAD_MAX && !judge_head(r))
+		return 0; /* refused: the rest is never transferred */
 	return n;
 }
 
@@ -503,6 +546,8 @@ static void judge_result(struct hreq *r, CURLcode rc)
 	if (rc == CURLE_OK && r->status >= 200 && r->status <= 299) {
 		if (r->len < q->min_size)
 			r->verdict = V_SKIP;
+		else if (q->judge && !r->judged) /* a body shorter than the head */
+			judge_head(r);
 		return;
 	}
 	if (rc == CURLE_OK) { /* a final 3xx without Location */
@@ -586,6 +631,8 @@ static void easy_drop(struct hreq *r)
 	curl_multi_remove_handle(r->s->multi, r->easy);
 	curl_easy_cleanup(r->easy);
 	r->easy = NULL;
+	curl_slist_free_all(r->hdrs);
+	r->hdrs = NULL;
 }
 
 /* Waits before the next attempt: the server's Retry-After, else the backoff. */
@@ -602,7 +649,7 @@ static void schedule_retry(struct hreq *r)
 			   ? (uint64_t)r->retry_after_ms
 			   : HTTPSRC_RETRY_AFTER_MAX_MS;
 	release_body(r);
-	r->due_ms = now_ms() + wait;
+	r->due_ms = vhclock_ms() + wait;
 	hreq_set(r, H_BACKOFF);
 	hl_push(&s->backoff, r);
 }
@@ -626,6 +673,28 @@ static void transfer_done(struct hreq *r, CURLcode rc)
 }
 
 /* ---- starting a transfer ---- */
+
+/* Asks the server whether the input changed since the validators in r->v. */
+static int conditional_headers(struct hreq *r)
+{
+	char h[sizeof(r->v.etag) + 32];
+	struct curl_slist *l;
+
+	if (r->v.etag[0]) {
+		snprintf(h, sizeof(h), "If-None-Match: %s", r->v.etag);
+		if (!(l = curl_slist_append(r->hdrs, h)))
+			return -1;
+		r->hdrs = l;
+	}
+	if (r->v.last_modified[0]) {
+		snprintf(h, sizeof(h), "If-Modified-Since: %s", r->v.last_modified);
+		if (!(l = curl_slist_append(r->hdrs, h)))
+			return -1;
+		r->hdrs = l;
+	}
+	curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->hdrs);
+	return 0;
+}
 
 static int easy_setup(struct hreq *r)
 {
@@ -668,13 +737,36 @@ static int easy_setup(struct hreq *r)
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
-	return 0;
+	return r->conditional ? conditional_headers(r) : 0;
+}
+
+/* Before a transfer's first request: whether req->revalidate lets it be fetched (and
+ * with which validators); when it does not, r is completed here. */
+static bool revalidate_first(struct hreq *r)
+{
+	struct source_read *q = r->req;
+	enum source_admit a;
+
+	if (!q->revalidate)
+		return true;
+	a = q->revalidate(q, &r->v, 0);
+	if (a == SOURCE_ADMIT_READ) {
+		r->conditional = r->v.etag[0] || r->v.last_modified[0];
+		return true;
+	}
+	r->verdict = a == SOURCE_ADMIT_SKIP ? V_SKIP : V_FAIL;
+	r->err = q->err;
+	finish(r);
+	complete(r);
+	return false;
 }
 
 static void start(struct hreq *r)
 {
 	struct httpsrc *s = r->s;
 
+	if (r->attempts == 0 && !revalidate_first(r))
+		return;
 	r->attempts++;
 	r->t0_ns = oplat_now();
 	r->verdict = V_NONE;
@@ -738,7 +830,7 @@ static void cancel_all(struct httpsrc *s)
 
 static void start_due(struct httpsrc *s, uint64_t *next_due)
 {
-	uint64_t now = now_ms();
+	uint64_t now = vhclock_ms();
 	struct hlist keep = {0};
 	struct hreq *r;
 
@@ -794,7 +886,7 @@ static void *loop_main(void *arg)
 		start_due(s, &next_due);
 		curl_multi_perform(s->multi, &running);
 		read_messages(s);
-		now = now_ms();
+		now = vhclock_ms();
 		if (next_due <= now)
 			wait_ms = 0;
 		else if (next_due - now < POLL_MAX_MS)

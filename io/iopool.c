@@ -129,7 +129,13 @@ static void read_content(int fd, struct budget *budget, struct oplat *lat,
 		return;
 	if (req->len < head || head == req->size) /* all of it, or the file shrank */
 		goto done;
-	if (charge(budget, req, req->size - head) < 0)
+	/* the whole file's bytes at once, the head's given back first: one larger than the
+	 * budget then runs alone (budget_acquire) instead of waiting on its own head */
+	if (budget && req->charged) {
+		budget_release(budget, req->charged);
+		req->charged = 0;
+	}
+	if (charge(budget, req, req->size) < 0)
 		return;
 	full = realloc(req->data, req->size);
 	if (!full)

@@ -50,14 +50,6 @@ static json_t *string_array(const char *const *v, int n)
 	return a;
 }
 
-/* "packaging" given as JSON text is inserted as JSON, anything else as a string. */
-static json_t *packaging_value(const char *text)
-{
-	json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
-
-	return v ? v : json_string(text);
-}
-
 static json_t *dataset_versions(const struct metadata_binding *b)
 {
 	json_t *list = json_array();
@@ -75,7 +67,7 @@ static json_t *dataset_versions(const struct metadata_binding *b)
 			bad = json_object_set_new(v, "exclude",
 						  string_array(b->excludes, b->nexcludes)) != 0;
 		if (!bad && b->packaging)
-			bad = json_object_set_new(v, "packaging", packaging_value(b->packaging)) != 0;
+			bad = json_object_set_new(v, "packaging", json_true()) != 0;
 		if (bad || json_array_append_new(list, v) != 0) {
 			json_decref(v);
 			json_decref(list);
@@ -119,6 +111,12 @@ static json_t *provenance(const struct metadata_provenance *p)
 	    "operations", string_array(p->operations, p->noperations), "vhprep_version",
 	    p->version);
 
+	if (o && p->frames > 1 &&
+	    (json_object_set_new(o, "frames", json_integer(p->frames)) != 0 ||
+	     json_object_set_new(o, "frame_used", json_integer(p->frame_used)) != 0)) {
+		json_decref(o);
+		return NULL;
+	}
 	if (o && (jsonname_set(o, "source", p->source) != 0 ||
 		  (p->source_relpath && jsonname_set(o, "source_relpath", p->source_relpath) != 0) ||
 		  (p->extra && json_object_update_missing(o, p->extra) != 0))) {
@@ -481,6 +479,8 @@ int metadata_compact(struct metadata *m, int (*keep)(void *ctx, const struct met
 	if (rc == 0)
 		rc = appendlog_open(m->dirfd, METADATA_FILE, 0, &log, err);
 	if (rc == 0) {
+		/* the superseded log: its close error is not checked, as the compacted file,
+		 * built from its contents and fdatasync'd, holds whatever it had */
 		appendlog_close(m->log, NULL);
 		m->log = log;
 		atomic_store(&m->superseded, 0);

@@ -25,7 +25,7 @@ struct metadata_binding {
 	const char *from;            /* "from" of each dataset version, or NULL */
 	const char *const *aliases;  /* targeting_aliases, or none */
 	int naliases;
-	const char *packaging;       /* "packaging": JSON text or a plain word, or NULL */
+	int packaging;               /* "packaging": true on each version when set */
 	const char *const *tags;     /* valohai.tags */
 	int ntags;
 	const char *const *excludes; /* "exclude" of each dataset version (with from) */
@@ -47,6 +47,8 @@ struct metadata_provenance {
 	int noperations;
 	const char *version;      /* vhprep version */
 	uint64_t output_bytes;    /* size of the output file */
+	int frames, frame_used;	  /* frames > 1 (animated or multi-page input): written as
+				   * "frames" and "frame_used" (zero-based); else omitted */
 	json_t *extra;            /* NULL, or members added where they replace none of the
 				   * above (a URL source's provenance); borrowed */
 };

@@ -9,6 +9,7 @@
  * (lib/libnfs-zdr.c:171, `pos + (int)size > size`) lets a length of 2^31 or more pass, so
  * every length is checked against what a reply can hold before it is used. */
 #include "io/nfs4dir.h"
+#include "io/nfs4rpc.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,73 +23,6 @@
 /* Longest opaque a reply can hold: libnfs 4.0 refuses PDUs over 1 MiB + 4 KiB. */
 #define REPLY_MAX      (NFS4DIR_MAXCOUNT_MAX + 4096u)
 #define LOOKUP_MAX_OPS 256 /* path components + PUTROOTFH, GETFH, GETATTR */
-
-/* ---- NFSv4 status → errno ---- */
-
-/* clang-format off */
-#define STATUS_LIST(X)                                                                       \
-	X(NFS4_OK, 0) X(NFS4ERR_PERM, EPERM) X(NFS4ERR_NOENT, ENOENT) X(NFS4ERR_IO, EIO)         \
-	X(NFS4ERR_NXIO, ENXIO) X(NFS4ERR_ACCESS, EACCES) X(NFS4ERR_EXIST, EEXIST)              \
-	X(NFS4ERR_XDEV, EXDEV) X(NFS4ERR_NOTDIR, ENOTDIR) X(NFS4ERR_ISDIR, EISDIR)             \
-	X(NFS4ERR_INVAL, EINVAL) X(NFS4ERR_FBIG, EFBIG) X(NFS4ERR_NOSPC, ENOSPC)               \
-	X(NFS4ERR_ROFS, EROFS) X(NFS4ERR_MLINK, EMLINK) X(NFS4ERR_NAMETOOLONG, ENAMETOOLONG)   \
-	X(NFS4ERR_NOTEMPTY, ENOTEMPTY) X(NFS4ERR_DQUOT, EDQUOT) X(NFS4ERR_STALE, ESTALE)       \
-	X(NFS4ERR_BADHANDLE, EINVAL) X(NFS4ERR_BAD_COOKIE, EINVAL)                            \
-	X(NFS4ERR_NOTSUPP, EOPNOTSUPP) X(NFS4ERR_TOOSMALL, EMSGSIZE)                           \
-	X(NFS4ERR_SERVERFAULT, EREMOTEIO) X(NFS4ERR_BADTYPE, EINVAL) X(NFS4ERR_DELAY, EAGAIN)  \
-	X(NFS4ERR_SAME, EIO) X(NFS4ERR_DENIED, EACCES) X(NFS4ERR_EXPIRED, EIO)                 \
-	X(NFS4ERR_LOCKED, EAGAIN) X(NFS4ERR_GRACE, EAGAIN) X(NFS4ERR_FHEXPIRED, ESTALE)        \
-	X(NFS4ERR_SHARE_DENIED, EACCES) X(NFS4ERR_WRONGSEC, EPERM)                             \
-	X(NFS4ERR_CLID_INUSE, EIO) X(NFS4ERR_RESOURCE, EREMOTEIO) X(NFS4ERR_MOVED, EIO)        \
-	X(NFS4ERR_NOFILEHANDLE, EIO) X(NFS4ERR_MINOR_VERS_MISMATCH, EPROTONOSUPPORT)           \
-	X(NFS4ERR_STALE_CLIENTID, EIO) X(NFS4ERR_STALE_STATEID, EIO)                           \
-	X(NFS4ERR_OLD_STATEID, EIO) X(NFS4ERR_BAD_STATEID, EIO) X(NFS4ERR_BAD_SEQID, EIO)      \
-	X(NFS4ERR_NOT_SAME, EIO) X(NFS4ERR_LOCK_RANGE, EIO) X(NFS4ERR_SYMLINK, ELOOP)          \
-	X(NFS4ERR_RESTOREFH, EIO) X(NFS4ERR_LEASE_MOVED, EIO) X(NFS4ERR_ATTRNOTSUPP, EOPNOTSUPP) \
-	X(NFS4ERR_NO_GRACE, EIO) X(NFS4ERR_RECLAIM_BAD, EIO) X(NFS4ERR_RECLAIM_CONFLICT, EIO)  \
-	X(NFS4ERR_BADZDR, EIO) X(NFS4ERR_LOCKS_HELD, EIO) X(NFS4ERR_OPENMODE, EACCES)          \
-	X(NFS4ERR_BADOWNER, EINVAL) X(NFS4ERR_BADCHAR, EINVAL) X(NFS4ERR_BADNAME, EINVAL)      \
-	X(NFS4ERR_BAD_RANGE, EINVAL) X(NFS4ERR_LOCK_NOTSUPP, EOPNOTSUPP)                       \
-	X(NFS4ERR_OP_ILLEGAL, EIO) X(NFS4ERR_DEADLOCK, EDEADLK) X(NFS4ERR_FILE_OPEN, EBUSY)    \
-	X(NFS4ERR_ADMIN_REVOKED, EIO) X(NFS4ERR_CB_PATH_DOWN, EIO)
-/* clang-format on */
-
-static const struct status_row {
-	int status;
-	int errnum;
-	const char *name;
-} status_rows[] = {
-#define STATUS_ROW(st, e) {st, e, #st},
-    STATUS_LIST(STATUS_ROW)
-#undef STATUS_ROW
-};
-
-static const struct status_row *status_find(int st)
-{
-	for (size_t i = 0; i < sizeof(status_rows) / sizeof(status_rows[0]); i++)
-		if (status_rows[i].status == st)
-			return &status_rows[i];
-	return NULL;
-}
-
-bool nfs4dir_rc_is_transport(int rc)
-{
-	return rc == -ETIMEDOUT || rc == -ECANCELED || rc == -ECOMM;
-}
-
-int nfs4dir_status_errno(int nfsstat4)
-{
-	const struct status_row *r = status_find(nfsstat4);
-
-	return r ? -r->errnum : -EIO;
-}
-
-const char *nfs4dir_status_name(int nfsstat4)
-{
-	const struct status_row *r = status_find(nfsstat4);
-
-	return r ? r->name : "NFS4ERR_?";
-}
 
 /* ---- attribute decoding ---- */
 
@@ -191,8 +125,8 @@ static int decode_one(struct xdr_cur *c, unsigned bit, struct nfs4dir_entry *e)
 		if (get_u32(c, &u) < 0)
 			break;
 		if (u != NFS4_OK)
-			entry_fail(e, nfs4dir_status_errno((int)u),
-				   nfs4dir_status_name((int)u));
+			entry_fail(e, nfs4rpc_status_errno((int)u),
+				   nfs4rpc_status_name((int)u));
 		return 0;
 	case FATTR4_FILEHANDLE:
 		if (get_opaque(c, NFS4DIR_FH_MAX, &e->fh, &e->fhlen) < 0)
@@ -241,55 +175,6 @@ int nfs4dir_decode_attrs(const uint32_t *mask, uint32_t masklen, const char *buf
 	return 0;
 }
 
-/* ---- shared completion helpers ---- */
-
-int nfs4dir_rpc_failure(int status, void *data, const char **msg)
-{
-	switch (status) {
-	case RPC_STATUS_TIMEOUT:
-		*msg = "the server did not answer in time";
-		return -ETIMEDOUT;
-	case RPC_STATUS_CANCEL:
-		*msg = "the request was cancelled (connection closed)";
-		return -ECANCELED;
-	default:
-		*msg = data ? (const char *)data : "RPC error";
-		return -ECOMM;
-	}
-}
-
-static const char *op_name(int op)
-{
-	switch (op) {
-	case OP_PUTROOTFH:
-		return "PUTROOTFH";
-	case OP_PUTFH:
-		return "PUTFH";
-	case OP_LOOKUP:
-		return "LOOKUP";
-	case OP_GETFH:
-		return "GETFH";
-	case OP_GETATTR:
-		return "GETATTR";
-	case OP_READDIR:
-		return "READDIR";
-	default:
-		return "COMPOUND";
-	}
-}
-
-/* Returns a copy of result i of res. libnfs 4.0 decodes into zdr_malloc blocks whose
- * payload starts 12 bytes into a malloc'd block (lib/libnfs-zdr.c:82-95), so arrays and
- * list nodes holding 64-bit fields are misaligned: they are copied, never dereferenced. */
-static nfs_resop4 resop_get(const COMPOUND4res *res, uint32_t i)
-{
-	nfs_resop4 op;
-
-	memcpy(&op, (const char *)res->resarray.resarray_val + (size_t)i * sizeof(op),
-	       sizeof(op));
-	return op;
-}
-
 /* Copies the list node at w into *e (see resop_get); returns e. */
 static const entry4 *entry_get(const entry4 *w, entry4 *e)
 {
@@ -324,18 +209,18 @@ static int compound_check(const COMPOUND4res *res, const int *want, uint32_t nwa
 			  size_t size)
 {
 	uint32_t n = res->resarray.resarray_len;
-	int failed_op = n ? (int)resop_get(res, n - 1).resop : -1;
+	int failed_op = n ? (int)nfs4rpc_resop_at(res, n - 1).resop : -1;
 
 	if (res->status != NFS4_OK) {
 		snprintf(buf, size, "%s: %s (%d)",
-			 failed_op >= 0 ? op_name(failed_op) : "COMPOUND",
-			 nfs4dir_status_name(res->status), (int)res->status);
-		return nfs4dir_status_errno(res->status);
+			 failed_op >= 0 ? nfs4rpc_op_name(failed_op) : "COMPOUND",
+			 nfs4rpc_status_name(res->status), (int)res->status);
+		return nfs4rpc_status_errno(res->status);
 	}
 	if (n != nwant)
 		goto bad;
 	for (uint32_t i = 0; i < n; i++) {
-		nfs_resop4 op = resop_get(res, i);
+		nfs_resop4 op = nfs4rpc_resop_at(res, i);
 
 		if ((int)op.resop != want[i] || resop_status(&op) != NFS4_OK)
 			goto bad;
@@ -399,7 +284,8 @@ static int lookup_split(struct lookup_req *r, const char *path)
 static int lookup_result(struct lookup_req *r, const COMPOUND4res *res, char **fh,
 			 uint32_t *fhlen, char *msg, size_t size)
 {
-	nfs_resop4 getfh = resop_get(res, r->ncomp + 1), getattr = resop_get(res, r->ncomp + 2);
+	nfs_resop4 getfh = nfs4rpc_resop_at(res, r->ncomp + 1),
+		   getattr = nfs4rpc_resop_at(res, r->ncomp + 2);
 	const nfs_fh4 *h = &getfh.nfs_resop4_u.opgetfh.GETFH4res_u.resok4.object;
 	const fattr4 *a = &getattr.nfs_resop4_u.opgetattr.GETATTR4res_u.resok4.obj_attributes;
 	struct nfs4dir_entry e = {0};
@@ -432,10 +318,10 @@ static void lookup_blame(struct lookup_req *r, const COMPOUND4res *res, char *ms
 {
 	uint32_t n = res->resarray.resarray_len;
 
-	if (n < 2 || n > r->ncomp + 1 || resop_get(res, n - 1).resop != OP_LOOKUP)
+	if (n < 2 || n > r->ncomp + 1 || nfs4rpc_resop_at(res, n - 1).resop != OP_LOOKUP)
 		return;
 	snprintf(msg, size, "LOOKUP '%s' in '%s': %s (%d)", r->comp[n - 2], r->path,
-		 nfs4dir_status_name(res->status), (int)res->status);
+		 nfs4rpc_status_name(res->status), (int)res->status);
 }
 
 static void on_lookup(struct rpc_context *rpc, int status, void *data, void *priv)
@@ -449,7 +335,7 @@ static void on_lookup(struct rpc_context *rpc, int status, void *data, void *pri
 
 	(void)rpc;
 	if (status != RPC_STATUS_SUCCESS) {
-		rc = nfs4dir_rpc_failure(status, data, &msg);
+		rc = nfs4rpc_failure(status, data, &msg);
 		goto out;
 	}
 	want[0] = OP_PUTROOTFH;
@@ -634,14 +520,14 @@ static void on_readdir(struct rpc_context *rpc, int status, void *data, void *pr
 
 	(void)rpc;
 	if (status != RPC_STATUS_SUCCESS) {
-		rc = nfs4dir_rpc_failure(status, data, &msg);
+		rc = nfs4rpc_failure(status, data, &msg);
 		goto fail;
 	}
 	rc = compound_check(res, want, 2, buf, sizeof(buf));
 	msg = buf;
 	if (rc < 0)
 		goto fail;
-	rd = resop_get(res, 1);
+	rd = nfs4rpc_resop_at(res, 1);
 	rc = readdir_deliver(r, &rd.nfs_resop4_u.opreaddir.READDIR4res_u.resok4, &msg);
 	if (rc < 0)
 		goto fail;

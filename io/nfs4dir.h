@@ -28,7 +28,7 @@
  * callback's message names the status ("READDIR: NFS4ERR_STALE (70)"). RPC failures,
  * which no NFS4 status maps to: timeout → -ETIMEDOUT, cancelled (context destroyed) →
  * -ECANCELED, RPC error (connection lost, reply rejected or undecodable) → -ECOMM; see
- * nfs4dir_rc_is_transport. */
+ * nfs4rpc_rc_is_transport. */
 #ifndef VHPREP_IO_NFS4DIR_H
 #define VHPREP_IO_NFS4DIR_H
 
@@ -146,20 +146,5 @@ int nfs4dir_readdir(struct rpc_context *rpc, const struct nfs4dir_readdir_args *
  * Exposed for the readdir decoder's own tests and fuzzing. Any thread. */
 int nfs4dir_decode_attrs(const uint32_t *mask, uint32_t masklen, const char *buf, uint32_t len,
 			 struct nfs4dir_entry *e);
-
-/* Whether a callback's rc is an RPC failure (-ETIMEDOUT, -ECANCELED, -ECOMM: the request
- * may be sent again on a working connection) rather than the server's answer. Any thread. */
-bool nfs4dir_rc_is_transport(int rc);
-/* The rc (-ETIMEDOUT, -ECANCELED or -ECOMM) and one-line *msg (static, or data: valid
- * during the rpc callback) of an rpc callback whose status is not RPC_STATUS_SUCCESS;
- * data is that callback's. For raw COMPOUNDs of our own (nfs4read). Any thread. */
-int nfs4dir_rpc_failure(int status, void *data, const char **msg);
-
-/* Returns the negative errno for an NFSv4 status (0 for NFS4_OK, -EIO if unknown). Any
- * thread. */
-int nfs4dir_status_errno(int nfsstat4);
-/* Returns the status' name ("NFS4ERR_STALE"), or "NFS4ERR_?" if unknown; never NULL,
- * static. Any thread. */
-const char *nfs4dir_status_name(int nfsstat4);
 
 #endif

@@ -1,5 +1,5 @@
 /* nfs4read: PUTFH + READ(anonymous stateid) + GETATTR in one COMPOUND (see nfs4read.h).
- * Replies are decoded by libnfs into misaligned blocks (see nfs4dir.c): results are
+ * Replies are decoded by libnfs into misaligned blocks (see nfs4rpc.h): results are
  * copied before use, never dereferenced in place. */
 #include "io/nfs4read.h"
 
@@ -13,20 +13,12 @@
 #include <nfsc/libnfs-raw-nfs4.h>
 
 #include "io/nfs4dir.h"
+#include "io/nfs4rpc.h"
 
 struct read_req {
 	nfs4read_cb cb;
 	void *priv;
 };
-
-static nfs_resop4 resop_at(const COMPOUND4res *res, uint32_t i)
-{
-	nfs_resop4 op;
-
-	memcpy(&op, (const char *)res->resarray.resarray_val + (size_t)i * sizeof(op),
-	       sizeof(op));
-	return op;
-}
 
 /* Whether status says the server wants an OPEN's stateid, not the anonymous one. */
 static bool refuses_anonymous(int status)
@@ -56,22 +48,20 @@ static int read_result(const COMPOUND4res *res, struct nfs4read_result *out, cha
 
 	if (refuses_anonymous(res->status)) {
 		snprintf(msg, size, "READ: %s for the anonymous stateid",
-			 nfs4dir_status_name(res->status));
+			 nfs4rpc_status_name(res->status));
 		return NFS4READ_NEEDS_OPEN;
 	}
 	if (res->status != NFS4_OK) {
 		uint32_t n = res->resarray.resarray_len;
-		int op = n ? (int)resop_at(res, n - 1).resop : -1;
+		int op = n ? (int)nfs4rpc_resop_at(res, n - 1).resop : -1;
 
-		snprintf(msg, size, "%s: %s (%d)",
-			 op == OP_PUTFH	 ? "PUTFH"
-			 : op == OP_READ ? "READ"
-					 : "GETATTR",
-			 nfs4dir_status_name(res->status), (int)res->status);
-		return nfs4dir_status_errno(res->status);
+		snprintf(msg, size, "%s: %s (%d)", nfs4rpc_op_name(op),
+			 nfs4rpc_status_name(res->status), (int)res->status);
+		return nfs4rpc_status_errno(res->status);
 	}
-	if (res->resarray.resarray_len != 3 || (rd = resop_at(res, 1)).resop != OP_READ ||
-	    (ga = resop_at(res, 2)).resop != OP_GETATTR)
+	if (res->resarray.resarray_len != 3 ||
+	    (rd = nfs4rpc_resop_at(res, 1)).resop != OP_READ ||
+	    (ga = nfs4rpc_resop_at(res, 2)).resop != OP_GETATTR)
 		return snprintf(msg, size, "the server answered other operations than asked"),
 		       -EIO;
 	*out = (struct nfs4read_result){
@@ -106,7 +96,7 @@ static void on_read(struct rpc_context *rpc, int status, void *data, void *priv)
 	if (status == RPC_STATUS_SUCCESS)
 		rc = read_result(data, &res, buf, sizeof(buf));
 	else
-		rc = nfs4dir_rpc_failure(status, data, &msg);
+		rc = nfs4rpc_failure(status, data, &msg);
 	r->cb(rc, rc < 0 ? NULL : &res, rc < 0 ? msg : NULL, r->priv);
 	free(r);
 }

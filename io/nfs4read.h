@@ -38,7 +38,7 @@ struct nfs4read_result {
 
 /* rc 0: res holds the bytes and attributes. rc < 0 (negative errno, as nfs4dir.h maps
  * statuses and RPC failures: -ESTALE for a file gone; -ETIMEDOUT, -ECANCELED, -ECOMM
- * for the transport, see nfs4dir_rc_is_transport):
+ * for the transport, see nfs4rpc_rc_is_transport):
  * res is NULL and msg one line saying why. Both valid only during the callback. */
 typedef void (*nfs4read_cb)(int rc, const struct nfs4read_result *res, const char *msg,
 			    void *priv);

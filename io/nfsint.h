@@ -1,7 +1,12 @@
-/* nfsint: what the nfs:// source's three files share (io/nfssrc.c: open, threads and
- * the event loop; io/nfswalk.c: directory listing; io/nfsread.c: file reads). Private to
- * them: nothing else includes it. Every function here runs on the loop thread unless its
- * comment says otherwise. */
+/* nfsint: what the nfs:// source's files share: small FIFOs, the work items (a page of
+ * names, a directory to list, a file to read), the hub through which the source's
+ * threads hand work to each other, and the narrow views the reads (io/nfsread.c) and
+ * the walk (io/nfswalk.c) get of the source (io/nfssrc.c owns them all). Connections are
+ * io/nfsconn.h. Private to the nfs source: nothing else includes it. Every function here
+ * runs on the loop thread unless its comment says otherwise.
+ *
+ * Calls go one way: nfssrc -> nfsread, nfswalk -> nfsconn, the raw RPC files
+ * (nfs3dir, nfs3read, nfs4dir, nfs4read) -> nfs4rpc; never back. */
 #ifndef VHPREP_IO_NFSINT_H
 #define VHPREP_IO_NFSINT_H
 
@@ -10,16 +15,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <unistd.h>
+
 #include <nfsc/libnfs.h>
-#include <nfsc/libnfs-raw.h>
-#include <nfsc/libnfs-raw-nfs.h>
 
+#include "common/budget.h"
+#include "common/oplat.h"
+#include "common/vherr.h"
 #include "io/entrybuf.h"
-#include "io/nfssrc.h"
-#include "io/nfsurl.h"
-
-#define NFS_READ_CHUNK (16u << 20) /* one nfs_pread_async (split at readmax by libnfs) */
-#define NFS_RETRIES    3	   /* transport failures a request survives */
+#include "io/source.h"
 
 /* ---- small FIFOs of anything with a 'next' as its first member ---- */
 
@@ -85,6 +89,10 @@ static inline void fifo_splice(struct fifo *dst, struct fifo *src)
 
 /* ---- items ---- */
 
+struct nfsread_env;
+struct nfswalk_env;
+struct conn;
+
 /* One page of entries for the walk thread, or one error (err.code != 0). */
 struct page {
 	struct page *next;
@@ -93,25 +101,44 @@ struct page {
 	struct vherr err;
 };
 
-/* One directory to list (from cookie on, for v3). */
+/* One directory to list (from cookie on). */
 struct dirwork {
 	struct dirwork *next;
-	struct nfssrc *s;
-	uint32_t fhlen; /* v3: the directory's handle */
+	struct nfswalk_env *env;
+	uint32_t fhlen; /* the directory's handle (v4: NULL until the root's LOOKUP) */
 	char *fh;
-	uint64_t cookie; /* v3: where the next page starts */
-	char verf[NFS3_COOKIEVERFSIZE];
+	uint64_t cookie; /* where the next page starts */
+	char verf[8];	 /* the cookie verifier of the pages so far */
 	int conn;
-	int attempts;	/* transport failures so far (retried up to NFS_RETRIES) */
+	int attempts;	/* transport failures so far (retried up to NFSCONN_RETRIES) */
 	uint64_t t0;	/* when its request was sent (oplat) */
 	char relpath[]; /* "" for the root */
+};
+
+/* Where a read is. nfsread.c changes it through one setter, read_state_set: a debug
+ * build asserts each transition (nfsread_transition_ok) and, with VHPREP_NFS_TRACE set
+ * in the environment, prints it on stderr. */
+#define NREAD_STATE_LIST(X)                                                                    \
+	X(QUEUED, "queued")		/* submitted, or waiting for a connection */           \
+	X(BY_HANDLE, "by-handle")	/* the listing's handle: waiting for the budget */     \
+	X(BY_PATH_OPEN, "by-path-open") /* OPEN (+ fstat) by path, sequenced for v4 */         \
+	X(READING, "reading")		/* READs in flight */                                  \
+	X(JUDGING, "judging")		/* failed in a service round: server or transport? */  \
+	X(RETRYING, "retrying")		/* the transport failed: waits to start again */       \
+	X(DONE, "done")			/* handed to the completion thread */
+
+enum nread_state {
+#define NREAD_STATE_ENUM(name, word) NREAD_##name,
+	NREAD_STATE_LIST(NREAD_STATE_ENUM)
+#undef NREAD_STATE_ENUM
 };
 
 /* One read in progress; owned by the loop (or the budget thread while waiting). */
 struct nread {
 	struct nread *next;
-	struct nfssrc *s;
+	struct nfsread_env *env;
 	struct source_read *req;
+	enum nread_state state; /* only through read_state_set (nfsread.c) */
 	struct nfsfh *fh;
 	int conn;
 	bool cancelled; /* the budget was cancelled */
@@ -122,7 +149,7 @@ struct nread {
 	bool by_handle;
 	bool granted;	 /* the budget is held and data allocated */
 	bool retry;	 /* a READ met a broken transport: read again once all are back */
-	int attempts;	 /* transport failures so far (retried up to NFS_RETRIES) */
+	int attempts;	 /* transport failures so far (retried up to NFSCONN_RETRIES) */
 	bool changed;	 /* the file changed since its listing: read it again by path */
 	int chunks;	 /* READs in flight */
 	uint64_t issued; /* bytes asked for so far */
@@ -130,45 +157,17 @@ struct nread {
 	char path[];	 /* "/" + relpath */
 };
 
-/* A connection's life: UP serves requests; a broken transport (or a timeout) drops it
- * to DOWN (context destroyed, its requests retried elsewhere or later); the loop
- * remounts it (MOUNTING) with a growing backoff. */
-enum conn_state { CONN_UP, CONN_DOWN, CONN_MOUNTING };
+/* ---- the hub: what the source's threads hand each other, under lock ---- */
 
-struct conn {
-	struct nfs_context *nfs; /* loop-only after open; NULL while DOWN */
-	enum conn_state state;	 /* loop-only */
-	bool broken;		 /* loop-only: a request saw the transport fail: drop it */
-	uint64_t down_since;	 /* loop-only: ms (monotonic) it went down, 0 when UP */
-	uint64_t retry_at;	 /* loop-only: ms of the next remount */
-	int backoff_ms;		 /* loop-only: the next wait after a failed remount */
-	int reconnects;		 /* loop-only: remounts tried */
-	int mount_done;		 /* open-only */
-	int mount_rc;		 /* open-only */
-	char mount_msg[256];	 /* open-only */
-	int busy;		 /* loop-only: requests in flight */
-	bool seq_busy;		 /* loop-only, v4: an OPEN or CLOSE is in flight */
-	struct fifo seq_wait;	 /* loop-only, v4: reads waiting to OPEN or CLOSE */
-	struct fifo suspects;	 /* loop-only: reads by path that failed this service round */
-};
-
-struct nfssrc {
-	struct nfsurl url;	 /* set at creation */
-	char *base;		 /* set at creation: "nfs://host[:port]/path" */
-	struct source_opts opts; /* set at creation */
-	int nconns;		 /* set at creation */
-	struct conn *conns;	 /* set at creation; libnfs state loop-only */
-	int efd;		 /* set at creation: eventfd waking the loop */
-	pthread_t loop_tid, budget_tid, done_tid; /* set at creation */
-	int threads;				  /* set at creation: how many of them run */
-
+struct nfshub {
+	int efd; /* set at creation: eventfd waking the loop */
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* any change under lock (broadcast) */
 	/* under lock */
 	struct fifo posted;	   /* reads submitted, not yet seen by the loop */
 	struct fifo granted;	   /* reads back from the budget thread */
 	struct fifo want_budget;   /* reads for the budget thread */
-	struct fifo completed;	   /* source_read requests for the completion thread */
+	struct fifo completed;	   /* reads for the completion thread */
 	struct fifo pages;	   /* names for the walk thread */
 	struct dirwork *walk_root; /* the walk's first item, for the loop */
 	int reads;		   /* reads accepted and not yet completed */
@@ -179,77 +178,134 @@ struct nfssrc {
 	bool quit;   /* threads end */
 	int walk_rc; /* the root's listing failed */
 	struct vherr walk_err;
-
-	/* loop-only */
-	struct fifo dirs; /* directories to list */
-	int dirs_inflight;
-	int next_conn;
-	struct fifo reads_todo; /* reads to start (posted) or to continue (granted) */
-	struct fifo stalled;	/* reads waiting for a connection to come UP */
-	int timeout_ms;		/* set at creation: per RPC, and how long no connection is UP */
-	bool lost;		/* no connection came back within timeout_ms: all fails */
-	struct vherr lost_err;	/* why, once lost */
 };
 
-/* ---- provided by nfssrc.c ---- */
-
-/* Wakes every thread waiting on s->cond; s->lock held. */
-static inline void nfssrc_broadcast(struct nfssrc *s)
-{
-	pthread_cond_broadcast(&s->cond);
-}
-
 /* Wakes the loop (any thread). */
-void nfssrc_wake(struct nfssrc *s);
-/* Whether the source was cancelled (any thread; takes s->lock). */
-bool nfssrc_cancelled(struct nfssrc *s);
-/* The error code for a (positive) errno from libnfs. */
-enum vherr_code nfssrc_code_of(int errnum);
-/* Copies msg (may be NULL) into buf as one line; returns buf. */
-const char *nfssrc_one_line(const char *msg, char *buf, size_t size);
-/* The index of the least busy UP connection (round robin among equals), or -1 if none
- * is UP (the caller waits: reads in s->stalled, directories in s->dirs). */
-int nfssrc_pick_conn(struct nfssrc *s);
-/* A request on connection conn failed in transport (error, timeout, cancel): marks the
- * connection broken (the loop drops and remounts it) and counts the failure in
- * *attempts. True if the request should be sent again (the caller queues it), false if
- * it has failed for good (too many attempts, or the source is lost). */
-bool nfssrc_retry(struct nfssrc *s, int conn, int *attempts);
-/* Whether connection conn may take requests now. */
-static inline bool nfssrc_conn_up(const struct nfssrc *s, int conn)
+static inline void nfshub_wake(struct nfshub *h)
 {
-	return s->conns[conn].state == CONN_UP && !s->conns[conn].broken;
+	uint64_t one = 1;
+	ssize_t n = write(h->efd, &one, sizeof(one));
+
+	(void)n; /* a full counter still wakes the loop */
 }
 
-/* ---- provided by nfswalk.c ---- */
+/* Whether the source was cancelled (any thread; takes h->lock). */
+static inline bool nfshub_cancelled(struct nfshub *h)
+{
+	bool c;
+
+	pthread_mutex_lock(&h->lock);
+	c = h->cancelled;
+	pthread_mutex_unlock(&h->lock);
+	return c;
+}
+
+/* Appends item to q (one of h's lists) and wakes every waiting thread (any thread;
+ * takes h->lock). */
+static inline void nfshub_push(struct nfshub *h, struct fifo *q, void *item)
+{
+	pthread_mutex_lock(&h->lock);
+	fifo_push(q, item);
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* ---- what the reads see of the source (nfsread.c) ---- */
+
+/* One READ by handle's outcome, whatever the NFS version. */
+struct nfsread_reply {
+	int errnum;	 /* 0, or a positive errno */
+	bool transport;	 /* errnum is the connection's (retried), not the server's */
+	const char *msg; /* with errnum */
+	const char *data;
+	uint32_t n; /* bytes at data */
+	bool eof;
+	bool have_attrs; /* size and mtime_ns are the file's after the READ */
+	bool needs_open; /* the server wants the file OPENed (v4): read it by path */
+	uint64_t size;
+	int64_t mtime_ns;
+};
+
+/* The transport of the reads: libnfs (nfsread_libnfs) in the source, a script in the
+ * unit tests (tests/io/test_nfsread.c). Each submit returns 0 when its reply will come
+ * exactly once (read_fh: through nfsread_chunk_reply; the others: their nfs_cb), else
+ * non-zero (error() then says why). */
+struct nfsread_io {
+	int (*read_fh)(struct nfsread_env *env, int conn, const char *fh, uint32_t fhlen,
+		       uint64_t off, uint32_t count, void *chunk);
+	uint64_t (*readmax)(struct nfs_context *nfs);
+	int (*open)(struct nfs_context *nfs, const char *path, int flags, nfs_cb cb,
+		    void *priv);
+	int (*fstat)(struct nfs_context *nfs, struct nfsfh *fh, nfs_cb cb, void *priv);
+	int (*pread)(struct nfs_context *nfs, struct nfsfh *fh, uint64_t off, uint64_t count,
+		     nfs_cb cb, void *priv);
+	int (*close)(struct nfs_context *nfs, struct nfsfh *fh, nfs_cb cb, void *priv);
+	char *(*error)(struct nfs_context *nfs);
+	void (*free_fh)(struct nfsfh *fh); /* a handle whose connection is gone: no CLOSE */
+};
+
+/* The libnfs transport (nfs3read/nfs4read by handle, libnfs' async calls by path). */
+extern const struct nfsread_io nfsread_libnfs;
+
+struct nfsread_env {
+	struct nfsconns *conns;	     /* set at creation; loop-only */
+	struct nfshub *hub;	     /* set at creation */
+	const struct nfsread_io *io; /* set at creation: &nfsread_libnfs but in tests */
+	int version;		     /* set at creation: 3 or 4 */
+	struct budget *budget;	     /* set at creation; NULL: none */
+	struct oplat *lat;	     /* set at creation; NULL: no latencies */
+	struct fifo stalled;	     /* loop-only: reads waiting for a connection to come UP */
+};
+
+/* The reply to the READ chunk (read_fh's) of a read by handle. */
+void nfsread_chunk_reply(void *chunk, const struct nfsread_reply *r);
+/* Starts a posted read: open (sequenced for v4), fstat, then the budget thread. */
+void nfsread_start(struct nread *nr);
+/* The budget is held (or cancelled): reads the bytes and completes nr. */
+void nfsread_granted(struct nread *nr);
+/* Starts again a read that waited for a connection (env->stalled, or a dropped
+ * connection's v4 OPEN/CLOSE queue), where it stopped. */
+void nfsread_resume(struct nread *nr);
+/* Fails nr for good because the connections are lost (conns->lost_err); completes it. */
+void nfsread_lost(struct nread *nr);
+/* After a round of nfs_service on connection c: the reads that failed in it are retried
+ * if the connection broke (broken), else finished with their error. */
+void nfsread_judge(struct conn *c, bool broken);
+/* Starts the next waiting v4 OPEN or CLOSE of each UP connection that has none in
+ * flight (the loop's phase, after servicing). */
+void nfsread_seq_kick(struct nfsread_env *env);
+/* Whether read state st may follow state from (the transitions nfsread.c makes). Pure;
+ * any thread. */
+bool nfsread_transition_ok(enum nread_state from, enum nread_state st);
+/* Returns the word for st ("by-handle"); never NULL. Any thread. */
+const char *nfsread_state_name(enum nread_state st);
+
+/* ---- what the walk sees of the source (nfswalk.c) ---- */
+
+struct nfswalk_env {
+	struct nfsconns *conns;	 /* set at creation; loop-only */
+	struct nfshub *hub;	 /* set at creation */
+	int version;		 /* set at creation: 3 or 4 */
+	const char *export_path; /* set at creation: the URL's path (v4 LOOKUP) */
+	const char *base;	 /* set at creation: "nfs://host/path", for messages */
+	int walkers;		 /* set at creation: directory requests in flight at most */
+	struct oplat *lat;	 /* set at creation; NULL: no latencies */
+	struct fifo dirs;	 /* loop-only: directories to list */
+	int dirs_inflight;	 /* loop-only */
+};
 
 /* A directory work item for parent/name with handle fh (copied; NULL: none), or NULL. */
-struct dirwork *nfswalk_dir_new(struct nfssrc *s, const char *parent, const char *name,
+struct dirwork *nfswalk_dir_new(struct nfswalk_env *env, const char *parent, const char *name,
 				const char *fh, uint32_t fhlen);
 /* Frees w; NULL is fine. */
 void nfswalk_dir_free(struct dirwork *w);
 /* Frees p; NULL is fine. */
 void nfswalk_page_free(struct page *p);
 /* Starts directory requests while under the caps; drops the queue once stopped. */
-void nfswalk_start_dirs(struct nfssrc *s);
+void nfswalk_start_dirs(struct nfswalk_env *env);
 /* Tells the walk thread when no directory is left queued or in flight. */
-void nfswalk_check_end(struct nfssrc *s);
-
-/* ---- provided by nfsread.c ---- */
-
-/* Starts a posted read: open (sequenced for v4), fstat, then the budget thread. */
-void nfsread_start(struct nread *nr);
-/* The budget is held (or cancelled): reads the bytes and completes nr. */
-void nfsread_granted(struct nread *nr);
-/* Starts again a read that waited for a connection (s->stalled), where it stopped. */
-void nfsread_resume(struct nread *nr);
-/* Fails nr for good because the source is lost (s->lost_err) and completes it. */
-void nfsread_lost(struct nread *nr);
-/* After a round of nfs_service on c: the reads that failed in it are retried if the
- * connection broke (broken), else finished with their error. */
-void nfsread_judge(struct nfssrc *s, struct conn *c, bool broken);
-/* Starts the next waiting v4 OPEN or CLOSE of each UP connection that has none in
- * flight (the loop's phase, after servicing). */
-void nfsread_seq_kick(struct nfssrc *s);
+void nfswalk_check_end(struct nfswalk_env *env);
+/* The connections are lost: fails the walk with err if it is running. */
+void nfswalk_lost(struct nfswalk_env *env, const struct vherr *err);
 
 #endif

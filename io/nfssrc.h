@@ -1,7 +1,12 @@
 /* nfssrc: the nfs:// source — libnfs' async API driven by ONE event-loop thread over
  * several nfs_contexts (one TCP connection each, like nconnect), each with many requests
  * in flight. It implements the source operations of io/source.h (walk, read submit,
- * cancel, free) for source.c's dispatch table.
+ * stop, cancel, free) for source.c's dispatch table.
+ *
+ * Files: nfssrc.c (open, threads, the event loop), nfsconn.c (the connections),
+ * nfswalk.c (the listing), nfsread.c (the reads), over the raw RPC files nfs3dir.c,
+ * nfs3read.c, nfs4dir.c, nfs4read.c (and nfs4rpc.c, what the v4 ones share); nfsint.h is
+ * what the first four share. Calls go one way, from nfssrc.c down.
  *
  * Walk (io/nfswalk.c): directories are work items; up to source_opts.walkers directory
  * requests are in flight at once, spread over the connections. A directory is listed one
@@ -14,14 +19,15 @@
  * small file (v3 READ; v4 PUTFH + READ with the anonymous stateid + GETATTR, no OPEN),
  * up to 4 READs in flight per file; a file whose attributes changed since its listing,
  * one without a hint, or (v4) one whose server refuses the anonymous stateid, is read by
- * path (open + fstat + pread + close; v4 OPENs and
- * CLOSEs one at a time per connection, as NFSv4.0 sequencing needs). At most
- * source_opts.io_depth files are in flight. The byte budget is taken by a budget thread
+ * path (open + fstat + pread + close; v4 OPENs and CLOSEs one at a time per connection,
+ * as NFSv4.0 sequencing needs). Each read's state (nfsint.h) changes in one setter.
+ * At most source_opts.io_depth files are in flight. The byte budget is taken by a budget thread
  * (budget_acquire blocks; the loop never does); completions run on a completion thread.
- * Faults: a connection that breaks or times out is dropped and mounted again with a
- * backoff (100 ms doubling to 1 s); its requests are retried (up to 3 times each) on
- * the other connections or once it is back. If no connection is back within the
- * timeout, the source is lost: every read still to complete fails with VHERR_LOST.
+ * Faults (io/nfsconn.h): a connection that breaks or times out is dropped and mounted
+ * again with a backoff (100 ms doubling to 1 s); its requests are retried (up to
+ * NFSCONN_RETRIES = 3 times each) on the other connections or once it is back. If no
+ * connection is back within the timeout, the source is lost: every read still to
+ * complete fails with VHERR_LOST.
  *
  * Threads: the loop, budget and completion threads belong to the source. walk runs in
  * the caller's thread and calls emit there. submit, stop and cancel are thread-safe. */
@@ -37,22 +43,16 @@
 /* READDIRPLUS maxcount asked for (the server may cap it). */
 #define NFSSRC_PAGE_BYTES (256 * 1024)
 
-/* Options of the nfs source beyond source_opts; set once at creation. */
-struct nfssrc_opts {
-	int connections; /* nfs_contexts (TCP connections); <= 0: 4 */
-	int timeout_ms;	 /* mount and per-RPC timeout; <= 0: 10000 */
-};
-
 struct nfssrc;
 
-/* Parses url (see io/nfsurl.h), connects and mounts every connection (in parallel,
- * bounded by the timeout), checks that the root is a directory and starts the threads.
- * nopts may be NULL (defaults); opts->budget is borrowed and must outlive the source.
+/* Parses url (see io/nfsurl.h), connects and mounts opts->nfs.connections connections
+ * (in parallel, bounded by opts->nfs.timeout_ms), checks that the root is a directory
+ * and starts the threads. opts->budget is borrowed and must outlive the source.
  * Returns 0 with *out owned by the caller (nfssrc_free), or a negative code with err set
  * to one line: -VHERR_USAGE (bad URL), -VHERR_NET (unreachable, wrong port, timeout),
  * -VHERR_NOENT (unknown export or path), -VHERR_ACCESS, -VHERR_NOTDIR. */
-int nfssrc_open(const char *url, const struct source_opts *opts,
-		const struct nfssrc_opts *nopts, struct nfssrc **out, struct vherr *err);
+int nfssrc_open(const char *url, const struct source_opts *opts, struct nfssrc **out,
+		struct vherr *err);
 /* Walks the tree, calling emit (in this thread) for each regular file; returns when the
  * walk is done or stopped and no directory request is in flight: 0, or a negative code
  * with err set if the root could not be listed. Sub-directory errors go to on_error

@@ -158,6 +158,8 @@ int report_csv_rebuild(struct report *r, struct vherr *err)
 		unlinkat(r->dirfd, CSV_TMP, 0);
 		return rc;
 	}
+	/* the superseded CSV: its close error is not checked, as the rebuilt file (from
+	 * the metadata, fdatasync'd) replaces it whole */
 	appendlog_close(r->csv, NULL);
 	r->csv = csv;
 	return 0;

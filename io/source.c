@@ -24,6 +24,7 @@ struct source_ops {
 		    void (*on_error)(void *, const char *, const struct vherr *),
 		    struct vherr *err);
 	int (*submit)(struct source *s, struct source_read *req);
+	void (*stop)(struct source *s); /* after s->stop is set */
 	void (*cancel)(struct source *s);
 	void (*release)(struct source *s);
 	char *(*location)(const struct source *s, const char *relpath,
@@ -33,15 +34,15 @@ struct source_ops {
 struct source {
 	const struct source_ops *ops; /* set at creation */
 	struct source_opts opts;      /* set at creation */
-	char *root;                   /* set at creation */
+	char *root;		      /* set at creation */
 	atomic_int stop;
 	/* posix */
-	int rootfd;                   /* set at creation */
-	struct iopool *pool;          /* set at creation */
+	int rootfd;	     /* set at creation */
+	struct iopool *pool; /* set at creation */
 	/* nfs */
-	struct nfssrc *nfs;           /* set at creation */
+	struct nfssrc *nfs; /* set at creation */
 	/* http */
-	struct httpsrc *http;         /* set at creation */
+	struct httpsrc *http; /* set at creation */
 };
 
 static int posix_walk(struct source *s, source_emit_fn emit, void *ctx,
@@ -57,6 +58,11 @@ static int posix_walk(struct source *s, source_emit_fn emit, void *ctx,
 static int posix_submit(struct source *s, struct source_read *req)
 {
 	return iopool_submit(s->pool, req);
+}
+
+static void posix_stop(struct source *s)
+{
+	(void)s; /* posixwalk and filelist watch s->stop */
 }
 
 static void posix_cancel(struct source *s)
@@ -80,11 +86,12 @@ static char *posix_location(const struct source *s, const char *relpath,
 }
 
 static const struct source_ops posix_ops = {
-	.walk = posix_walk,
-	.submit = posix_submit,
-	.cancel = posix_cancel,
-	.release = posix_release,
-	.location = posix_location,
+    .walk = posix_walk,
+    .submit = posix_submit,
+    .stop = posix_stop,
+    .cancel = posix_cancel,
+    .release = posix_release,
+    .location = posix_location,
 };
 
 static int nfsop_walk(struct source *s, source_emit_fn emit, void *ctx,
@@ -100,6 +107,11 @@ static int nfsop_walk(struct source *s, source_emit_fn emit, void *ctx,
 static int nfsop_submit(struct source *s, struct source_read *req)
 {
 	return nfssrc_submit(s->nfs, req);
+}
+
+static void nfsop_stop(struct source *s)
+{
+	nfssrc_stop(s->nfs);
 }
 
 static void nfsop_cancel(struct source *s)
@@ -120,24 +132,22 @@ static char *nfsop_location(const struct source *s, const char *relpath,
 }
 
 static const struct source_ops nfsops = {
-	.walk = nfsop_walk,
-	.submit = nfsop_submit,
-	.cancel = nfsop_cancel,
-	.release = nfsop_release,
-	.location = nfsop_location,
+    .walk = nfsop_walk,
+    .submit = nfsop_submit,
+    .stop = nfsop_stop,
+    .cancel = nfsop_cancel,
+    .release = nfsop_release,
+    .location = nfsop_location,
 };
 
 /* Opens an nfs:// URL as a source (no local checks: the server answers). */
 static int nfsop_open(struct source *s, const char *spec, struct vherr *err)
 {
-	struct nfssrc_opts nopts = {.connections = s->opts.nfs_connections,
-				    .timeout_ms = s->opts.nfs_timeout_ms};
-
 	s->ops = &nfsops;
 	s->root = strdup(spec);
 	if (!s->root)
 		return vherr_set(err, VHERR_NOMEM, VHSTAGE_WALK, NULL);
-	return nfssrc_open(spec, &s->opts, &nopts, &s->nfs, err);
+	return nfssrc_open(spec, &s->opts, &s->nfs, err);
 }
 
 static int httpop_walk(struct source *s, source_emit_fn emit, void *ctx,
@@ -150,6 +160,11 @@ static int httpop_walk(struct source *s, source_emit_fn emit, void *ctx,
 static int httpop_submit(struct source *s, struct source_read *req)
 {
 	return httpsrc_submit(s->http, req);
+}
+
+static void httpop_stop(struct source *s)
+{
+	httpsrc_stop(s->http);
 }
 
 static void httpop_cancel(struct source *s)
@@ -169,11 +184,12 @@ static char *httpop_location(const struct source *s, const char *relpath,
 }
 
 static const struct source_ops httpops = {
-	.walk = httpop_walk,
-	.submit = httpop_submit,
-	.cancel = httpop_cancel,
-	.release = httpop_release,
-	.location = httpop_location,
+    .walk = httpop_walk,
+    .submit = httpop_submit,
+    .stop = httpop_stop,
+    .cancel = httpop_cancel,
+    .release = httpop_release,
+    .location = httpop_location,
 };
 
 /* Opens a URL list as a source (--urls). */
@@ -284,10 +300,7 @@ int source_read_submit(struct source *s, struct source_read *req)
 void source_stop(struct source *s)
 {
 	atomic_store(&s->stop, 1);
-	if (s->nfs)
-		nfssrc_stop(s->nfs);
-	if (s->http)
-		httpsrc_stop(s->http);
+	s->ops->stop(s);
 }
 
 void source_cancel(struct source *s)

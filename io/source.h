@@ -77,6 +77,14 @@ enum source_admit {
 	SOURCE_ADMIT_FAIL, /* complete as SOURCE_READ_FAILED with the err admit set */
 };
 
+/* What an earlier run recorded of a URL input (resume, --since): the server's validators,
+ * which a URL source sends as If-None-Match / If-Modified-Since so that the server answers
+ * 304 Not Modified, without the body, when the input did not change. "" when none. */
+struct source_validators {
+	char etag[256];
+	char last_modified[64];
+};
+
 /* One read request. The caller owns it and everything in it until done() runs; from
  * done() on, data (malloc'd, may be NULL when len is 0) belongs to the caller too. */
 struct source_read {
@@ -92,8 +100,18 @@ struct source_read {
 	/* NULL, or called at most once, on the source's thread, with the first
 	 * min(size, SOURCE_HEAD_MAX) bytes of the file in data[0..len) (only these are
 	 * budgeted so far), before the rest is read (source_read_judge calls it): refuse
-	 * a file that is no image, or too large to decode, without reading it whole */
+	 * a file that is no image, or too large to decode, without reading it whole (a URL
+	 * source: size is the Content-Length, or the bytes so far when none was sent, and
+	 * a refusal ends the transfer) */
 	enum source_admit (*judge)(struct source_read *req);
+	/* NULL, or called by a URL source on its thread, at most twice. First before the
+	 * first request (not_modified 0, v zeroed): return SOURCE_ADMIT_SKIP to complete it
+	 * as SOURCE_READ_SKIPPED unfetched (an earlier output stands and there is nothing to
+	 * ask), or SOURCE_ADMIT_READ to fetch it, conditionally when v was filled. Then
+	 * (not_modified 1) only if the server answered that conditional request 304: return
+	 * SOURCE_ADMIT_SKIP (no body is transferred) or SOURCE_ADMIT_FAIL with err set. */
+	enum source_admit (*revalidate)(struct source_read *req, struct source_validators *v,
+					int not_modified);
 	void (*done)(struct source_read *req); /* the one completion, on an I/O thread */
 	void *user;
 	/* set by the source before done() */
@@ -129,6 +147,13 @@ size_t source_entry_size(const struct source_entry *e);
  * live until done()) and points rd's relpath and hint at them. */
 void source_read_adopt(struct source_read *rd, char *buf, const struct source_entry *e);
 
+/* The options of an nfs:// source (io/nfssrc.h), one struct for a run and vhprep bench. */
+struct source_nfs_opts {
+	int connections; /* nfs_contexts (TCP connections); <= 0: 4 */
+	int timeout_ms;  /* mount and per-RPC timeout, and how long the source may have no
+			  * connection up before it gives up; <= 0: 10000 */
+};
+
 /* Options common to every kind of source; set once at creation. */
 struct source_opts {
 	int walkers;           /* directories listed at once */
@@ -137,8 +162,7 @@ struct source_opts {
 	struct oplat *lat;     /* borrowed, or NULL: per-operation latencies (vhprep bench) */
 	const char *files_from; /* NULL, or a file of relative paths to read instead of walking */
 	int quiet;             /* no warnings on stderr */
-	int nfs_connections;   /* nfs://: TCP connections (nfs_contexts); <= 0: 4 */
-	int nfs_timeout_ms;    /* nfs://: mount and per-RPC timeout; <= 0: 10000 */
+	struct source_nfs_opts nfs; /* nfs:// only */
 	/* --urls: non-NULL makes the spec a URL list (a path, "-" for stdin) fetched over
 	 * http(s) by io/httpsrc; borrowed, must outlive the source */
 	const struct httpsrc_opts *http;
@@ -147,13 +171,15 @@ struct source_opts {
 struct source;
 struct httpsrc_opts;
 
-/* Opens spec (a directory path or mount point, or an nfs:// URL) as a source. Checks that the root exists
- * and is a directory (else -VHERR_NOENT / -VHERR_NOTDIR with err set: a usage error),
- * warns on stderr when it is not a mount point. On success *out is owned by the caller. */
+/* Opens spec as a source: with opts->http, a URL list (a path, "-" for stdin); else an
+ * nfs:// URL (io/nfssrc.h: mounts it, checks its root) or a directory path or mount
+ * point (checks that the root exists and is a directory, else -VHERR_NOENT /
+ * -VHERR_NOTDIR with err set: a usage error; warns on stderr when it is not a mount
+ * point). On success *out is owned by the caller (source_free). */
 int source_open(const char *spec, const struct source_opts *opts, struct source **out,
 		struct vherr *err);
-/* Walks the tree (or the files-from list), calling emit for each regular file, and
- * returns when done or stopped: 0, or a negative code with err set if the root itself
+/* Walks the tree (or the files-from list, or the URL list), calling emit for each entry
+ * (files, and the kinds of source_kind it does not read), and returns when done or stopped: 0, or a negative code with err set if the root itself
  * could not be listed. Errors on sub-directories are reported through on_error. Call once. */
 int source_walk(struct source *s, source_emit_fn emit, void *ctx,
 		void (*on_error)(void *ctx, const char *relpath, const struct vherr *err),

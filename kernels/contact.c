@@ -9,6 +9,7 @@
 
 #include "kernels/jpegfast.h"
 #include "kernels/kernel.h"
+#include "kernels/vipskernel.h"
 
 /* Every image made for one thumbnail or one sheet; released in one place. */
 #define CJOB_MAX 16
@@ -229,14 +230,18 @@ int contact_thumb_make(const uint8_t *in, size_t len, int box, int autorotate,
 		       struct contact_thumb *t, struct vherr *err)
 {
 	static const struct kernel_params plain = {.format = KFMT_JPEG};
+	int rc;
 
 	memset(t, 0, sizeof(*t));
 	if (!in || len == 0)
 		return vherr_set(err, VHERR_EMPTY, VHSTAGE_DECODE, NULL);
 	if (box < 1)
 		return vherr_set(err, VHERR_INTERNAL, VHSTAGE_TRANSFORM, "box %d", box);
-	return jpegfast_accepts(&plain, in, len) ? thumb_jpeg(in, len, box, autorotate, t, err)
-						 : thumb_vips(in, len, box, autorotate, t, err);
+	vipskernel_shared_begin(); /* libvips work: not during a failed run's replay */
+	rc = jpegfast_accepts(&plain, in, len) ? thumb_jpeg(in, len, box, autorotate, t, err)
+					       : thumb_vips(in, len, box, autorotate, t, err);
+	vipskernel_shared_end();
+	return rc;
 }
 
 /* ---- the sheet ------------------------------------------------------------- */
@@ -398,10 +403,13 @@ static VipsImage *text_mask(const char *text)
 
 void contact_warm_up(void)
 {
-	VipsImage *mask = text_mask("0");
+	VipsImage *mask;
 
+	vipskernel_shared_begin();
+	mask = text_mask("0");
 	VIPS_UNREF(mask);
 	vips_error_clear();
+	vipskernel_shared_end();
 }
 
 /* Draws text in ink with the top of its ink at (x, y): each line shortened to fit w
@@ -515,6 +523,7 @@ int contact_sheet_jpeg(const struct contact_sheet *s, uint8_t **out, size_t *len
 	*out = NULL;
 	*len = 0;
 	contact_layout(s->ncells, s->nstrip, s->title != NULL, &l);
+	vipskernel_shared_begin();
 	rc = canvas_open(&c, &l, err);
 	if (rc == 0 && s->title)
 		rc = draw_text(&c, s->title, caption_ink, l.grid_x, l.title_y,
@@ -528,6 +537,7 @@ int contact_sheet_jpeg(const struct contact_sheet *s, uint8_t **out, size_t *len
 	}
 	if (rc == 0)
 		rc = canvas_jpeg(&c, s->quality, out, len, err);
+	vipskernel_shared_end();
 	g_free(strip);
 	free(c.px);
 	return rc;

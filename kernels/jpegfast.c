@@ -46,19 +46,26 @@
  *   -1 with tjGetErrorCode TJERR_WARNING after a complete decode; only the first
  *   warning's text is kept (thread-local). tjDecompressToYUVPlanes calls
  *   jpeg_finish_decompress, which reads on to the EOI; libvips does not (decode_warning).
- * libvips 8.14.1 fails every file that lacks its EOI marker at fail_on >= truncated
- * (its bit reader reads ahead past the end: checked on baseline, 4:2:0 and
- * progressive files), so a missing EOI is truncation here too.
+ * libvips 8.14.1 fails a file at fail_on >= truncated when its reader meets the end of
+ * the data while it reads the rows (a progressive file reads every scan first, so
+ * without its EOI it always does; a single scan only where the bit reader, which reads
+ * a few bytes ahead, runs out; a marker after the scan stops it). Only a decode can
+ * tell, so for a file without an EOI after its first scan, read_past_end repeats
+ * libvips' reading with libjpeg's own API (1/8 scale, grey: the entropy decode is the
+ * same). decode() says how the rest of a decode is judged.
  * - Y planes of 4:2:0/4:2:2 are padded to even sizes on both sides of the codec;
  *   the encoder reads that padding, so pad_for_encoder fills it. */
 #include "kernels/jpegfast.h"
 
 #include <libswscale/swscale.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <turbojpeg.h>
+/* after stdio.h (jpeglib.h uses FILE and size_t without including them) */
+#include <jpeglib.h>
 
 #include "kernels/exif.h"
 #include "kernels/geometry.h"
@@ -135,7 +142,10 @@ static int has_eoi(const uint8_t *in, size_t len, size_t from)
 }
 
 /* Walks the segments from SOI to the first SOS (or to the end of what is there).
- * Every length is checked against len; the walk only moves forward. */
+ * Every length is checked against len; the walk only moves forward. Bytes between
+ * segments that are not a marker are skipped, as libjpeg's next_marker skips them
+ * (with a "Corrupt JPEG data: N extraneous bytes" warning), so the walk finds the
+ * same scan libjpeg decodes. */
 static void scan_markers(const uint8_t *in, size_t len, struct jfmarkers *m)
 {
 	size_t pos = 2;
@@ -145,8 +155,8 @@ static void scan_markers(const uint8_t *in, size_t len, struct jfmarkers *m)
 		unsigned marker, seg;
 		const uint8_t *d;
 
-		if (in[pos] != 0xff)
-			return;
+		while (pos < len && in[pos] != 0xff) /* garbage, as libjpeg skips it */
+			pos++;
 		while (pos < len && in[pos] == 0xff) /* fill bytes */
 			pos++;
 		if (pos >= len)
@@ -154,8 +164,8 @@ static void scan_markers(const uint8_t *in, size_t len, struct jfmarkers *m)
 		marker = in[pos++];
 		if (marker == 0xd9)
 			return;
-		if (marker == 0x01 || (marker >= 0xd0 && marker <= 0xd8))
-			continue; /* no length */
+		if (marker == 0x00 || marker == 0x01 || (marker >= 0xd0 && marker <= 0xd8))
+			continue; /* FF 00 in garbage, or no length */
 		if (pos + 2 > len || (seg = be16(in + pos)) < 2 || seg > len - pos)
 			return;
 		d = in + pos + 2;
@@ -288,11 +298,123 @@ static int plan(struct jfjob *j, struct vherr *err)
 				 j->geo.out_w, j->geo.out_h, JPEG_MAX_SIDE);
 	j->pre_w = j->swap ? j->geo.scaled_h : j->geo.scaled_w;
 	j->pre_h = j->swap ? j->geo.scaled_w : j->geo.scaled_h;
-	j->quality = p->quality < 1 ? 90 : p->quality > 100 ? 100 : p->quality;
-	/* libvips' jpegsave (subsample_mode auto) turns chroma subsampling off from Q 90 */
-	j->out_samp = p->gray ? TJSAMP_GRAY : j->quality >= 90 ? TJSAMP_444 : TJSAMP_420;
+	j->quality = kernel_quality(p);
+	j->out_samp = p->gray			 ? TJSAMP_GRAY
+		      : p->subsample == KSUB_444 ? TJSAMP_444
+						 : TJSAMP_420;
 	j->n_planes = p->gray ? 1 : 3;
 	return 0;
+}
+
+/* ---- libvips' reading, for a file without an EOI --------------------------- */
+
+struct probe_err {
+	struct jpeg_error_mgr pub;
+	jmp_buf jmp;
+};
+
+struct probe_src {
+	struct jpeg_source_mgr pub;
+	int hit_end; /* fill_input_buffer was called: the data had ended */
+};
+
+static void probe_error_exit(j_common_ptr c)
+{
+	longjmp(((struct probe_err *)c->err)->jmp, 1);
+}
+
+static void probe_output_message(j_common_ptr c)
+{
+	(void)c; /* silent: only whether the end was met matters */
+}
+
+static void probe_init_source(j_decompress_ptr d)
+{
+	(void)d;
+}
+
+/* The end of the data, answered as libjpeg's memory source and libvips' do: a fake EOI. */
+static boolean probe_fill(j_decompress_ptr d)
+{
+	static const JOCTET eoi[2] = {0xff, JPEG_EOI};
+	struct probe_src *s = (struct probe_src *)d->src;
+
+	s->hit_end = 1;
+	s->pub.next_input_byte = eoi;
+	s->pub.bytes_in_buffer = sizeof(eoi);
+	return TRUE;
+}
+
+static void probe_skip(j_decompress_ptr d, long n)
+{
+	struct jpeg_source_mgr *s = d->src;
+
+	if (n <= 0)
+		return;
+	while ((size_t)n > s->bytes_in_buffer) {
+		n -= (long)s->bytes_in_buffer;
+		probe_fill(d);
+	}
+	s->next_input_byte += n;
+	s->bytes_in_buffer -= (size_t)n;
+}
+
+static void probe_term(j_decompress_ptr d)
+{
+	(void)d;
+}
+
+/* The state of one read_past_end, in its caller's frame: nothing the reading changes
+ * is a local of the function that calls setjmp. */
+struct probe {
+	struct jpeg_decompress_struct d;
+	struct probe_err e;
+	struct probe_src s;
+};
+
+/* The reading of read_past_end into p; a fatal error ends it early. */
+static void probe_read(struct probe *p, const uint8_t *in, size_t len)
+{
+	JSAMPARRAY row;
+
+	p->d.err = jpeg_std_error(&p->e.pub);
+	p->e.pub.error_exit = probe_error_exit;
+	p->e.pub.output_message = probe_output_message;
+	if (setjmp(p->e.jmp)) {
+		jpeg_destroy_decompress(&p->d);
+		return;
+	}
+	jpeg_create_decompress(&p->d);
+	p->s.pub.next_input_byte = in;
+	p->s.pub.bytes_in_buffer = len;
+	p->s.pub.init_source = probe_init_source;
+	p->s.pub.fill_input_buffer = probe_fill;
+	p->s.pub.skip_input_data = probe_skip;
+	p->s.pub.resync_to_restart = jpeg_resync_to_restart;
+	p->s.pub.term_source = probe_term;
+	p->d.src = &p->s.pub;
+	jpeg_read_header(&p->d, TRUE);
+	p->d.scale_num = 1;
+	p->d.scale_denom = 8;
+	p->d.out_color_space = JCS_GRAYSCALE;
+	p->d.dct_method = JDCT_IFAST;
+	jpeg_start_decompress(&p->d);
+	row = (*p->d.mem->alloc_sarray)((j_common_ptr)&p->d, JPOOL_IMAGE, p->d.output_width, 1);
+	while (p->d.output_scanline < p->d.output_height)
+		jpeg_read_scanlines(&p->d, row, 1);
+	jpeg_destroy_decompress(&p->d);
+}
+
+/* Whether libjpeg, reading in..len as libvips does (header, start, every row, no
+ * jpeg_finish_decompress), asks for data past the end. A fatal error stops the reading
+ * there (libvips fails on it too; decode() fails it on its own). */
+static int read_past_end(const uint8_t *in, size_t len)
+{
+	struct probe p;
+
+	memset(&p, 0, sizeof(p));
+	probe_read(&p, in, len);
+	return p.s.hit_end;
 }
 
 /* ---- decode ---------------------------------------------------------------- */
@@ -337,65 +459,129 @@ static int pick_dct_shift(const struct jfjob *j)
 	return shift;
 }
 
-/* A decode that libturbojpeg finished with a warning, judged as libvips 8.14's jpegload
- * would: data that ends before the EOI fails unless fail_on is none (libvips fails on
- * reading past the end); any other warning ("Corrupt JPEG data: ...") fails only with
- * fail_on=warning. libvips never calls jpeg_finish_decompress, so it never sees the
- * warning that only the tail of the file gives, "extraneous bytes before marker
- * 0xd9" (garbage decoded silently until the EOI): that one is ignored. Only the first
- * warning's text survives, so truncation is told by the missing EOI instead. */
-static int decode_warning(const struct jfjob *j, const char *msg, struct vherr *err)
-{
-	enum kernel_fail_on f = j->p->fail_on;
+/* The rule for a decode (issue 12 item 1): an output is made only from planes the
+ * decoder wrote in full, and the verdict is the one libvips 8.14's jpegload gives on the
+ * same bytes at the same fail_on level.
+ *
+ * libvips reads the rows and stops: it never calls jpeg_finish_decompress, so what lies
+ * after the last row (markers, a second scan, a missing EOI) is never seen by it unless
+ * its reader runs into the end of the data while decoding (read_past_end), which it
+ * fails at fail_on >= truncated. tjDecompressToYUVPlanes reads on to the EOI, and its
+ * error code cannot be trusted to tell a warning from an error: once any warning was
+ * emitted in the call, tjGetErrorCode says TJERR_WARNING even when a later fatal error
+ * ("Bogus Huffman table definition") stopped the decode before one row was written,
+ * and only one message survives. So the planes themselves say how far the decode got:
+ * rows are written top to bottom, a whole iMCU row of every plane at a time, so the
+ * decode finished every row iff the last row of each plane was written (tj_decode's
+ * done, told by a canary pattern written there before the call).
+ *   - rows unfinished: the file fails (a fatal error, or the warning fail_on stopped
+ *     at), whatever fail_on: libvips fails on a fatal error at every level.
+ *   - rows finished: whatever was said after them (e.g. "extraneous bytes before marker
+ *     0xd9", "Didn't expect more than one scan") is ignored as libvips never sees it.
+ *     Unless fail_on is none the decode stops at the first warning
+ *     (TJFLAG_STOPONWARNING), so finished rows mean it came after them.
+ *   - a warning stopped the rows: at fail_on=warning the file fails; at truncated and
+ *     error the warning decides (plan_jpeg_warning, as vipskernel.c's judge_warnings):
+ *     "premature end of data segment" means the rows after it are libjpeg's grey, not
+ *     the file's, and the file fails; any other first warning leaves the rows whole,
+ *     and the decode runs again without stopping.
+ *   - read_past_end fails as truncated unless fail_on is none. */
 
-	if (f == KFAIL_NONE)
-		return 0;
-	if (j->lacks_eoi)
-		return vherr_set(err, VHERR_TRUNCATED, VHSTAGE_DECODE,
-				 "cannot decode image: %s", msg);
-	if (f == KFAIL_WARNING && !strstr(msg, "before marker 0xd9"))
-		return vherr_set(err, VHERR_CORRUPT, VHSTAGE_DECODE, "cannot decode image: %s",
-				 msg);
+/* Canaries for done: a decoded row equal to one of them is checked again with the
+ * other, so a row the decoder wrote is never taken for one it did not. */
+#define CANARY_A 0x5a
+#define CANARY_B 0xa5
+
+/* Fills the last row of each of the n planes with the pattern of canary c (its byte,
+ * then its complement, alternating). */
+static void canary_set(const struct plane *pl, int n, uint8_t c)
+{
+	for (int i = 0; i < n; i++) {
+		uint8_t *row = pl[i].p + (size_t)(pl[i].h - 1) * pl[i].stride;
+
+		for (int x = 0; x < pl[i].w; x++)
+			row[x] = x & 1 ? (uint8_t)~c : c;
+	}
+}
+
+/* Whether the last row of any of the n planes still holds canary c's pattern. */
+static int canary_left(const struct plane *pl, int n, uint8_t c)
+{
+	for (int i = 0; i < n; i++) {
+		const uint8_t *row = pl[i].p + (size_t)(pl[i].h - 1) * pl[i].stride;
+		int x = 0;
+
+		while (x < pl[i].w && row[x] == (x & 1 ? (uint8_t)~c : c))
+			x++;
+		if (x == pl[i].w)
+			return 1;
+	}
 	return 0;
 }
 
-/* Whether any warning will fail this file: then libturbojpeg may stop at the first. */
-static int warning_fails(const struct jfjob *j)
+/* One tjDecompressToYUVPlanes into the planes pl[0..n) with canary c in their last
+ * rows. Returns its result; *done is whether every row was written. */
+static int tj_decode(struct jfjob *j, const struct plane *pl, int n, int dw, int dh, int flags,
+		     uint8_t c, int *done)
 {
-	return j->p->fail_on == KFAIL_WARNING || (j->p->fail_on != KFAIL_NONE && j->lacks_eoi);
+	unsigned char *dst[3] = {NULL, NULL, NULL};
+	int strides[3] = {0, 0, 0}, rc;
+
+	for (int i = 0; i < n; i++) {
+		dst[i] = pl[i].p;
+		strides[i] = pl[i].stride;
+	}
+	canary_set(pl, n, c);
+	rc = tjDecompressToYUVPlanes(j->jf->dec, j->in, j->len, dst, dw, strides, dh, flags);
+	*done = !canary_left(pl, n, c);
+	return rc;
 }
 
 static int decode(struct jfjob *j, struct vherr *err)
 {
-	struct jpegfast *jf = j->jf;
 	tjscalingfactor sf = {1, 1 << pick_dct_shift(j)};
 	int dw = TJSCALED(j->in_w, sf), dh = TJSCALED(j->in_h, sf);
-	int n = j->subsamp == TJSAMP_GRAY ? 1 : 3, w[3], h[3], strides[3];
-	unsigned char *dst[3] = {NULL, NULL, NULL};
-	char line[VHERR_MSG_MAX / 2];
-	int rc;
+	int n = j->subsamp == TJSAMP_GRAY ? 1 : 3, w[3], h[3];
+	enum kernel_fail_on f = j->p->fail_on;
+	int truncated = f != KFAIL_NONE && j->lacks_eoi && read_past_end(j->in, j->len);
+	int flags = f != KFAIL_NONE ? TJFLAG_STOPONWARNING : 0;
+	char line[VHERR_MSG_MAX / 2] = "";
+	enum vherr_code code;
+	int rc, done;
 
 	for (int i = 0; i < n; i++) {
 		w[i] = tjPlaneWidth(i, dw, j->subsamp);
 		h[i] = tjPlaneHeight(i, dh, j->subsamp);
 	}
-	rc = plane_alloc(&jf->decoded, j->cur, n, w, h, err);
+	rc = plane_alloc(&j->jf->decoded, j->cur, n, w, h, err);
 	if (rc)
 		return rc;
-	for (int i = 0; i < n; i++) {
-		dst[i] = j->cur[i].p;
-		strides[i] = j->cur[i].stride;
+	rc = tj_decode(j, j->cur, n, dw, dh, flags, CANARY_A, &done);
+	if (!done && !truncated && rc && f != KFAIL_WARNING &&
+	    tjGetErrorCode(j->jf->dec) == TJERR_WARNING) { /* stopped at the first warning */
+		take_tj_error(j->jf->dec, line, sizeof(line));
+		code = plan_jpeg_warning(line, f);
+		if (code)
+			return vherr_set(err, code, VHSTAGE_DECODE, "cannot decode image: %s",
+					 line);
+		line[0] = '\0'; /* it leaves the rows whole: decode on past it, as libvips */
+		flags = 0;
+		rc = tj_decode(j, j->cur, n, dw, dh, flags, CANARY_A, &done);
 	}
-	if (tjDecompressToYUVPlanes(jf->dec, j->in, j->len, dst, dw, strides, dh,
-				    warning_fails(j) ? TJFLAG_STOPONWARNING : 0)) {
-		int warning = tjGetErrorCode(jf->dec) == TJERR_WARNING;
+	if (!done && !truncated) /* or a last row that decodes to canary A: B tells */
+		rc = tj_decode(j, j->cur, n, dw, dh, flags, CANARY_B, &done);
+	if (rc)
+		take_tj_error(j->jf->dec, line, sizeof(line));
+	if (truncated) /* libvips' code comes from its first message, as decode_code does */
+		return vherr_set(err, decode_code(line, 1), VHSTAGE_DECODE,
+				 "cannot decode image: the data ends inside the scan%s%s",
+				 line[0] ? ": " : "", line);
+	if (!done) { /* at fail_on=warning a warning stops the decode: "corrupt" */
+		int stopped = f == KFAIL_WARNING && tjGetErrorCode(j->jf->dec) == TJERR_WARNING;
 
-		take_tj_error(jf->dec, line, sizeof(line));
-		rc = warning ? decode_warning(j, line, err)
-			     : vherr_set(err, decode_code(line, j->lacks_eoi), VHSTAGE_DECODE,
-					 "cannot decode image: %s", line);
-		if (rc)
-			return rc;
+		return vherr_set(err, stopped ? VHERR_CORRUPT : decode_code(line, 0),
+				 VHSTAGE_DECODE, "cannot decode image: %s",
+				 line[0] ? line : "the decoder stopped before the last row");
 	}
 	j->cur[0].w = dw; /* the Y plane may be padded to even sizes; chroma is exact */
 	j->cur[0].h = dh;
@@ -682,6 +868,8 @@ static int encode(struct jfjob *j, struct kernel_result *res, struct vherr *err)
 	res->out_w = w;
 	res->out_h = h;
 	res->format = KFMT_JPEG;
+	res->frames = 1;
+	res->frame_used = 0;
 	res->kernel = "jpeg-fast";
 	return 0;
 }
@@ -764,6 +952,16 @@ int jpegfast_run(struct jpegfast *jf, const uint8_t *in, size_t len, struct kern
 	memset(res, 0, sizeof(*res));
 	if (len == 0 || !in)
 		return vherr_set(err, VHERR_EMPTY, VHSTAGE_DECODE, NULL);
+	/* A fresh decompressor for every file (under a microsecond): libjpeg keeps the
+	 * Huffman and quantisation tables of the files before in its struct, and a file that
+	 * lacks one would decode with them (a verdict and pixels that depend on the file
+	 * before, found by fuzz_kernels); libvips starts every file afresh. */
+	if (jf->dec)
+		tjDestroy(jf->dec);
+	jf->dec = tjInitDecompress();
+	if (!jf->dec)
+		return vherr_set(err, VHERR_NOMEM, VHSTAGE_DECODE,
+				 "cannot create a JPEG decompressor");
 	rc = read_header(&j, err);
 	if (!rc)
 		rc = plan(&j, err);

@@ -51,8 +51,8 @@ void jpegfast_free(struct jpegfast *jf);
  * kernel_result_release frees it). The output has no metadata (EXIF stripped, so
  * orientation 1); a colour input, and a grey one without params->gray, gives a
  * YCbCr JPEG (grey in, grey pixels out, as libvips makes it sRGB), subsampled 4:2:0
- * below quality 90 and 4:4:4 from 90 (libvips' jpegsave default). With params->gray
- * the output is the luma plane alone (Rec. 601 luma, as PIL's convert("L")).
+ * or 4:4:4 as params->subsample says (PIL's default 4:2:0 whatever the quality). With
+ * params->gray the output is the luma plane alone (Rec. 601 luma, as PIL's convert("L")).
  * Returns 0, or a negative code with err filled (message without the path) and
  * *res zeroed:
  *   -VHERR_EMPTY      (DECODE)    len == 0

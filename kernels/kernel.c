@@ -139,6 +139,22 @@ int kernel_format_parse(const char *s, enum kernel_format *fmt)
 	return -1;
 }
 
+int kernel_quality(const struct kernel_params *p)
+{
+	return p->quality < 1 ? KERNEL_QUALITY_DEFAULT : p->quality > 100 ? 100 : p->quality;
+}
+
+int kernel_subsample_parse(const char *s, enum kernel_subsample *sub)
+{
+	if (s && strcmp(s, "420") == 0)
+		*sub = KSUB_420;
+	else if (s && strcmp(s, "444") == 0)
+		*sub = KSUB_444;
+	else
+		return -1;
+	return 0;
+}
+
 int kernel_fail_on_parse(const char *s, enum kernel_fail_on *f)
 {
 	static const char *const names[] = {
@@ -188,9 +204,11 @@ int kernel_describe(const struct kernel_params *p, char ops[][KERNEL_OP_MAX], in
 		add_op(ops, &n, max, "sharpen");
 	if (p->format == KFMT_PNG)
 		add_op(ops, &n, max, "format:png");
+	else if (p->format == KFMT_WEBP)
+		add_op(ops, &n, max, "format:webp:q%d", kernel_quality(p));
 	else
-		add_op(ops, &n, max, "format:%s:q%d",
+		add_op(ops, &n, max, "format:%s:q%d:%s",
 		       p->format == KFMT_KEEP ? "keep" : kernel_format_ext(p->format),
-		       p->quality);
+		       kernel_quality(p), p->subsample == KSUB_444 ? "444" : "420");
 	return n;
 }

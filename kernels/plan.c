@@ -1,5 +1,7 @@
 #include "kernels/plan.h"
 
+#include <string.h>
+
 static int check_pixels(const struct kernel_params *p, int w, int h, struct vherr *err)
 {
 	uint64_t px = (uint64_t)w * (uint64_t)h;
@@ -40,5 +42,16 @@ int plan_image(const struct kernel_params *p, int in_w, int in_h, int swap,
 				 "scaling %dx%d to %dx%d (%s) exceeds the pixel limit of %llu",
 				 ow, oh, geo->scaled_w, geo->scaled_h, geometry_mode_name(p->mode),
 				 (unsigned long long)p->max_pixels);
+	return 0;
+}
+
+enum vherr_code plan_jpeg_warning(const char *msg, enum kernel_fail_on f)
+{
+	if (f == KFAIL_NONE)
+		return 0;
+	if (strcasestr(msg, "premature end"))
+		return VHERR_TRUNCATED;
+	if (strcasestr(msg, "instead of RST"))
+		return VHERR_CORRUPT;
 	return 0;
 }

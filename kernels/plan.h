@@ -16,4 +16,12 @@
 int plan_image(const struct kernel_params *p, int in_w, int in_h, int swap,
 	       struct geometry *geo, struct vherr *err);
 
+/* The verdict on a JPEG whose decoder's first warning (libjpeg's text) is msg, at
+ * fail_on f: VHERR_TRUNCATED when it says the scan ended before the rows did (the
+ * decoder fills the rest with grey: "premature end of data segment", "Premature end
+ * of JPEG file"), VHERR_CORRUPT when it skipped data to resynchronise ("found marker
+ * ... instead of RST"), each only when f is not KFAIL_NONE; 0 when the rows were all
+ * decoded from the data (e.g. "extraneous bytes before marker"). */
+enum vherr_code plan_jpeg_warning(const char *msg, enum kernel_fail_on f);
+
 #endif

@@ -8,7 +8,7 @@
  *                 before any pixel decode, then geometry_plan on the oriented size
  *   decode        libspng, whole image, into 8- or 16-bit samples (palette and tRNS
  *                 expanded, low bit depths scaled to 8 bits)
- *   split         samples → 8-bit planes (16-bit: round(v / 257)), colour
+ *   split         samples → 8-bit planes (16-bit: the high byte, as PIL), colour
  *                 premultiplied by alpha (Pillow's rounding), so resampling lets no
  *                 transparent pixel's colour bleed into its neighbours
  *   resample      every plane to the planned size with Pillow's bicubic (libswscale,
@@ -375,7 +375,7 @@ static inline unsigned sample(const uint8_t *row, size_t k, int bps)
 {
 	if (bps == 1)
 		return row[k];
-	return ((unsigned)((const uint16_t *)(const void *)row)[k] + 128) / 257;
+	return (unsigned)((const uint16_t *)(const void *)row)[k] >> 8; /* PIL: the high byte */
 }
 
 /* The decoded samples as planes: colour premultiplied by alpha. Sets j->opaque. */
@@ -706,9 +706,10 @@ static int encode_jpeg(struct pfjob *j, struct kernel_result *res, struct vherr 
 {
 	struct pngfast *pf = j->pf;
 	int w = j->geo.out_w, h = j->geo.out_h;
-	int q = j->p->quality < 1 ? 90 : j->p->quality > 100 ? 100 : j->p->quality;
-	/* libvips' jpegsave (subsample_mode auto) turns chroma subsampling off from Q 90 */
-	int samp = j->out_ch == 1 ? TJSAMP_GRAY : q >= 90 ? TJSAMP_444 : TJSAMP_420;
+	int q = kernel_quality(j->p);
+	int samp = j->out_ch == 1		 ? TJSAMP_GRAY
+		   : j->p->subsample == KSUB_444 ? TJSAMP_444
+						 : TJSAMP_420;
 	unsigned long size = tjBufSize(w, h, samp);
 	uint8_t *buf;
 
@@ -745,6 +746,8 @@ static int encode(struct pfjob *j, struct kernel_result *res, struct vherr *err)
 	res->in_h = j->info.h;
 	res->out_w = j->geo.out_w;
 	res->out_h = j->geo.out_h;
+	res->frames = 1; /* APNG frames are not read: libvips 8.14 reads the still too */
+	res->frame_used = 0;
 	res->kernel = "png-fast";
 	return 0;
 }

@@ -44,8 +44,19 @@ void vipskernel_free(struct vipskernel *vk);
  *                                 saver failed for a reason not traced to the input
  * Pixels are decoded lazily while saving, so a failure during the save is
  * reported as a DECODE error unless its message names the saver.
- * Not thread-safe on one vk; distinct vks need no lock. */
+ * The message's libvips text is this file's own at any thread count: a run that
+ * failed inside libvips is replayed alone (a process-wide reader/writer lock that
+ * good runs only read-hold), so it is the same at -j1 and -j8.
+ * Not thread-safe on one vk; distinct vks need no lock of ours but that one. */
 int vipskernel_run(struct vipskernel *vk, const uint8_t *in, size_t len,
 		   struct kernel_result *res, struct vherr *err);
+
+/* Read-holds the lock a failed vipskernel_run is replayed under, for libvips work
+ * done outside vipskernel_run (the preview's thumbnails and sheet, kernels/contact.c),
+ * so that work cannot clear or add to a replay's error text. Pair each begin with an
+ * end on the same thread; do not nest, nor call from inside vipskernel_run. */
+void vipskernel_shared_begin(void);
+/* Ends vipskernel_shared_begin. */
+void vipskernel_shared_end(void);
 
 #endif

@@ -37,6 +37,7 @@ rows() { P="| $1" awk 'index($0, ENVIRON["P"]) == 1 { n++ } END { print n + 0 }'
 check "two round-trip tables" test "$(grep -c '^### rtt4: \|^### local: ' "$out")" -eq 2
 check "download rows" test "$(rows 'download: ')" -eq 8
 check "job rows" test "$(rows 'job: ')" -eq 4
+check "rerun rows (all 304)" test "$(rows 'job again into the same outputs')" -eq 2
 check "ratios printed" grep -q '| download: aria2c -i LIST -j 64 | [0-9.]* | [0-9.]*x (h1) |' "$out"
 check "RSS table" test "$(grep -c '^| 2000 | [0-9.]* | [0-9]* |' "$out")" -eq 1
 check "fault table" test "$(rows '/')" -eq 12

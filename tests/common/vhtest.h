@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vhskip.h"
+
 /* Makes a fresh directory under $TMPDIR (or /tmp) into buf and returns buf. */
 static inline char *vht_tmpdir(char *buf, size_t size)
 {
@@ -199,14 +201,14 @@ static inline void vht_require_permissions(const char *dir)
 	vht_write(probe, "x", 1);
 	cr_assert_eq(chmod(probe, 0), 0);
 	if (vht_drop_dac() != 0)
-		cr_skip_test("running as root and cannot drop CAP_DAC_OVERRIDE: root ignores "
-			     "file permissions, so a permission failure cannot be staged");
+		vht_missing("running as root and cannot drop CAP_DAC_OVERRIDE: root ignores "
+			    "file permissions, so a permission failure cannot be staged");
 	fd = open(probe, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		close(fd);
 		unlink(probe);
-		cr_skip_test("a mode-000 file is still readable (root privileges): a "
-			     "permission failure cannot be staged here");
+		vht_missing("a mode-000 file is still readable (root privileges): a "
+			    "permission failure cannot be staged here");
 	}
 	unlink(probe);
 }

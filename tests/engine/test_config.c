@@ -315,7 +315,7 @@ Test(config, binding_points_into_the_config)
 	strlist_add(&c.tags, "t1");
 	strlist_add(&c.tags, "t2");
 	c.dataset_from = "dataset://a/0";
-	c.packaging = "zip";
+	c.packaging = 1;
 	config_binding(&c, &b);
 	cr_assert_eq(b.ndatasets, 1);
 	cr_assert_str_eq(b.datasets[0], "dataset://a/1");
@@ -324,7 +324,7 @@ Test(config, binding_points_into_the_config)
 	cr_assert_eq(b.ntags, 2);
 	cr_assert_str_eq(b.tags[1], "t2");
 	cr_assert_str_eq(b.from, "dataset://a/0");
-	cr_assert_str_eq(b.packaging, "zip");
+	cr_assert_eq(b.packaging, 1);
 	config_release(&c);
 }
 
@@ -421,7 +421,7 @@ Test(config_finish, dataset_details_need_a_dataset, .init = setup, .fini = teard
 	cfg.dataset_from = "dataset://a/0";
 	finish_refused("--dataset");
 	cfg.dataset_from = NULL;
-	cfg.packaging = "zip";
+	cfg.packaging = 1;
 	finish_refused("--dataset");
 	strlist_add(&cfg.datasets, "dataset://a/1");
 	finish_ok();

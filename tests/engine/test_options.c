@@ -166,10 +166,10 @@ Test(options, select_options_set_their_fields)
 
 Test(options, output_options_set_their_fields)
 {
-	struct parsed *p = parse_ok(PARSE("-o", "/out", "--prefix", "imgs", "--live-upload",
-					  "--overwrite", "--dataset", "dataset://a/1",
-					  "--dataset-from", "dataset://a/0", "--dataset-alias",
-					  "latest", "--packaging", "zip", "--tag", "t", "src"));
+	struct parsed *p =
+	    parse_ok(PARSE("-o", "/out", "--prefix", "imgs", "--live-upload", "--overwrite",
+			   "--dataset", "dataset://a/1", "--dataset-from", "dataset://a/0",
+			   "--dataset-alias", "latest", "--packaging", "--tag", "t", "src"));
 	struct config *c = &p->cfg;
 
 	cr_assert_str_eq(c->outputs, "/out");
@@ -181,7 +181,7 @@ Test(options, output_options_set_their_fields)
 	cr_assert_str_eq(c->dataset_from, "dataset://a/0");
 	cr_assert_eq(c->aliases.n, 1);
 	cr_assert_str_eq(c->aliases.v[0], "latest");
-	cr_assert_str_eq(c->packaging, "zip");
+	cr_assert_eq(c->packaging, 1);
 	cr_assert_eq(c->tags.n, 1);
 	cr_assert_str_eq(c->tags.v[0], "t");
 	parsed_free(p);
@@ -244,6 +244,19 @@ Test(options, last_single_value_wins)
 	parsed_free(p);
 }
 
+Test(options, seed_defaults_quality_75_420_and_subsample_444)
+{
+	struct parsed *p = parse_ok(PARSE("src"));
+
+	cr_assert_eq(p->cfg.kernel.quality, 75);
+	cr_assert_eq(p->cfg.kernel.subsample, KSUB_420);
+	parsed_free(p);
+	p = parse_ok(PARSE("--subsample", "444", "--quality", "90", "src"));
+	cr_assert_eq(p->cfg.kernel.subsample, KSUB_444);
+	cr_assert_eq(p->cfg.kernel.quality, 90);
+	parsed_free(p);
+}
+
 Test(options, unknown_option_is_named)
 {
 	expect_usage(PARSE("--bogus", "src"), "--bogus", NULL);
@@ -279,6 +292,7 @@ Test(options, invalid_values_are_named_with_the_value)
 	expect_usage(PARSE("--format", "gif", "src"), "--format", "gif");
 	expect_usage(PARSE("--quality", "0", "src"), "--quality", NULL);
 	expect_usage(PARSE("--quality", "101", "src"), "--quality", NULL);
+	expect_usage(PARSE("--subsample", "422", "src"), "--subsample", "422");
 	expect_usage(PARSE("--png-level", "0", "src"), "--png-level", NULL);
 	expect_usage(PARSE("--png-level", "13", "src"), "--png-level", NULL);
 	expect_usage(PARSE("--max-pixels", "0", "src"), "--max-pixels", NULL);

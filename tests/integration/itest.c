@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 #include <vips/vips.h>
@@ -62,15 +64,23 @@ static const char *env_required(const char *name)
 
 const char *itest_bin(void)
 {
+	static char other[PATH_MAX];
+	const char *dir = getenv("VHPREP_TEST_BUILD_DIR");
 	const char *bin = env_required("VHPREP_BIN");
 
-	cr_assert_eq(access(bin, X_OK), 0, "VHPREP_BIN '%s' is not executable", bin);
+	if (dir && *dir) {
+		snprintf(other, sizeof(other), "%s/vhprep", dir);
+		bin = other;
+	}
+	cr_assert_eq(access(bin, X_OK), 0, "vhprep '%s' is not executable", bin);
 	return bin;
 }
 
 const char *itest_build_dir(void)
 {
-	return env_required("VHPREP_BUILD_DIR");
+	const char *dir = getenv("VHPREP_TEST_BUILD_DIR");
+
+	return dir && *dir ? dir : env_required("VHPREP_BUILD_DIR");
 }
 
 const char *itest_source_dir(void)
@@ -674,17 +684,95 @@ int itest_wait(pid_t pid, double timeout_s, int *exit_code, int *sig)
 	return 1;
 }
 
-void itest_run(char *const argv[], const struct itest_spawn_opts *o, struct itest_proc *p)
+/* Opens a pseudo-terminal in raw mode: *master for the parent, *slave for the child's
+ * stderr. */
+static void open_pty(int *master, int *slave)
 {
-	int serial = ++capture_serial;
-	char *capdir = itest_path(".capture");
-	char *out_path = itest_fmt("%s/%d.out", capdir, serial);
-	char *err_path = itest_fmt("%s/%d.err", capdir, serial);
+	struct termios t;
+	char *name;
+
+	*master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	cr_assert_geq(*master, 0, "posix_openpt: %s", strerror(errno));
+	cr_assert_eq(grantpt(*master), 0);
+	cr_assert_eq(unlockpt(*master), 0);
+	name = ptsname(*master);
+	cr_assert_not_null(name);
+	*slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	cr_assert_geq(*slave, 0, "open %s: %s", name, strerror(errno));
+	cr_assert_eq(tcgetattr(*slave, &t), 0);
+	cfmakeraw(&t);
+	cr_assert_eq(tcsetattr(*slave, TCSANOW, &t), 0);
+}
+
+/* Appends what the pty master holds to f, waiting at most ms; returns 0 once the child
+ * side is closed (EIO), 1 otherwise. */
+static int drain_pty(int master, FILE *f, int ms)
+{
+	struct pollfd pfd = {master, POLLIN, 0};
+	char buf[4096];
+	ssize_t n;
+
+	if (poll(&pfd, 1, ms) <= 0)
+		return 1;
+	n = read(master, buf, sizeof(buf));
+	if (n <= 0)
+		return n < 0 && errno == EINTR;
+	cr_assert_eq(fwrite(buf, 1, (size_t)n, f), (size_t)n);
+	return 1;
+}
+
+/* itest_run with stderr on a pseudo-terminal whose bytes go to err_path. */
+static void run_tty(char *const argv[], const struct itest_spawn_opts *o, struct itest_proc *p,
+		    const char *out_path, const char *err_path)
+{
+	const char *cwd = o->cwd ? o->cwd : itest_root;
+	const char *in_path = o->stdin_path ? o->stdin_path : "/dev/null";
+	FILE *f = fopen(err_path, "wb");
+	struct timespec start, now;
+	int master, slave, ended = 0;
 	pid_t pid;
 
-	memset(p, 0, sizeof(*p));
-	itest_mkdirs(capdir);
-	pid = itest_spawn(argv, o, out_path, err_path);
+	cr_assert_not_null(f);
+	open_pty(&master, &slave);
+	pid = fork();
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int in = open(in_path, O_RDONLY),
+		    out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
+		    dup2(slave, 2) < 0 || chdir(cwd) != 0)
+			_exit(126);
+		execve(argv[0], argv, environ);
+		_exit(127);
+	}
+	close(slave);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (!ended) {
+		drain_pty(master, f, 5);
+		ended = itest_wait(pid, 0, &p->exit_code, &p->term_signal);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!ended && now.tv_sec - start.tv_sec > (time_t)ITEST_RUN_TIMEOUT) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			p->timed_out = 1;
+			p->exit_code = -1;
+			p->term_signal = SIGKILL;
+			break;
+		}
+	}
+	while (drain_pty(master, f, 50)) /* the rest, until the child's side is gone */
+		;
+	close(master);
+	fclose(f);
+}
+
+/* itest_run with stdout and stderr into files. */
+static void run_files(char *const argv[], const struct itest_spawn_opts *o,
+		      struct itest_proc *p, const char *out_path, const char *err_path)
+{
+	pid_t pid = itest_spawn(argv, o, out_path, err_path);
+
 	if (!itest_wait(pid, ITEST_RUN_TIMEOUT, &p->exit_code, &p->term_signal)) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
@@ -692,6 +780,21 @@ void itest_run(char *const argv[], const struct itest_spawn_opts *o, struct ites
 		p->exit_code = -1;
 		p->term_signal = SIGKILL;
 	}
+}
+
+void itest_run(char *const argv[], const struct itest_spawn_opts *o, struct itest_proc *p)
+{
+	int serial = ++capture_serial;
+	char *capdir = itest_path(".capture");
+	char *out_path = itest_fmt("%s/%d.out", capdir, serial);
+	char *err_path = itest_fmt("%s/%d.err", capdir, serial);
+
+	memset(p, 0, sizeof(*p));
+	itest_mkdirs(capdir);
+	if (o && o->stderr_tty)
+		run_tty(argv, o, p, out_path, err_path);
+	else
+		run_files(argv, o, p, out_path, err_path);
 	p->out = itest_slurp(out_path, &p->out_len);
 	p->err = itest_slurp(err_path, &p->err_len);
 	cr_assert(!p->timed_out, "%s did not finish within %.0f s; stderr:\n%s", argv[0],
@@ -767,7 +870,8 @@ char *itest_line_value(const char *text, const char *key)
 
 	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
 		if (!strncmp(l, key, klen) && l[klen] == '=')
-			return itest_fmt("%.*s", (int)strcspn(l + klen + 1, "\n"), l + klen + 1);
+			return itest_fmt("%.*s", (int)strcspn(l + klen + 1, "\n"),
+					 l + klen + 1);
 	cr_assert_fail("no %s= line in: %s", key, text);
 	return NULL;
 }
@@ -913,6 +1017,23 @@ const char *itest_sniff(const char *path)
 
 /* ---- records ---- */
 
+/* Removes the live-upload sidecars NAME.metadata.json (records, not outputs) from l. */
+static void drop_sidecars(struct itest_list *l)
+{
+	static const char sfx[] = ".metadata.json";
+	size_t k = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		size_t n = strlen(l->v[i]);
+
+		if (n > sizeof(sfx) - 1 && !strcmp(l->v[i] + n - (sizeof(sfx) - 1), sfx))
+			free(l->v[i]);
+		else
+			l->v[k++] = l->v[i];
+	}
+	l->n = k;
+}
+
 json_t *itest_check_outputs(const char *outputs, const char *prefix, int want_csv_line)
 {
 	char *meta_path = itest_fmt("%s/valohai.metadata.jsonl", outputs);
@@ -924,6 +1045,7 @@ json_t *itest_check_outputs(const char *outputs, const char *prefix, int want_cs
 	json_t *line;
 
 	itest_list_files(img_root, &on_disk);
+	drop_sidecars(&on_disk);
 	json_array_foreach(lines, i, line)
 	{
 		json_t *meta = json_object_get(line, "metadata");

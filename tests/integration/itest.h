@@ -26,7 +26,10 @@ void itest_setup(void);
 /* Removes itest_root (best effort). Use as a suite's .fini. */
 void itest_teardown(void);
 
-/* $VHPREP_BIN (asserted set and executable), $VHPREP_BUILD_DIR, $VHPREP_SOURCE_DIR. */
+/* $VHPREP_BIN (asserted set and executable), $VHPREP_BUILD_DIR, $VHPREP_SOURCE_DIR.
+ * $VHPREP_TEST_BUILD_DIR, when set, replaces the first two: the tests built here then
+ * drive another build's vhprep and tools (tests/run.sh's ThreadSanitizer stage, whose
+ * build cannot run Criterion itself). */
 const char *itest_bin(void);
 const char *itest_build_dir(void);
 const char *itest_source_dir(void);
@@ -127,6 +130,8 @@ struct itest_spawn_opts {
 	const char *stdin_path; /* NULL: /dev/null */
 	int drop_dac;		/* root: drop CAP_DAC_OVERRIDE/READ_SEARCH from the child's
 				   bounding set, so file permissions apply to it */
+	int stderr_tty;		/* itest_run only: the child's stderr is a pseudo-terminal
+				   (raw mode: no "\n" -> "\r\n"), so isatty(2) is true */
 };
 
 /* Starts argv[0] (a path) with stdout/stderr into out_path/err_path. Returns the pid. */
@@ -184,7 +189,8 @@ const char *itest_sniff(const char *path);
 /* The checks every finished or interrupted run's outputs must pass:
  * - valohai.metadata.jsonl: one JSON object per line, each {"file", "metadata"};
  * - the "file" values are distinct and every one exists;
- * - the set of "file" values under prefix equals the files on disk under outputs/prefix;
+ * - the set of "file" values under prefix equals the files on disk under outputs/prefix
+ *   (live-upload sidecars NAME.metadata.json aside);
  * - if want_csv_line, exactly one line for processing_metadata.csv (else at most one);
  * - no name containing ".vhprep-tmp" anywhere under outputs.
  * Returns the metadata lines (caller decrefs). */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "itest.h"
+#include "tests/common/vhskip.h"
 
 TestSuite(badinput, .init = itest_setup, .fini = itest_teardown, .timeout = 120);
 
@@ -119,7 +120,7 @@ static const struct bad bads[] = {
     {"bad/truncated.png", "truncated", "corrupt", "decode"},
     {"bad/zero.jpg", "empty", NULL, "decode"},
     {"bad/notimage.jpg", "not_image", NULL, "decode"},
-    {"bad/readme.txt", "not_image", NULL, "decode"},
+    {"bad/readme.png", "not_image", NULL, "decode"},
     {"bad/bomb.png", "too_large", NULL, "decode"},
 };
 #define NBADS (sizeof(bads) / sizeof(bads[0]))
@@ -156,6 +157,10 @@ static char *make_bad_tree(void)
 		itest_write_file(p, text, strlen(text));
 	}
 	free(p);
+	p = itest_fmt("%s/bad/readme.png", src);
+	itest_write_file(p, "# notes\n", 8);
+	free(p);
+	/* a file no image name claims is no failure: it is counted skipped_type */
 	p = itest_fmt("%s/bad/readme.txt", src);
 	itest_write_file(p, "# notes\n", 8);
 	free(p);
@@ -239,6 +244,7 @@ static void check_bad_run(const char *src, const char *out)
 		cr_expect_eq(json_integer_value(itest_jget(s, "failures.empty.count")), 1);
 		cr_expect_eq(json_integer_value(itest_jget(s, "failures.too_large.count")), 1);
 		cr_expect_eq(json_integer_value(itest_jget(s, "failures.not_image.count")), 2);
+		cr_expect_eq(json_integer_value(itest_jget(s, "files.skipped_type")), 1);
 		json_decref(s);
 		free(sum_path);
 	}
@@ -392,7 +398,7 @@ Test(badinput, unreadable_file_and_directory)
 	if (p.exit_code == 0 || p.exit_code == 125 || p.exit_code == 126) {
 		itest_proc_release(&p);
 		chmod(lockdir, 0755);
-		cr_skip(
+		vht_missing(
 		    "file permissions do not apply to this test's children (root that "
 		    "cannot drop CAP_DAC_OVERRIDE): the unreadable-file case is untestable");
 	}
@@ -544,5 +550,110 @@ Test(badinput, parallel_failures_keep_their_reason)
 	free(png);
 	free(errors_path);
 	free(out);
+	free(src);
+}
+
+/* Whether msg names an image format other than own ("jpeg", "png", ...). */
+static int names_other_format(const char *msg, const char *own)
+{
+	static const char *const words[] = {"jpeg", "png", "webp", "tiff", "gif"};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcmp(words[i], own) != 0 && strcasestr(msg, words[i]))
+			return 1;
+	return 0;
+}
+
+/* The error lines of a run as one sorted text, one "path reason message" per line. */
+static char *error_lines(const char *out)
+{
+	char *path = itest_fmt("%s/vhprep-errors.jsonl", out);
+	json_t *errors = itest_read_jsonl(path), *e;
+	struct itest_list l = {0};
+	size_t i, n = 0;
+	char *all;
+
+	json_array_foreach(errors, i, e)
+	{
+		char *line = itest_fmt("%s %s %s", itest_jstr(e, "path"),
+				       itest_jstr(e, "reason"), itest_jstr(e, "message"));
+
+		itest_list_add(&l, line);
+		n += strlen(line) + 1;
+		free(line);
+	}
+	itest_list_sort(&l);
+	all = calloc(1, n + 1);
+	for (size_t k = 0; k < l.n; k++) {
+		strcat(all, l.v[k]);
+		strcat(all, "\n");
+	}
+	itest_list_free(&l);
+	json_decref(errors);
+	free(path);
+	return all;
+}
+
+/* Damaged JPEG, PNG, WebP, TIFF and GIF files at once: every message is its own
+ * file's (it names no other format) and the error lines are identical at -j1 and -j8
+ * (with the preview on, whose thumbnails use libvips on the workers too). */
+Test(badinput, messages_are_the_same_at_j1_and_j8)
+{
+	static const char *const exts[] = {"jpg", "png", "webp", "tif", "gif"};
+	static const char *const owns[] = {"jpeg", "png", "webp", "tiff", "gif"};
+	char *src = itest_path("src");
+	char *runs[2] = {NULL, NULL};
+	const char *threads[2] = {"1", "8"};
+
+	for (size_t f = 0; f < 5; f++) {
+		size_t len;
+		unsigned char *img =
+		    itest_encode_image(exts[f], 200, 150, 3, 5 + (unsigned)f, 0, &len);
+
+		for (int k = 0; k < 6; k++) {
+			char *path = itest_fmt("%s/%s-%d.%s", src, exts[f], k, exts[f]);
+
+			if (k == 5) /* complete, with garbage in its middle third */
+				memset(img + len / 3, 0x5a, len / 10);
+			itest_write_file(path, img,
+					 k == 5 ? len : len * (2 + 3 * (size_t)k) / 20);
+			free(path);
+		}
+		free(img);
+	}
+	for (int r = 0; r < 2; r++) {
+		char *out = itest_path(r ? "out-j8" : "out-j1");
+		char *errors_path = itest_fmt("%s/vhprep-errors.jsonl", out);
+		struct itest_proc p;
+		json_t *errors, *e;
+		size_t i;
+
+		itest_vhprep(&p, "-q", "--threads", threads[r], "--resize", "64",
+			     "--max-errors", "1000", "-o", out, src, NULL);
+		itest_assert_exit(&p, 0);
+		errors = itest_read_jsonl(errors_path);
+		cr_assert_geq(json_array_size(errors), 15,
+			      "only %zu of 30 damaged files failed", json_array_size(errors));
+		json_array_foreach(errors, i, e)
+		{
+			const char *path = itest_jstr(e, "path"), *ext = strrchr(path, '.') + 1;
+
+			for (size_t f = 0; f < 5; f++)
+				if (!strcmp(ext, exts[f]))
+					cr_expect_not(names_other_format(
+							  itest_jstr(e, "message"), owns[f]),
+						      "-j%s: %s: '%s' names another format",
+						      threads[r], path,
+						      itest_jstr(e, "message"));
+		}
+		runs[r] = error_lines(out);
+		json_decref(errors);
+		itest_proc_release(&p);
+		free(errors_path);
+		free(out);
+	}
+	cr_expect_str_eq(runs[1], runs[0], "the error lines differ between -j8 and -j1");
+	free(runs[0]);
+	free(runs[1]);
 	free(src);
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "itest.h"
+#include "tests/common/vhskip.h"
 
 TestSuite(bench, .init = itest_setup, .fini = itest_teardown, .timeout = 120);
 
@@ -47,8 +48,11 @@ static json_t *bench(struct itest_proc *p, const char *mode, const char *src)
 
 static json_int_t latency_count(json_t *o, const char *op)
 {
-	json_t *n =
-	    json_object_get(json_object_get(json_object_get(o, "latency"), op), "count");
+	char key[64];
+	json_t *n;
+
+	snprintf(key, sizeof(key), "%s_count", op); /* flat: OP_count */
+	n = json_object_get(o, key);
 
 	return n ? json_integer_value(n) : 0;
 }
@@ -132,6 +136,30 @@ Test(bench, usage_and_source_errors_exit_2)
 	free(missing);
 }
 
+/* bench parses the options it shares with a run by the run's code: same values, same
+ * bounds, same messages (a fractional --nfs-timeout was refused here once). */
+Test(bench, shares_the_runs_option_parsing)
+{
+	uint64_t bytes;
+	char *src = make_tree(&bytes);
+	struct itest_proc p = {0}, q = {0}, r = {0};
+
+	itest_vhprep(&p, "bench", "--walk-only", "--nfs-timeout", "2.5", src, NULL);
+	itest_assert_exit(&p, 0);
+	itest_vhprep(&q, "bench", "--nfs-timeout", "0", src, NULL);
+	itest_assert_exit(&q, 2);
+	cr_assert_not_null(
+	    strstr(q.err, "invalid --nfs-timeout '0': expected seconds in (0, 3600]"), "%s",
+	    q.err);
+	itest_vhprep(&r, "bench", "--read-budget", "1023", src, NULL);
+	itest_assert_exit(&r, 2);
+	cr_assert_not_null(strstr(r.err, "invalid --read-budget '1023'"), "%s", r.err);
+	itest_proc_release(&p);
+	itest_proc_release(&q);
+	itest_proc_release(&r);
+	free(src);
+}
+
 Test(bench, a_directory_it_cannot_list_is_counted_and_fails_the_run)
 {
 	uint64_t bytes;
@@ -153,7 +181,7 @@ Test(bench, a_directory_it_cannot_list_is_counted_and_fails_the_run)
 	if (p.exit_code == 125 || p.exit_code == 126 || strstr(p.out, "\"walk_errors\":0")) {
 		itest_proc_release(&p);
 		itest_argv_free(&a);
-		cr_skip("permissions do not apply to this test's children (root that cannot "
+		vht_missing("permissions do not apply to this test's children (root that cannot "
 			"drop CAP_DAC_OVERRIDE)");
 	}
 	cr_expect_eq(p.exit_code, 1, "exit %d; stderr: %s", p.exit_code, p.err);

@@ -17,9 +17,11 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "itest.h"
+#include "tests/common/vhskip.h"
 
 #define FREE_NULL(p)                                                                           \
 	do {                                                                                   \
@@ -56,7 +58,7 @@ static void serve(void)
 
 		free(out);
 		free(err);
-		cr_skip("the HTTP servers are unavailable here (fixture exit 77): %s", why);
+		vht_missing("the HTTP servers are unavailable here (fixture exit 77): %s", why);
 	}
 	server_up = 1;
 	cr_assert_eq(code, 0, "http.sh start: exit %d: %s", code, err);
@@ -538,7 +540,7 @@ static void run_in_netns(struct itest_proc *p, const char *list, const char *out
 		itest_argv_add(&a, extra);
 	itest_run(a.v, NULL, p);
 	if (p->exit_code == 77)
-		cr_skip("network namespaces are unavailable here: %s", p->err);
+		vht_missing("network namespaces are unavailable here: %s", p->err);
 	itest_argv_free(&a);
 	free(image);
 }
@@ -656,4 +658,206 @@ Test(http, status_detail_is_posted_and_never_fails_the_run)
 	itest_proc_release(&p);
 	free(list);
 	free(text);
+}
+
+/* The summary's "files" count name of the run into root/outname. */
+static json_int_t files_count(const char *outname, const char *name)
+{
+	char *path = itest_fmt("%s/%s/vhprep-summary.json", itest_root, outname);
+	json_t *sum = itest_read_json(path);
+	json_int_t n = itest_jint(itest_jget(sum, "files"), name);
+
+	json_decref(sum);
+	free(path);
+	return n;
+}
+
+/* The fault server's hits of path so far. */
+static json_int_t fault_hits(const char *path)
+{
+	struct itest_argv a = {0};
+	struct itest_proc c;
+	json_t *counts;
+	json_int_t n;
+
+	itest_argv_add(&a, "/usr/bin/curl");
+	itest_argv_add(&a, "-s");
+	itest_argv_addf(&a, "%s/counts", fault_url);
+	itest_run(a.v, NULL, &c);
+	counts = json_loads(c.out, 0, NULL);
+	cr_assert(json_is_object(counts), "counts: %s", c.out);
+	n = hits(counts, path);
+	json_decref(counts);
+	itest_proc_release(&c);
+	itest_argv_free(&a);
+	return n;
+}
+
+/* Runs list into outname with --resize 64 and extra (may be NULL), asserting exit 0. */
+static void run_ok(const char *list, const char *outname, const char *extra, const char *arg)
+{
+	struct itest_proc p;
+
+	run_list(&p, list, outname, "--resize", "64", extra, arg, NULL);
+	itest_assert_exit(&p, 0);
+	itest_proc_release(&p);
+}
+
+Test(http, reruns_ask_nginx_and_skip_what_did_not_change)
+{
+	char *list, *img, *prev, *since;
+	json_t *lines, *m;
+
+	serve();
+	list = write_list("l.csv", http_url);
+	run_ok(list, "o", NULL, NULL);
+	cr_assert_eq(files_count("o", "processed"), (json_int_t)NNAMES);
+	/* the same list again: every URL asked with its ETag / Last-Modified, every answer
+	 * a 304 without a body, nothing redone */
+	itest_write_file(access_log, "", 0);
+	run_ok(list, "o", NULL, NULL);
+	cr_assert_eq(files_count("o", "processed"), 0);
+	cr_assert_eq(files_count("o", "already_done"), (json_int_t)NNAMES);
+	cr_assert_eq(count_lines(access_log, " 304 "), (int)NNAMES);
+	cr_assert_eq(count_lines(access_log, " 200 "), 0);
+	/* one image changes on the server: it alone is fetched and replaced */
+	img = itest_fmt("%s/www/a/one.jpg", itest_root);
+	itest_make_image(img, 210, 150, 3, 99, 0);
+	run_ok(list, "o", NULL, NULL);
+	cr_assert_eq(files_count("o", "processed"), 1);
+	cr_assert_eq(files_count("o", "replaced"), 1);
+	cr_assert_eq(files_count("o", "already_done"), (json_int_t)NNAMES - 1);
+	prev = itest_fmt("%s/o", itest_root);
+	lines = itest_check_outputs(prev, "processed_images", 1);
+	m = json_object_get(line_of(lines, "processed_images/a/one.jpg"), "metadata");
+	cr_assert_eq(itest_jint(m, "original_width"), 210);
+	json_decref(lines);
+
+	/* --since the earlier run's records: a fresh outputs dir holds only what changed */
+	since = itest_fmt("%s/o/valohai.metadata.jsonl", itest_root);
+	itest_write_file(access_log, "", 0);
+	run_ok(list, "s1", "--since", since);
+	cr_assert_eq(files_count("s1", "processed"), 0);
+	cr_assert_eq(files_count("s1", "unchanged"), (json_int_t)NNAMES);
+	cr_assert_eq(count_lines(access_log, " 304 "), (int)NNAMES);
+	free(img);
+	img = itest_fmt("%s/www/many/m3.jpg", itest_root);
+	itest_make_image(img, 222, 111, 3, 5, 0);
+	run_ok(list, "s2", "--since", since);
+	cr_assert_eq(files_count("s2", "processed"), 1);
+	cr_assert_eq(files_count("s2", "unchanged"), (json_int_t)NNAMES - 1);
+	free(img);
+	img = itest_fmt("%s/s2/processed_images/many/m3.jpg", itest_root);
+	cr_assert(itest_exists(img), "the changed image's output");
+	free(img);
+	free(prev);
+	free(since);
+	free(list);
+}
+
+Test(http, reruns_without_validators_go_by_the_url)
+{
+	char *list, *text;
+
+	serve();
+	/* the fault server's /plain/ sends neither ETag nor Last-Modified */
+	text = itest_fmt("url,key\n%s/plain/p.jpg,p.jpg\n%s/img/q.jpg,q.jpg\n", fault_url,
+			 fault_url);
+	list = itest_path("plain.csv");
+	itest_write_file(list, text, strlen(text));
+	run_ok(list, "o", NULL, NULL);
+	cr_assert_eq(files_count("o", "processed"), 2);
+	run_ok(list, "o", NULL, NULL);
+	cr_assert_eq(files_count("o", "already_done"), 2);
+	cr_assert_eq(fault_hits("/plain/p.jpg"), 1,
+		     "the same URL without validators: not asked");
+	cr_assert_eq(fault_hits("/img/q.jpg"), 2, "asked once more, answered 304");
+	/* another URL under the same key: fetched, and it replaces the output */
+	free(text);
+	text = itest_fmt("url,key\n%s/plain/other.jpg,p.jpg\n%s/img/q.jpg,q.jpg\n", fault_url,
+			 fault_url);
+	itest_write_file(list, text, strlen(text));
+	run_ok(list, "o", NULL, NULL);
+	cr_assert_eq(files_count("o", "processed"), 1);
+	cr_assert_eq(files_count("o", "replaced"), 1);
+	cr_assert_eq(fault_hits("/plain/other.jpg"), 1);
+	/* --since goes by the URL alike */
+	{
+		char *since = itest_fmt("%s/o/valohai.metadata.jsonl", itest_root);
+
+		run_ok(list, "s", "--since", since);
+		cr_assert_eq(files_count("s", "unchanged"), 2);
+		cr_assert_eq(fault_hits("/plain/other.jpg"), 1);
+		free(since);
+	}
+	free(text);
+	free(list);
+}
+
+/* Item 6's remaining edges: credentials only from the netrc file named (never ~/.netrc by
+ * default, never written anywhere), a redirect to a metadata address refused like a
+ * direct URL, an error response's body in no record. */
+Test(http, credentials_only_from_a_named_netrc_and_never_recorded)
+{
+	char *list, *text, *netrc, *home, *e, *all, *u401, *uauth;
+	struct itest_proc p;
+	json_t *errors;
+
+	serve();
+	home = itest_path("home");
+	netrc = itest_fmt("%s/.netrc", home);
+	text = "machine 127.0.0.1 login vh password s3cret-pass\n";
+	itest_write_file(netrc, text, strlen(text));
+	chmod(netrc, 0600);
+	setenv("HOME", home, 1);
+	uauth = itest_fmt("%s/auth/a.jpg", fault_url);
+	u401 = itest_fmt("%s/redirect/m.jpg?to=http://169.254.169.254/img/x.jpg", fault_url);
+	text = itest_fmt("%s\n%s\n", uauth, u401);
+	list = itest_path("auth.txt");
+	itest_write_file(list, text, strlen(text));
+	free(text);
+	/* ~/.netrc is not read unless named */
+	run_list(&p, list, "none", "--max-errors", "10", "--keep-query", "--http-timeout", "3",
+		 NULL);
+	itest_assert_exit(&p, 0);
+	itest_proc_release(&p);
+	e = itest_fmt("%s/none/vhprep-errors.jsonl", itest_root);
+	errors = itest_read_jsonl(e);
+	cr_assert_str_eq(reason_of(errors, uauth), "http_status");
+	cr_assert_str_eq(reason_of(errors, u401), "metadata_ip",
+			 "a redirect to a metadata address is refused as a direct URL is");
+	json_decref(errors);
+	text = itest_slurp(e, NULL);
+	cr_assert_null(strstr(text, "SECRET-401-BODY"), "an error body in a record: %s", text);
+	free(text);
+	free(e);
+	/* named: used, and written nowhere */
+	run_list(&p, list, "named", "--max-errors", "10", "--netrc-file", netrc, NULL);
+	itest_assert_exit(&p, 0);
+	itest_proc_release(&p);
+	cr_assert_eq(files_count("named", "processed"), 1);
+	all = itest_fmt("%s/named", itest_root);
+	{
+		json_t *lines = itest_check_outputs(all, "processed_images", 1);
+
+		json_decref(lines);
+	}
+	e = itest_fmt("%s/named/valohai.metadata.jsonl", itest_root);
+	text = itest_slurp(e, NULL);
+	cr_assert(strstr(text, "/auth/a.jpg"), "%s", text);
+	cr_assert_null(strstr(text, "s3cret"), "a credential in the records: %s", text);
+	cr_assert_null(strstr(text, "vh@"), "a user name in a URL: %s", text);
+	free(text);
+	free(e);
+	e = itest_fmt("%s/named/vhprep-errors.jsonl", itest_root);
+	text = itest_slurp(e, NULL);
+	cr_assert_null(strstr(text, "s3cret"));
+	free(text);
+	free(e);
+	free(all);
+	free(uauth);
+	free(u401);
+	free(list);
+	free(netrc);
+	free(home);
 }

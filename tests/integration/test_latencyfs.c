@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "itest.h"
+#include "tests/common/vhskip.h"
 
 static char *mountpoint; /* set while latencyfs may be mounted */
 
@@ -158,7 +159,7 @@ Test(latencyfs, mount_and_plain_dir_give_the_same_outputs)
 
 		free(err);
 		json_decref(before);
-		cr_skip("latencyfs is unavailable here (fixture exit 77): %s", why);
+		vht_missing("latencyfs is unavailable here (fixture exit 77): %s", why);
 	}
 	mountpoint = itest_fmt("%s", mnt);
 	cr_assert_eq(code, 0, "latencyfs.sh mount: exit %d: %s", code, err);

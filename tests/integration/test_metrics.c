@@ -82,7 +82,8 @@ Test(metrics, stdout_is_json_lines_and_stderr_has_no_progress)
 	cr_expect_eq(json_integer_value(json_object_get(o, "files_processed")), NFILES);
 	cr_expect_eq(json_integer_value(json_object_get(o, "files_found")), NFILES);
 	cr_expect_eq(json_integer_value(json_object_get(o, "files_failed")), 0);
-	cr_expect(json_is_true(json_object_get(o, "walk_complete")));
+	cr_expect(json_integer_value(json_object_get(o, "walk_complete")) == 1,
+		  "walk_complete is 1, a number: Valohai plots numbers only");
 	json_decref(o);
 	/* stderr is not a terminal: no progress line, no terminal control */
 	cr_expect(!strchr(p.err, '\r'), "stderr holds a carriage return (a progress line): %s",
@@ -111,18 +112,68 @@ Test(metrics, quiet_and_no_metrics)
 	free(src);
 }
 
+/* Runs vhprep on src with stderr on a terminal, plus the extra option (or NULL). */
+static void run_on_tty(struct itest_proc *p, const char *src, const char *extra)
+{
+	struct itest_spawn_opts tty = {.stderr_tty = 1};
+	struct itest_argv a = {0};
+	char *out = itest_fmt("%s/out-%s", itest_root, extra ? extra + 2 : "auto");
+
+	itest_argv_add(&a, itest_bin());
+	if (extra)
+		itest_argv_add(&a, extra);
+	itest_argv_add(&a, "--metrics-interval");
+	itest_argv_add(&a, "0");
+	itest_argv_add(&a, "--threads");
+	itest_argv_add(&a, "1");
+	itest_argv_add(&a, "-o");
+	itest_argv_add(&a, out);
+	itest_argv_add(&a, src);
+	itest_run(a.v, &tty, p);
+	itest_argv_free(&a);
+	free(out);
+}
+
+/* On a terminal the progress line is on by default: this is the control that shows the
+ * check below can see a progress line when there is one. */
+Test(metrics, progress_line_on_a_terminal_by_default)
+{
+	char *src = make_source();
+	struct itest_proc p;
+
+	run_on_tty(&p, src, NULL);
+	itest_assert_exit(&p, 0);
+	cr_expect(strstr(p.err, "\r\033[K"), "no progress line on a terminal: %s", p.err);
+	itest_proc_release(&p);
+	free(src);
+}
+
+/* --no-progress wins over the terminal that would turn the line on. */
 Test(metrics, no_progress_line_even_when_forced_off)
+{
+	char *src = make_source();
+	struct itest_proc p;
+
+	run_on_tty(&p, src, "--no-progress");
+	itest_assert_exit(&p, 0);
+	cr_expect(!strchr(p.err, '\r'), "--no-progress: stderr holds a progress line: %s",
+		  p.err);
+	cr_expect_eq(p.out_len, 0, "stdout holds '%s'", p.out);
+	itest_proc_release(&p);
+	free(src);
+}
+
+/* --progress forces the line on when stderr is not a terminal. */
+Test(metrics, progress_line_when_forced_on)
 {
 	char *src = make_source();
 	char *out = itest_path("out");
 	struct itest_proc p;
 
-	itest_vhprep(&p, "--no-progress", "--metrics-interval", "0", "--resize", "32",
-		     "--threads", "1", "-o", out, src, NULL);
+	itest_vhprep(&p, "--progress", "--metrics-interval", "0", "--threads", "1", "-o", out,
+		     src, NULL);
 	itest_assert_exit(&p, 0);
-	cr_expect(!strchr(p.err, '\r'), "--no-progress: stderr holds a progress line: %s",
-		  p.err);
-	cr_expect_eq(p.out_len, 0, "stdout holds '%s'", p.out);
+	cr_expect(strstr(p.err, "\r\033[K"), "--progress: no progress line: %s", p.err);
 	itest_proc_release(&p);
 	free(out);
 	free(src);

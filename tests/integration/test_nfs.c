@@ -22,8 +22,9 @@
 
 #include "io/nfssrc.h"
 #include "itest.h"
+#include "tests/common/vhskip.h"
 
-#define NFS_PORT "20490"
+#define GANESHA_NFS_PORT "20490"
 
 static int server_up;	  /* the fixture started a server this test must stop */
 static char *url3, *url4; /* the fixture's URLs for the exported directory */
@@ -77,7 +78,7 @@ static void serve(const char *dir)
 
 		free(out);
 		free(err);
-		cr_skip("nfs-ganesha is unavailable here (fixture exit 77): %s", why);
+		vht_missing("nfs-ganesha is unavailable here (fixture exit 77): %s", why);
 	}
 	server_up = 1;
 	cr_assert_eq(code, 0, "ganesha.sh start: exit %d: %s", code, err);
@@ -246,7 +247,7 @@ Test(nfs, v3_and_v4_outputs_equal_the_local_run)
 		cr_expect_eq(json_array_size(errs), 1);
 		cr_expect_str_eq(itest_jstr(json_array_get(errs, 0), "reason"), "not_image");
 		cr_expect(strstr(itest_jstr(json_array_get(errs, 0), "path"),
-				 "nfs://127.0.0.1:" NFS_PORT "/"),
+				 "nfs://127.0.0.1:" GANESHA_NFS_PORT "/"),
 			  "error path is not an nfs:// location");
 		json_decref(errs);
 	}
@@ -290,7 +291,8 @@ Test(nfs, unknown_export_and_wrong_port_exit_2_quickly)
 	bad = itest_fmt("nfs://127.0.0.1%s/no-such-dir", src);
 	assert_usage_failure(bad);
 	free(bad);
-	assert_usage_failure("nfs://127.0.0.1/no-such-export?version=4&nfsport=" NFS_PORT);
+	assert_usage_failure(
+	    "nfs://127.0.0.1/no-such-export?version=4&nfsport=" GANESHA_NFS_PORT);
 	bad = itest_fmt("nfs://127.0.0.1%s?nfsport=1&mountport=2", src);
 	assert_usage_failure(bad); /* nothing listens on ports 1 and 2 */
 	free(bad);
@@ -384,7 +386,7 @@ static void walk_url(const char *url, const char *local, struct nfssrc **s, stru
 	struct source_opts o = {.walkers = 8, .io_depth = 8};
 	struct vherr err = {0};
 
-	cr_assert_eq(nfssrc_open(url, &o, NULL, s, &err), 0, "%s: %s", url, err.msg);
+	cr_assert_eq(nfssrc_open(url, &o, s, &err), 0, "%s: %s", url, err.msg);
 	*w = (struct walked){.lock = PTHREAD_MUTEX_INITIALIZER, .local = local};
 	cr_assert_eq(nfssrc_walk(*s, collect, w, NULL, &err), 0, "%s: %s", url, err.msg);
 	itest_list_sort(&w->names);
@@ -446,7 +448,7 @@ Test(nfs, a_stopped_walk_returns_at_once)
 			free(p);
 		}
 	serve(src);
-	cr_assert_eq(nfssrc_open(url3, &o, NULL, &s, &err), 0, "%s", err.msg);
+	cr_assert_eq(nfssrc_open(url3, &o, &s, &err), 0, "%s", err.msg);
 	cr_assert_eq(nfssrc_walk(s, stop_after_10, &n, NULL, &err), 0, "%s", err.msg);
 	cr_expect_eq(n, 10, "emit ran %d times after SOURCE_STOP at 10", n);
 	nfssrc_free(s);

@@ -9,6 +9,7 @@
 #include <vips/vips.h>
 
 #include "itest.h"
+#include "tests/common/vhskip.h"
 
 TestSuite(records, .init = itest_setup, .fini = itest_teardown, .timeout = 120);
 
@@ -41,7 +42,8 @@ static const struct input {
 };
 #define NINPUTS (sizeof(inputs) / sizeof(inputs[0]))
 
-static const char *const ops_fit64[] = {"autorotate", "resize:64x64:fit", "format:keep:q90"};
+static const char *const ops_fit64[] = {"autorotate", "resize:64x64:fit",
+					"format:keep:q75:420"};
 
 static char *make_tree(void)
 {
@@ -259,6 +261,9 @@ static void run_and_check(int full_binding)
 	itest_argv_add(&a, "fit");
 	itest_argv_add(&a, "--dataset");
 	itest_argv_add(&a, "dataset://preprocessed-images/v1");
+	/* every file, misc/noext too (no image extension: by default skipped_type) */
+	itest_argv_add(&a, "--include");
+	itest_argv_add(&a, "*");
 	if (full_binding) {
 		const char *extra[] = {"--dataset-alias", "latest",
 				       "--dataset-alias", "nightly",
@@ -333,21 +338,21 @@ Test(records, packaging_and_second_dataset_pass_through)
 
 	itest_make_image(img, 10, 10, 3, 1, 0);
 	itest_vhprep(&p, "-q", "--dataset", "dataset://a/v1", "--dataset", "dataset://b/v2",
-		     "--packaging", "{\"type\": \"zip\"}", "-o", out, src, NULL);
+		     "--packaging", "-o", out, src, NULL);
 	itest_assert_exit(&p, 0);
 	lines = itest_check_outputs(out, "processed_images", 1);
 	cr_assert_eq(json_array_size(lines), 2);
 	json_array_foreach(lines, i, line)
 	{
 		json_t *dv = itest_jget(line, "metadata");
-		json_t *want = json_pack("[{s:s, s:{s:s}}, {s:s, s:{s:s}}]", "uri",
-					 "dataset://a/v1", "packaging", "type", "zip", "uri",
-					 "dataset://b/v2", "packaging", "type", "zip");
+		json_t *want =
+		    json_pack("[{s:s, s:b}, {s:s, s:b}]", "uri", "dataset://a/v1", "packaging",
+			      1, "uri", "dataset://b/v2", "packaging", 1);
 
 		dv = json_object_get(dv, "valohai.dataset-versions");
 		cr_expect(json_equal(dv, want),
 			  "%s: the dataset versions are not both URIs "
-			  "with the packaging object",
+			  "with \"packaging\": true",
 			  itest_jstr(line, "file"));
 		json_decref(want);
 	}
@@ -365,7 +370,7 @@ Test(records, live_upload_and_prefix)
 	char *out = itest_path("out");
 	struct itest_list files;
 	struct itest_proc p;
-	json_t *lines;
+	json_t *lines, *line;
 	size_t i;
 
 	itest_make_image(a, 30, 20, 3, 1, 0);
@@ -387,14 +392,32 @@ Test(records, live_upload_and_prefix)
 		itest_list_files(root, &files);
 		free(root);
 	}
+	cr_assert_eq(files.n, 4, "two outputs and their two sidecars, got %zu files", files.n);
 	for (i = 0; i < files.n; i++) {
 		char *path = itest_fmt("%s/imgs/v1/%s", out, files.v[i]);
+		int sidecar = strstr(files.v[i], ".metadata.json") != NULL;
 		struct stat st;
 
 		cr_assert_eq(stat(path, &st), 0);
-		cr_expect_eq(st.st_mode & 0777, 0444, "--live-upload: %s has mode %o",
-			     files.v[i], st.st_mode & 0777);
+		/* a sidecar stays writable: Valohai reads it when it uploads its file */
+		cr_expect_eq(st.st_mode & 0777, sidecar ? 0644 : 0444,
+			     "--live-upload: %s has mode %o", files.v[i], st.st_mode & 0777);
 		free(path);
+	}
+	json_array_foreach(lines, i, line) /* each output's sidecar is its line's metadata */
+	{
+		const char *file = itest_jstr(line, "file");
+		char *sc;
+		json_t *j;
+
+		if (!strcmp(file, "processing_metadata.csv"))
+			continue;
+		sc = itest_fmt("%s/%s.metadata.json", out, file);
+		j = itest_read_json(sc);
+		cr_expect(json_equal(j, json_object_get(line, "metadata")),
+			  "sidecar of '%s' differs from its line", file);
+		json_decref(j);
+		free(sc);
 	}
 	/* the records are written to the end, so they must not be uploaded early */
 	{
@@ -569,7 +592,7 @@ Test(records, mkimages_sample_preset)
 	size_t i;
 
 	if (access(tool, X_OK) != 0)
-		cr_skip("%s is not built (VHPREP_BENCH=OFF?)", tool);
+		vht_missing("%s is not built (VHPREP_BENCH=OFF?)", tool);
 	itest_argv_add(&a, tool);
 	itest_argv_add(&a, "--preset");
 	itest_argv_add(&a, "sample");

@@ -115,7 +115,7 @@ Test(appendlog, full_disk_is_no_space, .init = setup, .fini = teardown)
 	int devfd = open("/dev", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (access("/dev/full", W_OK) != 0)
-		cr_skip_test("/dev/full is not available to stage a full disk");
+		vht_missing("/dev/full is not available to stage a full disk");
 	cr_assert_eq(appendlog_open(devfd, "full", 0, &log, &err), 0, "%s", err.msg);
 	cr_assert_eq(appendlog_write(log, "x\n", 2, &err), -VHERR_NOSPC);
 	cr_assert_eq(err.code, VHERR_NOSPC);

@@ -346,9 +346,9 @@ struct poolrun {
 	struct source_read req[NREQ];
 	char names[NREQ][32];
 	atomic_int completions[NREQ];
-	atomic_int over_cap;	   /* completions that saw more than CAP held */
-	atomic_ullong peak;	   /* budget_used seen by any completion */
-	atomic_ullong peak_normal; /* the same, seen by the completions that fit the cap */
+	atomic_int over_cap;	      /* completions that saw more than CAP held */
+	_Atomic uint64_t peak;	      /* budget_used seen by any completion */
+	_Atomic uint64_t peak_normal; /* the same, seen by the completions that fit the cap */
 	atomic_int oversize_not_alone;
 	atomic_int bad_reads; /* wrong status, length or bytes (checked off the main thread) */
 	int oversize_index;

@@ -11,7 +11,7 @@
 static const char *datasets[] = {"dataset://images/v2", "dataset://mirror/2024-01"};
 static const char *aliases[] = {"latest", "prod"};
 static const char *tags[] = {"preprocessed", "224px"};
-static const char *ops[] = {"autorotate", "resize:224x224:stretch", "format:jpg:q90"};
+static const char *ops[] = {"autorotate", "resize:224x224:stretch", "format:jpg:q75:420"};
 
 static struct metadata_binding full_binding(void)
 {
@@ -21,7 +21,7 @@ static struct metadata_binding full_binding(void)
 	    .from = "dataset://images/v1",
 	    .aliases = aliases,
 	    .naliases = 2,
-	    .packaging = "{\"kind\": \"zip\", \"n\": 3}",
+	    .packaging = 1,
 	    .tags = tags,
 	    .ntags = 2,
 	};
@@ -112,9 +112,7 @@ Test(metadata_format_line, binding_and_provenance)
 	expect_string_array(json_object_get(v, "targeting_aliases"), aliases, 2);
 	cr_assert_str_eq(str_at(v, "from"), "dataset://images/v1");
 	pkg = json_object_get(v, "packaging");
-	cr_assert(json_is_object(pkg), "JSON packaging text must be inserted as JSON");
-	cr_assert_str_eq(str_at(pkg, "kind"), "zip");
-	cr_assert_eq(int_at(pkg, "n"), 3);
+	cr_assert(json_is_true(pkg), "packaging is the boolean true, as Valohai's examples");
 	expect_string_array(json_object_get(meta, "valohai.tags"), tags, 2);
 
 	cr_assert_str_eq(str_at(meta, "source"), "/mnt/raw/a/b.png");
@@ -133,18 +131,45 @@ Test(metadata_format_line, binding_and_provenance)
 	free(line);
 }
 
-Test(metadata_format_line, plain_word_packaging_is_a_string)
+/* An animated or multi-page input says how many frames it had and which one was used;
+ * a still (frames 0 or 1) has neither member. */
+Test(metadata_format_line, frames_only_for_multi_frame_inputs)
+{
+	struct metadata_binding b = full_binding();
+	struct metadata_provenance p = full_prov();
+	char *line;
+	json_t *o, *meta;
+
+	for (int frames = 0; frames <= 3; frames++) {
+		p.frames = frames;
+		p.frame_used = 0;
+		line = metadata_format_line(&b, "processed_images/a.png", &p);
+		o = parse_line(line);
+		meta = json_object_get(o, "metadata");
+		if (frames > 1) {
+			cr_assert_eq(int_at(meta, "frames"), frames);
+			cr_assert_eq(int_at(meta, "frame_used"), 0);
+		} else {
+			cr_assert_null(json_object_get(meta, "frames"));
+			cr_assert_null(json_object_get(meta, "frame_used"));
+		}
+		json_decref(o);
+		free(line);
+	}
+}
+
+Test(metadata_format_line, no_packaging_writes_no_key)
 {
 	struct metadata_binding b = full_binding();
 	char *line;
 	json_t *o, *v;
 
-	b.packaging = "zip";
+	b.packaging = 0;
 	line = metadata_format_line(&b, "f.jpg", NULL);
 	o = parse_line(line);
 	v = json_array_get(
 	    json_object_get(json_object_get(o, "metadata"), "valohai.dataset-versions"), 0);
-	cr_assert_str_eq(str_at(v, "packaging"), "zip");
+	cr_assert_null(json_object_get(v, "packaging"));
 	json_decref(o);
 	free(line);
 }
@@ -268,7 +293,7 @@ Test(metadata_format_line, names_that_are_not_utf8_are_escaped_with_their_bytes)
 }
 
 /* Binding values are the user's (config_finish refuses ones that are not UTF-8): a
- * dataset URI, "from" or packaging that is not valid UTF-8 still makes no line. */
+ * dataset URI or "from" that is not valid UTF-8 still makes no line. */
 Test(metadata_format_line, invalid_utf8_in_the_binding_is_refused)
 {
 	struct metadata_binding b = full_binding();
@@ -284,12 +309,6 @@ Test(metadata_format_line, invalid_utf8_in_the_binding_is_refused)
 	b.from = bad;
 	line = metadata_format_line(&b, "ok.jpg", NULL);
 	cr_expect_null(line, "from: got %s", line ? line : "");
-	free(line);
-
-	b = full_binding();
-	b.packaging = bad;
-	line = metadata_format_line(&b, "ok.jpg", NULL);
-	cr_expect_null(line, "packaging: got %s", line ? line : "");
 	free(line);
 }
 

@@ -31,13 +31,15 @@
 #endif
 
 #include "io/nfs4dir.h"
+#include "io/nfs4rpc.h"
 #include "io/nfsurl.h"
+#include "tests/common/vhskip.h"
 
-#define NFS_PORT   "20690"
-#define MNT_PORT   "20691"
-#define BIG_FILES  5000
-#define BIG_SUBDIR 12
-#define WAIT_MS	   30000
+#define GANESHA_NFS_PORT "20690"
+#define MNT_PORT	 "20691"
+#define BIG_FILES	 5000
+#define BIG_SUBDIR	 12
+#define WAIT_MS		 30000
 
 static char tmp[256];  /* this test's temp dir */
 static char root[300]; /* the exported tree: tmp/export */
@@ -224,7 +226,7 @@ static void setup(void)
 	make_tree();
 	snprintf(state, sizeof(state), "%s/ganesha-state", tmp);
 	setenv("GANESHA_STATE_DIR", state, 1);
-	setenv("GANESHA_NFS_PORT", NFS_PORT, 1);
+	setenv("GANESHA_NFS_PORT", GANESHA_NFS_PORT, 1);
 	setenv("GANESHA_MNT_PORT", MNT_PORT, 1);
 	/* a server that exits at start may have met a port still held by a previous one: one
 	 * more try before skipping */
@@ -238,8 +240,7 @@ static void setup(void)
 	if (code == 77) {
 		sh("rm -rf '%s'", tmp);
 		tmp[0] = '\0';
-		fprintf(stderr, "test_nfs4dir: skipped: %s\n", err);
-		cr_skip("nfs-ganesha is unavailable here (fixture exit 77): %s", err);
+		vht_missing("nfs-ganesha is unavailable here (fixture exit 77): %s", err);
 	}
 	server_up = 1;
 	start_watchdog();
@@ -635,7 +636,7 @@ Test(nfs4dir, destroy_cancels_in_flight)
 	nfs = NULL;
 	cr_assert_eq(pg.calls, 1);
 	cr_assert_eq(pg.rc, -ECANCELED, "%d %s", pg.rc, pg.msg);
-	cr_assert(nfs4dir_rc_is_transport(pg.rc));
+	cr_assert(nfs4rpc_rc_is_transport(pg.rc));
 	cr_assert_eq(l.calls, 1);
 	cr_assert_eq(l.rc, -ECANCELED, "%d %s", l.rc, l.msg);
 	cr_assert_null(l.fh);
@@ -765,19 +766,19 @@ Test(nfs4dir_decode, rdattr_error_marks_the_entry)
 
 Test(nfs4dir_decode, status_table)
 {
-	cr_assert_eq(nfs4dir_status_errno(NFS4_OK), 0);
-	cr_assert_eq(nfs4dir_status_errno(NFS4ERR_NOENT), -ENOENT);
-	cr_assert_eq(nfs4dir_status_errno(NFS4ERR_ACCESS), -EACCES);
-	cr_assert_eq(nfs4dir_status_errno(NFS4ERR_PERM), -EPERM);
-	cr_assert_eq(nfs4dir_status_errno(NFS4ERR_NOTDIR), -ENOTDIR);
-	cr_assert_eq(nfs4dir_status_errno(NFS4ERR_STALE), -ESTALE);
-	cr_assert_eq(nfs4dir_status_errno(NFS4ERR_FHEXPIRED), -ESTALE);
-	cr_assert_eq(nfs4dir_status_errno(123456), -EIO);
-	cr_assert_str_eq(nfs4dir_status_name(NFS4ERR_STALE), "NFS4ERR_STALE");
-	cr_assert_str_eq(nfs4dir_status_name(123456), "NFS4ERR_?");
+	cr_assert_eq(nfs4rpc_status_errno(NFS4_OK), 0);
+	cr_assert_eq(nfs4rpc_status_errno(NFS4ERR_NOENT), -ENOENT);
+	cr_assert_eq(nfs4rpc_status_errno(NFS4ERR_ACCESS), -EACCES);
+	cr_assert_eq(nfs4rpc_status_errno(NFS4ERR_PERM), -EPERM);
+	cr_assert_eq(nfs4rpc_status_errno(NFS4ERR_NOTDIR), -ENOTDIR);
+	cr_assert_eq(nfs4rpc_status_errno(NFS4ERR_STALE), -ESTALE);
+	cr_assert_eq(nfs4rpc_status_errno(NFS4ERR_FHEXPIRED), -ESTALE);
+	cr_assert_eq(nfs4rpc_status_errno(123456), -EIO);
+	cr_assert_str_eq(nfs4rpc_status_name(NFS4ERR_STALE), "NFS4ERR_STALE");
+	cr_assert_str_eq(nfs4rpc_status_name(123456), "NFS4ERR_?");
 	/* no status maps to what marks an RPC failure */
 	for (int st = 0; st < 20000; st++)
-		cr_assert(!nfs4dir_rc_is_transport(nfs4dir_status_errno(st)), "status %d", st);
-	cr_assert(nfs4dir_rc_is_transport(-ETIMEDOUT) && nfs4dir_rc_is_transport(-ECOMM) &&
-		  nfs4dir_rc_is_transport(-ECANCELED) && !nfs4dir_rc_is_transport(-EIO));
+		cr_assert(!nfs4rpc_rc_is_transport(nfs4rpc_status_errno(st)), "status %d", st);
+	cr_assert(nfs4rpc_rc_is_transport(-ETIMEDOUT) && nfs4rpc_rc_is_transport(-ECOMM) &&
+		  nfs4rpc_rc_is_transport(-ECANCELED) && !nfs4rpc_rc_is_transport(-EIO));
 }

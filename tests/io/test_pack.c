@@ -930,7 +930,7 @@ static void fill_until_error(struct pack *p, int *code, unsigned *added)
 			(*added)++;
 	}
 	*code = -rc;
-	cr_assert_eq(err.code, *code);
+	cr_assert_eq((int)err.code, *code);
 	cr_assert_eq(pack_add(p, "p/again.bin", (const uint8_t *)"x", 1, "{}", 2, &err), rc,
 		     "the error is not sticky");
 	cr_assert_eq(pack_close(p, &err), rc);
@@ -962,9 +962,9 @@ Test(pack, a_full_disk_is_fatal_and_leaves_only_complete_shards, .init = setup,
 	vht_join(mnt, sizeof(mnt), tdir, "small");
 	vht_mkdirs(mnt);
 	if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m") != 0)
-		cr_skip_test("cannot mount a 1 MiB tmpfs (%s): the full-disk case needs root "
-			     "(CI runs it)",
-			     strerror(errno));
+		vht_missing("cannot mount a 1 MiB tmpfs (%s): the full-disk case needs root "
+			    "(CI runs it)",
+			    strerror(errno));
 	fill_until_error(open_pack(mnt, PACK_TAR_ZST, "0of1", PACK_SHARD_SIZE_MIN), &code,
 			 &added);
 	cr_expect_eq(code, VHERR_NOSPC, "code %d", code);
@@ -1102,7 +1102,7 @@ static void gnu_tar_extracts_exactly(enum pack_format f)
 	size_t nn;
 
 	if (f == PACK_TAR_ZST && !has_program("zstd"))
-		cr_skip_test("no zstd command (Debian package zstd): tar --zstd cannot run");
+		vht_missing("no zstd command (Debian package zstd): tar --zstd cannot run");
 	vht_join(shards, sizeof(shards), tdir, "shards");
 	vht_join(out, sizeof(out), tdir, "out");
 	vht_join(errf, sizeof(errf), tdir, "tar.err");
@@ -1167,7 +1167,7 @@ static void python_reader_fetches(enum pack_format f)
 
 	cr_assert_not_null(src, "VHPREP_SOURCE_DIR is not set (ctest sets it)");
 	if (f == PACK_TAR_ZST && !has_program("zstd"))
-		cr_skip_test("no zstd command (Debian package zstd): the reader needs zstd -d");
+		vht_missing("no zstd command (Debian package zstd): the reader needs zstd -d");
 	cr_log_info("seed %u", seed);
 	srand(seed);
 	snprintf(script, sizeof(script), "%s/tests/io/read_index.py", src);

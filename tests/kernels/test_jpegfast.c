@@ -47,7 +47,7 @@ static struct kernel_params defaults(void)
 	    .mode = GEOMETRY_STRETCH,
 	    .autorotate = 1,
 	    .format = KFMT_KEEP,
-	    .quality = 90,
+	    .quality = KERNEL_QUALITY_DEFAULT,
 	    .max_pixels = 100000000,
 	    .fail_on = KFAIL_TRUNCATED,
 	    .choice = KERNEL_AUTO,
@@ -504,7 +504,7 @@ static void check_run_oriented(const struct kernel_params *p, const struct kerne
 	cr_assert(res->in_w == stored_w && res->in_h == stored_h, "%s: in %dx%d", what,
 		  res->in_w, res->in_h);
 	ss = jpeg_subsamp(res, &w, &h);
-	want_ss = p->gray ? TJSAMP_GRAY : p->quality >= 90 ? TJSAMP_444 : TJSAMP_420;
+	want_ss = p->gray ? TJSAMP_GRAY : p->subsample == KSUB_444 ? TJSAMP_444 : TJSAMP_420;
 	cr_assert(w == g.out_w && h == g.out_h, "%s: JPEG is %dx%d", what, w, h);
 	cr_assert_eq(ss, want_ss, "%s: subsampling %d, want %d", what, ss, want_ss);
 }
@@ -545,12 +545,15 @@ Test(jpegfast, every_mode_sweep_exact_dims)
 					p.resize_h = targets[t][1];
 					p.mode = (enum geometry_mode)m;
 					p.quality = runs % 2 ? 75 : 90;
+					p.subsample = runs % 3 ? KSUB_420 : KSUB_444;
 					p.gray = runs % 5 == 3;
 					snprintf(what, sizeof(what),
-						 "%dx%d samp %d %s %dx%d q%d%s", sizes[s][0],
+						 "%dx%d samp %d %s %dx%d q%d:%s%s", sizes[s][0],
 						 sizes[s][1], samps[k],
 						 geometry_mode_name(p.mode), p.resize_w,
-						 p.resize_h, p.quality, p.gray ? " gray" : "");
+						 p.resize_h, p.quality,
+						 p.subsample == KSUB_444 ? "444" : "420",
+						 p.gray ? " gray" : "");
 					rc = jpegfast_run(jf, in.data, in.len, &res, &err);
 					check_result(rc, &res, &err, "jpeg-fast");
 					cr_assert_eq(rc, 0, "%s: %s", what, err.msg);
@@ -842,7 +845,7 @@ Test(jpegfast, quality_changes_size)
 	cr_assert_gt(hi.len, lo.len);
 	kernel_result_release(&lo);
 	kernel_result_release(&hi);
-	p.quality = 0; /* out of range: libvips' default 90, as vipskernel */
+	p.quality = 0; /* out of range: KERNEL_QUALITY_DEFAULT, as vipskernel */
 	cr_assert_eq(run_jf(&p, &in, &lo, &err), 0);
 	kernel_result_release(&lo);
 	free_buf(&in);
@@ -863,6 +866,53 @@ static uint8_t *marked_rgb(int w, int h)
 			px[1] = px[2] = 20;
 		}
 	return rgb;
+}
+
+/* The seed's defaults on both kernels: quality 0 is quality 75, chroma 4:2:0 whatever
+ * the quality (PIL's save; libvips' own "auto" would switch to 4:4:4 from Q 90), and
+ * --subsample 444 gives 4:4:4; the same bytes with the default spelled out. */
+Test(jpegfast, defaults_are_q75_420_on_both_kernels)
+{
+	struct buf in = photo_jpeg(300, 200, TJSAMP_444, 95);
+	int (*const runs[])(const struct kernel_params *, const struct buf *,
+			    struct kernel_result *, struct vherr *) = {run_jf, run_vips};
+
+	for (size_t k = 0; k < 2; k++) {
+		static const struct {
+			int quality;
+			enum kernel_subsample sub;
+			int want;
+		} cases[] = {{0, KSUB_420, TJSAMP_420},
+			     {95, KSUB_420, TJSAMP_420},
+			     {75, KSUB_444, TJSAMP_444},
+			     {30, KSUB_444, TJSAMP_444}};
+		struct kernel_result zero = {0}, q75 = {0};
+		struct vherr err = {0};
+		struct kernel_params p = defaults();
+		int w, h;
+
+		p.resize_w = p.resize_h = 224;
+		p.quality = 0;
+		cr_assert_eq(runs[k](&p, &in, &zero, &err), 0, "%s", err.msg);
+		p.quality = 75;
+		cr_assert_eq(runs[k](&p, &in, &q75, &err), 0, "%s", err.msg);
+		cr_assert(zero.len == q75.len && memcmp(zero.data, q75.data, q75.len) == 0,
+			  "kernel %zu: quality 0 is not quality 75", k);
+		kernel_result_release(&zero);
+		kernel_result_release(&q75);
+		for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+			struct kernel_result res = {0};
+
+			p.quality = cases[c].quality;
+			p.subsample = cases[c].sub;
+			cr_assert_eq(runs[k](&p, &in, &res, &err), 0, "%s", err.msg);
+			cr_assert_eq(jpeg_subsamp(&res, &w, &h), cases[c].want,
+				     "kernel %zu q%d: subsampling %d", k, cases[c].quality,
+				     jpeg_subsamp(&res, &w, &h));
+			kernel_result_release(&res);
+		}
+	}
+	free_buf(&in);
 }
 
 Test(jpegfast, exif_orientations_1_to_8_match_libvips)
@@ -1080,6 +1130,223 @@ Test(jpegfast, missing_eoi_is_truncation_as_in_libvips)
 	}
 }
 
+/* ---- damaged files: same verdict as libvips, output only from decoded planes ---- */
+
+/* The offset of the first FF marker in a JPEG made by libjpeg (no FF in its headers). */
+static size_t marker_at(const struct buf *b, uint8_t marker)
+{
+	for (size_t i = 2; i + 1 < b->len; i++)
+		if (b->data[i] == 0xff && b->data[i + 1] == marker)
+			return i;
+	cr_assert_fail("no marker 0x%02x", marker);
+	return 0;
+}
+
+/* in with n bytes of value v inserted at offset at. */
+static struct buf insert_bytes(const struct buf *in, size_t at, uint8_t v, size_t n)
+{
+	struct buf b = {malloc(in->len + n), in->len + n};
+
+	cr_assert_not_null(b.data);
+	memcpy(b.data, in->data, at);
+	memset(b.data + at, v, n);
+	memcpy(b.data + at + n, in->data + at, in->len - at);
+	return b;
+}
+
+/* A file of tests/fuzz/corpus/kernels/. */
+static struct buf corpus_file(const char *name)
+{
+	const char *src = getenv("VHPREP_SOURCE_DIR");
+	char path[4096];
+	gchar *data = NULL;
+	gsize len = 0;
+	struct buf b;
+
+	cr_assert_not_null(src, "VHPREP_SOURCE_DIR is not set (run through ctest)");
+	snprintf(path, sizeof(path), "%s/tests/fuzz/corpus/kernels/%s", src, name);
+	cr_assert(g_file_get_contents(path, &data, &len, NULL), "cannot read %s", path);
+	b = copy_buf(data, len);
+	g_free(data);
+	return b;
+}
+
+/* Runs in on one jpeg-fast kernel, then each of two other pictures (of other sizes and
+ * subsamplings, so every reused plane is overwritten) each followed by in again: the
+ * verdict and the bytes must not change. Returns the verdict. */
+static int same_after_other_pictures(const struct kernel_params *p, const struct buf *in,
+				     const char *what)
+{
+	struct buf other[2] = {photo_jpeg(256, 256, TJSAMP_444, 95),
+			       photo_jpeg(97, 61, TJSAMP_420, 80)};
+	struct jpegfast *jf = jpegfast_new(p);
+	struct kernel_result first = {0};
+	struct vherr err = {0};
+	int rc0;
+
+	cr_assert_not_null(jf);
+	rc0 = jpegfast_run(jf, in->data, in->len, &first, &err);
+	check_result(rc0, &first, &err, "jpeg-fast");
+	for (int i = 0; i < 2; i++) {
+		struct kernel_result res = {0};
+		int rc;
+
+		cr_assert_eq(jpegfast_run(jf, other[i].data, other[i].len, &res, &err), 0, "%s",
+			     err.msg);
+		kernel_result_release(&res);
+		rc = jpegfast_run(jf, in->data, in->len, &res, &err);
+		check_result(rc, &res, &err, "jpeg-fast");
+		cr_assert_eq(rc, rc0, "%s: verdict %d, then %d after another picture (%s)",
+			     what, rc0, rc, err.msg);
+		cr_assert(res.len == first.len &&
+			      (res.len == 0 || memcmp(res.data, first.data, res.len) == 0),
+			  "%s: the output changed after another picture (%zu, then %zu bytes)",
+			  what, first.len, res.len);
+		kernel_result_release(&res);
+	}
+	kernel_result_release(&first);
+	jpegfast_free(jf);
+	free_buf(&other[0]);
+	free_buf(&other[1]);
+	return rc0;
+}
+
+/* The fuzz_kernels findings of issue 12 item 1 (tests/fuzz/corpus/kernels/):
+ * - jpegfast_finding_fatal_after_warning (640 B): "192 extraneous bytes before marker
+ *   0xda" (a warning), then "Bogus Huffman table definition" (fatal) before one row:
+ *   libturbojpeg's error code said TJERR_WARNING and jpeg-fast made an output from
+ *   planes the decoder never wrote (683 vs 682/684 bytes from run to run).
+ * - jpegfast_finding_second_sos_no_eoi (1,222 B): "1 extraneous bytes before marker
+ *   0xdb", a complete first scan, then a second SOS and no EOI. libvips decodes the
+ *   rows and stops; jpeg-fast stopped on the header warning and said truncated. */
+Test(jpegfast, fuzz_findings_deterministic_and_judged_as_libvips)
+{
+	static const struct {
+		const char *name;
+		enum vherr_code code; /* at fail_on truncated; VHERR_OK: an output */
+	} cases[] = {{"jpegfast_finding_fatal_after_warning", VHERR_CORRUPT},
+		     {"jpegfast_finding_second_sos_no_eoi", VHERR_OK}};
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct buf in = corpus_file(cases[c].name);
+		struct kernel_params p = defaults();
+
+		p.resize_w = 48;
+		p.resize_h = 40;
+		cr_assert(jpegfast_accepts(&p, in.data, in.len), "%s", cases[c].name);
+		for (int f = KFAIL_NONE; f <= KFAIL_WARNING; f++) {
+			p.fail_on = (enum kernel_fail_on)f;
+			expect_same_as_vips(&p, &in, cases[c].name);
+			same_after_other_pictures(&p, &in, cases[c].name);
+		}
+		p.fail_on = KFAIL_TRUNCATED;
+		cr_assert_eq(same_after_other_pictures(&p, &in, cases[c].name),
+			     -(int)cases[c].code, "%s", cases[c].name);
+		free_buf(&in);
+	}
+}
+
+/* The first finding made from a whole photo: a warning in the header, then a fatal
+ * error before the first row ("Bogus Huffman table definition"). Not one row is
+ * decoded, so the file fails at any fail_on, as in libvips. */
+Test(jpegfast, fatal_error_after_a_warning_fails)
+{
+	struct buf full = photo_jpeg(160, 120, TJSAMP_420, 90);
+	struct buf bad = insert_bytes(&full, marker_at(&full, 0xdb), 0x00, 3);
+	size_t dht = marker_at(&bad, 0xc4);
+	struct kernel_params p = defaults();
+
+	/* the luma DC table's counts (0 1 5 1 ...) as 3 1 2 1 ...: as many codes, so the
+	 * segment parses, but three codes of one bit cannot be: the error comes when the
+	 * decoder builds the table */
+	cr_assert(bad.data[dht + 4] == 0x00 && bad.data[dht + 5] == 0 &&
+		  bad.data[dht + 7] == 5);
+	bad.data[dht + 5] = 3;
+	bad.data[dht + 7] = 2;
+	p.resize_w = p.resize_h = 64;
+	for (int f = KFAIL_NONE; f <= KFAIL_WARNING; f++) {
+		p.fail_on = (enum kernel_fail_on)f;
+		expect_error(&p, &bad, VHERR_CORRUPT, VHSTAGE_DECODE);
+		expect_same_as_vips(&p, &bad, "bogus DHT after extraneous bytes");
+		same_after_other_pictures(&p, &bad, "bogus DHT after extraneous bytes");
+	}
+	free_buf(&bad);
+	free_buf(&full);
+}
+
+/* What follows the last row is not read by libvips: a complete scan then another SOS
+ * and no EOI, or bytes that are no marker in place of the EOI, are accepted; a header
+ * warning libvips ignores at fail_on truncated does not fail either; a scan cut short
+ * (the reader runs into the end of the data) is truncated. */
+Test(jpegfast, after_the_rows_and_missing_eoi_judged_as_libvips)
+{
+	struct buf full = photo_jpeg(160, 120, TJSAMP_420, 90);
+	size_t sos = marker_at(&full, 0xda);
+	size_t sos_len = 2 + ((size_t)full.data[sos + 2] << 8 | full.data[sos + 3]);
+	struct buf two = {malloc(full.len - 2 + sos_len + 40), full.len - 2 + sos_len + 40};
+	struct buf two_x, tail, cut, cut_x;
+	struct kernel_params p = defaults();
+
+	cr_assert_not_null(two.data);
+	memcpy(two.data, full.data, full.len - 2); /* the EOI dropped */
+	memcpy(two.data + full.len - 2, full.data + sos, sos_len);
+	memset(two.data + full.len - 2 + sos_len, 0x3c, 40);
+	two_x = insert_bytes(&two, marker_at(&two, 0xdb), 0x00, 1);
+	/* the EOI replaced by 40 bytes that are no marker: the reader never gets there */
+	tail = copy_buf(two.data, full.len - 2 + 40);
+	memset(tail.data + full.len - 2, 0x3c, 40);
+	cut = (struct buf){full.data, full.len * 2 / 3};
+	cut_x = insert_bytes(&cut, marker_at(&cut, 0xdb), 0x00, 1);
+	p.resize_w = p.resize_h = 64;
+	for (int f = KFAIL_NONE; f <= KFAIL_WARNING; f++) {
+		p.fail_on = (enum kernel_fail_on)f;
+		expect_same_as_vips(&p, &two, "second SOS, no EOI");
+		expect_same_as_vips(&p, &two_x, "extraneous byte, second SOS, no EOI");
+		expect_same_as_vips(&p, &tail, "bytes after the rows, no EOI");
+		expect_same_as_vips(&p, &cut, "cut scan");
+		expect_same_as_vips(&p, &cut_x, "extraneous byte, cut scan");
+		same_after_other_pictures(&p, &two_x, "extraneous byte, second SOS, no EOI");
+		same_after_other_pictures(&p, &cut_x, "extraneous byte, cut scan");
+	}
+	p.fail_on = KFAIL_TRUNCATED;
+	cr_assert_eq(same_after_other_pictures(&p, &two_x, "two scans"), 0);
+	cr_assert_eq(same_after_other_pictures(&p, &tail, "bytes after the rows"), 0);
+	expect_error(&p, &cut, VHERR_TRUNCATED, VHSTAGE_DECODE);
+	/* libvips' code is told by its first message, "Corrupt JPEG data: 1 extraneous..." */
+	expect_error(&p, &cut_x, VHERR_CORRUPT, VHSTAGE_DECODE);
+	free_buf(&two);
+	free_buf(&two_x);
+	free_buf(&tail);
+	free_buf(&cut_x);
+	free_buf(&full);
+}
+
+/* libjpeg keeps the tables of the files decoded before in its struct: a file that
+ * lacks its quantisation tables must fail as libvips fails it (a fresh decoder for each
+ * file), not decode with the tables of the file before (fuzz_kernels, after the fix
+ * above). */
+Test(jpegfast, tables_of_the_file_before_are_not_used)
+{
+	struct buf full = photo_jpeg(120, 90, TJSAMP_420, 90);
+	size_t dqt = marker_at(&full, 0xdb);
+	struct buf no_dqt = copy_buf(full.data, full.len);
+	struct kernel_params p = defaults();
+	size_t end = dqt;
+
+	/* libjpeg writes the DQT segments first and together: drop them all */
+	while (full.data[end] == 0xff && full.data[end + 1] == 0xdb)
+		end += 2 + ((size_t)full.data[end + 2] << 8 | full.data[end + 3]);
+	no_dqt.len = full.len - (end - dqt);
+	memcpy(no_dqt.data + dqt, full.data + end, full.len - end);
+	p.resize_w = p.resize_h = 64;
+	expect_same_as_vips(&p, &no_dqt, "no DQT");
+	expect_error(&p, &no_dqt, VHERR_CORRUPT, VHSTAGE_DECODE);
+	/* same_after_other_pictures runs two whole JPEGs between, on one kernel */
+	cr_assert_eq(same_after_other_pictures(&p, &no_dqt, "no DQT"), -VHERR_CORRUPT);
+	free_buf(&no_dqt);
+	free_buf(&full);
+}
+
 /* The offset of the entropy-coded data of the first scan. */
 static size_t scan_start(const struct buf *b)
 {
@@ -1111,13 +1378,79 @@ Test(jpegfast, corrupt_data_warns_like_libvips)
 		expect_same_as_vips(&p, &garbage, "garbage in scan");
 		expect_same_as_vips(&p, &marker, "stray marker");
 	}
-	p.fail_on = KFAIL_ERROR;
-	cr_assert_eq(run_jf(&p, &marker, &res, &err), 0, "a warning passes: %s", err.msg);
+	/* the marker ends the entropy data: the rest is libjpeg's grey, so truncated */
+	p.fail_on = KFAIL_NONE;
+	cr_assert_eq(run_jf(&p, &marker, &res, &err), 0, "none lets it pass: %s", err.msg);
 	kernel_result_release(&res);
+	p.fail_on = KFAIL_ERROR;
+	expect_error(&p, &marker, VHERR_TRUNCATED, VHSTAGE_DECODE);
 	p.fail_on = KFAIL_WARNING;
 	expect_error(&p, &marker, VHERR_CORRUPT, VHSTAGE_DECODE);
 	free_buf(&garbage);
 	free_buf(&marker);
+}
+
+/* Issue 12 item 2: the damage that ends in a well-formed EOI, where libjpeg meets the
+ * end of the entropy data before the last row ("premature end of data segment") and
+ * fills the rest with grey, fails on both kernels unless fail_on is none: a scan cut
+ * and closed with EOI, zeroed bytes inside it, a header taller than the scan. */
+Test(jpegfast, grey_padded_scans_fail_on_both_kernels)
+{
+	static const int flags[] = {0, TJFLAG_PROGRESSIVE};
+
+	for (int f = 0; f < 2; f++) {
+		uint8_t *rgb = photo_rgb(400, 300, 11);
+		struct buf full = tj_jpeg(rgb, 400, 300, TJSAMP_420, 90, flags[f]);
+		size_t at = scan_start(&full) + (full.len - scan_start(&full)) / 3;
+		struct buf cut = copy_buf(full.data, full.len / 2 + 2);
+		struct buf zeroed = copy_buf(full.data, full.len);
+		struct buf tall = copy_buf(full.data, full.len);
+		const struct buf *bad[] = {&cut, &zeroed, &tall};
+		static const char *const what[] = {"cut, then EOI", "zeroed", "taller header"};
+
+		cut.data[cut.len - 2] = 0xff;
+		cut.data[cut.len - 1] = 0xd9;
+		memset(zeroed.data + at, 0, full.len - at > 4000 ? 2000 : (full.len - at) / 2);
+		for (size_t i = 2; i + 8 < tall.len; i++)
+			if (tall.data[i] == 0xff &&
+			    (tall.data[i + 1] == 0xc0 || tall.data[i + 1] == 0xc2)) {
+				tall.data[i + 5] = 600 >> 8; /* rows: 300 → 600 */
+				tall.data[i + 6] = 600 & 0xff;
+				break;
+			}
+		for (int b = 0; b < 3; b++)
+			for (int resize = 0; resize <= 1; resize++) {
+				struct kernel_params p = defaults();
+				struct kernel_result res = {0};
+				struct vherr err = {0};
+
+				p.resize_w = p.resize_h = resize ? 100 : 0;
+				for (int l = KFAIL_NONE; l <= KFAIL_WARNING; l++) {
+					p.fail_on = (enum kernel_fail_on)l;
+					expect_same_as_vips(&p, bad[b], what[b]);
+				}
+				for (int l = KFAIL_TRUNCATED; l <= KFAIL_ERROR; l++) {
+					p.fail_on = (enum kernel_fail_on)l;
+					if (f == 0)
+						expect_error(&p, bad[b], VHERR_TRUNCATED,
+							     VHSTAGE_DECODE);
+					else /* may cut or zero a later scan's header */
+						cr_assert_neq(run_jf(&p, bad[b], &res, &err), 0,
+							      "%s passed", what[b]);
+				}
+				if (f == 1)
+					continue; /* the damage may have hit a header */
+				p.fail_on = KFAIL_NONE;
+				cr_assert_eq(run_jf(&p, bad[b], &res, &err), 0,
+					     "%s at none: %s", what[b], err.msg);
+				kernel_result_release(&res);
+			}
+		free_buf(&tall);
+		free_buf(&zeroed);
+		free_buf(&cut);
+		free_buf(&full);
+		free(rgb);
+	}
 }
 
 Test(jpegfast, garbage_empty_not_jpeg)

@@ -50,7 +50,7 @@ static struct kernel_params defaults(void)
 	    .mode = GEOMETRY_STRETCH,
 	    .autorotate = 1,
 	    .format = KFMT_KEEP,
-	    .quality = 90,
+	    .quality = KERNEL_QUALITY_DEFAULT,
 	    .max_pixels = 100000000,
 	    .fail_on = KFAIL_TRUNCATED,
 	    .choice = KERNEL_AUTO,
@@ -491,26 +491,53 @@ Test(pngfast, alpha_edges_have_no_dark_fringe)
 }
 
 /* 16-bit samples become round(v / 257), with no resize in between. */
-Test(pngfast, sixteen_bits_become_eight_by_rounding)
+/* 16-bit PNG becomes 8-bit by the high byte, as PIL opens 16-bit RGB(A) (its "RGB;16B"
+ * unpacking), on both kernels, grey, RGB and RGBA; PNG out keeps the alpha band. */
+Test(pngfast, sixteen_bits_become_eight_by_the_high_byte)
 {
 	int w = 256, h = 4;
-	uint16_t *px = malloc((size_t)w * h * 2);
-	struct kernel_params p = defaults();
-	struct buf png;
-	struct pix out;
+	static const int bandses[] = {1, 3, 4};
+	static const enum kernel_choice choices[] = {KERNEL_AUTO, KERNEL_VIPS};
+	static const char *const names[] = {"png-fast", "libvips"};
 
-	for (int i = 0; i < w * h; i++)
-		px[i] = (uint16_t)(i * 64 + 31);
-	png = encode_png(px, w, h, 1, 1);
-	p.resize_w = p.resize_h = 0;
-	out = run_ok(&p, &png, "png-fast", NULL);
-	cr_assert_eq(out.bands, 3, "grey in, RGB out, as libvips makes it");
-	for (int i = 0; i < w * h; i++)
-		for (int c = 0; c < 3; c++)
-			cr_assert_eq(out.p[i * 3 + c], (px[i] + 128) / 257, "sample %d", i);
-	free_pix(&out);
-	free_buf(&png);
-	free(px);
+	for (size_t b = 0; b < 3; b++) {
+		int bands = bandses[b];
+		uint16_t *px = malloc((size_t)w * h * bands * 2);
+		struct buf png;
+
+		for (int i = 0; i < w * h; i++)
+			for (int c = 0; c < bands;
+			     c++) /* alpha: opaque on row 0, varied after */
+				px[i * bands + c] =
+				    c == 3 ? (uint16_t)(i < w ? 65535 : i * 61 + 200)
+					   : (uint16_t)(i * 64 + 31 + c * 4099);
+		png = encode_png(px, w, h, bands, 1);
+		for (size_t k = 0; k < 2; k++) {
+			struct kernel_params p = defaults();
+			struct pix out;
+
+			p.resize_w = p.resize_h = 0;
+			p.choice = choices[k];
+			out = run_ok(&p, &png, names[k], NULL);
+			cr_assert_eq(out.bands, bands == 1 ? 3 : bands,
+				     "%s: %d bands in, %d out", names[k], bands, out.bands);
+			for (int i = 0; i < w * h; i++) {
+				int a = bands == 4 ? px[i * 4 + 3] >> 8 : 255;
+
+				if (bands == 4)
+					cr_assert_eq(out.p[i * 4 + 3], a, "%s alpha %d",
+						     names[k], i);
+				for (int c = 0; c < 3 && a == 255; c++)
+					cr_assert_eq(out.p[i * out.bands + c],
+						     px[i * bands + (bands == 1 ? 0 : c)] >> 8,
+						     "%s: %d bands, sample %d.%d", names[k],
+						     bands, i, c);
+			}
+			free_pix(&out);
+		}
+		free_buf(&png);
+		free(px);
+	}
 }
 
 /* eXIf orientation 6 (and 8, 3): turned like libvips turns it. */
@@ -529,6 +556,7 @@ Test(pngfast, exif_orientation_is_applied)
 		p.mode = GEOMETRY_FIT;
 		both(p, &oriented, &fast, &vips);
 		cr_assert_eq(fast.w, o >= 5 ? 80 : 150, "orientation %d", o);
+		cr_assert_eq(vips.w, fast.w, "libvips, orientation %d", o);
 		m = mad(&fast, &vips, NULL);
 		cr_expect_leq(m, 1.5, "orientation %d: MAD %.3f", o, m);
 		free_pix(&fast);

@@ -50,7 +50,7 @@ static struct kernel_params defaults(void)
 	    .mode = GEOMETRY_STRETCH,
 	    .autorotate = 1,
 	    .format = KFMT_KEEP,
-	    .quality = 90,
+	    .quality = KERNEL_QUALITY_DEFAULT,
 	    .max_pixels = 100000000,
 	    .fail_on = KFAIL_TRUNCATED,
 	    .choice = KERNEL_VIPS, /* this file tests the libvips path */
@@ -1025,6 +1025,139 @@ Test(vipskernel, threads_with_own_kernels)
 	free_buf(&inputs[1]);
 }
 
+/* ---- error messages belong to their file ----------------------------------- */
+
+#define BAD_MAX	    24
+#define BAD_THREADS 8
+#define BAD_ROUNDS  5
+
+struct bad_file {
+	struct buf in;
+	enum fmt fmt;
+	int rc;
+	char msg[VHERR_MSG_MAX];
+};
+
+struct bad_worker {
+	const struct kernel_params *p;
+	struct bad_file *files;
+	int n, seed, differed, wrong_format;
+	char first[2 * VHERR_MSG_MAX + 16];
+};
+
+static const char *const fmt_words[] = {"jpeg", "png", "webp", "tiff", "gif"};
+
+/* Whether msg names a format other than f's (the loaders name their own). */
+static int names_other_format(const char *msg, enum fmt f)
+{
+	for (int i = 0; i < 5; i++)
+		if (i != (int)f && strcasestr(msg, fmt_words[i]))
+			return 1;
+	return 0;
+}
+
+static void *bad_work(void *arg)
+{
+	struct bad_worker *w = arg;
+	struct kernel *k = kernel_new(w->p);
+
+	cr_assert_not_null(k);
+	for (int r = 0; r < BAD_ROUNDS; r++) {
+		for (int i = 0; i < w->n; i++) {
+			struct bad_file *f = &w->files[(i * 7 + w->seed + r) % w->n];
+			struct kernel_result res = {0};
+			struct vherr err = {0};
+			int rc = kernel_run(k, f->in.data, f->in.len, &res, &err);
+
+			kernel_result_release(&res);
+			if (rc != f->rc || (rc && strcmp(err.msg, f->msg) != 0)) {
+				if (!w->differed++)
+					snprintf(w->first, sizeof(w->first), "'%s' vs '%s'",
+						 rc ? err.msg : "ok", f->msg);
+			}
+			if (rc && names_other_format(err.msg, f->fmt))
+				w->wrong_format++;
+		}
+	}
+	kernel_free(k);
+	return NULL;
+}
+
+/* Damaged files of five formats, decoded on 8 threads at once: each failure's message
+ * is exactly the one it gets alone (-j1), and names no other format. */
+Test(vipskernel, error_messages_belong_to_their_file, .timeout = 120)
+{
+	static const enum fmt fmts[] = {F_JPEG, F_PNG, F_WEBP, F_TIFF, F_GIF};
+	struct bad_file files[BAD_MAX];
+	struct bad_worker w[BAD_THREADS];
+	pthread_t t[BAD_THREADS];
+	struct kernel_params p = defaults();
+	struct kernel *k;
+	int n = 0, failing = 0, formats = 0;
+
+	p.resize_w = p.resize_h = 64;
+	p.format = KFMT_PNG;
+	for (size_t f = 0; f < 5; f++) {
+		struct buf whole = make_file(320, 240, fmts[f]);
+		size_t cuts[] = {whole.len / 2, whole.len / 5, whole.len - 40};
+
+		for (size_t c = 0; c < 3; c++) {
+			struct bad_file *b = &files[n++];
+
+			b->fmt = fmts[f];
+			b->in.len = cuts[c];
+			b->in.data = g_memdup2(whole.data, cuts[c]);
+		}
+		/* and one with garbage in its middle */
+		files[n].fmt = fmts[f];
+		files[n].in.len = whole.len;
+		files[n].in.data = g_memdup2(whole.data, whole.len);
+		memset((uint8_t *)files[n].in.data + whole.len / 3, 0x5a, whole.len / 8);
+		n++;
+		free_buf(&whole);
+	}
+	/* alone: the reference messages */
+	k = kernel_new(&p);
+	cr_assert_not_null(k);
+	for (int i = 0; i < n; i++) {
+		struct kernel_result res = {0};
+		struct vherr err = {0};
+
+		files[i].rc = kernel_run(k, files[i].in.data, files[i].in.len, &res, &err);
+		kernel_result_release(&res);
+		snprintf(files[i].msg, sizeof(files[i].msg), "%s", err.msg);
+		if (files[i].rc) {
+			failing++;
+			cr_expect_not(names_other_format(err.msg, files[i].fmt),
+				      "format %d: '%s' names another format", files[i].fmt,
+				      err.msg);
+		}
+	}
+	kernel_free(k);
+	for (int f = 0; f < 5; f++)
+		for (int i = 0; i < n; i++)
+			if (files[i].fmt == fmts[f] && files[i].rc) {
+				formats++;
+				break;
+			}
+	cr_assert_geq(failing, 10, "only %d of %d damaged files fail", failing, n);
+	cr_assert_geq(formats, 4, "failures in only %d formats", formats);
+	for (int i = 0; i < BAD_THREADS; i++) {
+		w[i] = (struct bad_worker){.p = &p, .files = files, .n = n, .seed = i * 5};
+		cr_assert_eq(pthread_create(&t[i], NULL, bad_work, &w[i]), 0);
+	}
+	for (int i = 0; i < BAD_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		cr_expect_eq(w[i].differed, 0,
+			     "thread %d: %d messages differ from -j1, first %s", i,
+			     w[i].differed, w[i].first);
+		cr_expect_eq(w[i].wrong_format, 0, "thread %d: %d messages name another format",
+			     i, w[i].wrong_format);
+	}
+	for (int i = 0; i < n; i++)
+		g_free(files[i].in.data);
+}
+
 /* ---- small helpers of kernel.h -------------------------------------------- */
 
 Test(vipskernel, result_release_is_idempotent)
@@ -1069,7 +1202,7 @@ Test(vipskernel, describe_lists_ops_in_order)
 	n = kernel_describe(&p, ops, 8);
 	cr_assert_eq(n, 2);
 	cr_assert_str_eq(ops[0], "autorotate");
-	cr_assert_str_eq(ops[1], "format:keep:q90");
+	cr_assert_str_eq(ops[1], "format:keep:q75:420");
 
 	p.resize_w = p.resize_h = 224;
 	p.mode = GEOMETRY_CROP;
@@ -1078,13 +1211,14 @@ Test(vipskernel, describe_lists_ops_in_order)
 	p.sharpen = 1;
 	p.format = KFMT_JPEG;
 	p.quality = 85;
+	p.subsample = KSUB_444;
 	n = kernel_describe(&p, ops, 8);
 	cr_assert_eq(n, 6);
 	cr_assert_str_eq(ops[1], "resize:224x224:crop");
 	cr_assert_str_eq(ops[2], "gray");
 	cr_assert_str_eq(ops[3], "blur:1.5");
 	cr_assert_str_eq(ops[4], "sharpen");
-	cr_assert_str_eq(ops[5], "format:jpg:q85");
+	cr_assert_str_eq(ops[5], "format:jpg:q85:444");
 
 	p.autorotate = 0;
 	p.format = KFMT_PNG;
@@ -1092,5 +1226,9 @@ Test(vipskernel, describe_lists_ops_in_order)
 	cr_assert_eq(n, 5);
 	cr_assert_str_eq(ops[0], "resize:224x224:crop");
 	cr_assert_str_eq(ops[4], "format:png");
+	p.format = KFMT_WEBP;
+	p.quality = 0; /* the default, named */
+	cr_assert_eq(kernel_describe(&p, ops, 8), 5);
+	cr_assert_str_eq(ops[4], "format:webp:q75");
 	cr_assert_eq(kernel_describe(&p, ops, 2), 2, "truncated to max");
 }
