@@ -88,7 +88,7 @@ struct jpegfast {
 	struct plane_buf jpeg;	 /* encoder output, tjBufSize of the largest image */
 	struct plane_scalers scalers;
 	struct plane_buf thumb, thumb_oriented; /* the preview's source thumbnail */
-	int thumb_box; /* kernel_want_thumb's box; 0: no thumbnail */
+	int thumb_box;				/* kernel_want_thumb's box; 0: no thumbnail */
 };
 
 /* What the markers up to the first scan say. */

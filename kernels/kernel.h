@@ -72,12 +72,12 @@ struct kernel_result {
 	size_t len;
 	int in_w, in_h; /* the source's pixel size as stored (before orientation) */
 	int out_w, out_h;
-	enum kernel_format format; /* the format written (never KFMT_KEEP) */
-	int frames;		   /* frames or pages in the input (animated GIF/WebP,
-				      multi-page TIFF); 1 for a still image */
-	int frame_used;		   /* the one transformed, zero-based: always 0 (the
-				      first, as PIL's Image.open; --frames all may come) */
-	const char *kernel;	   /* "libvips", "jpeg-fast" or "png-fast"; static string */
+	enum kernel_format format;     /* the format written (never KFMT_KEEP) */
+	int frames;		       /* frames or pages in the input (animated GIF/WebP,
+					  multi-page TIFF); 1 for a still image */
+	int frame_used;		       /* the one transformed, zero-based: always 0 (the
+					  first, as PIL's Image.open; --frames all may come) */
+	const char *kernel;	       /* "libvips", "jpeg-fast" or "png-fast"; static string */
 	struct kernel_thumb src_thumb; /* only after kernel_want_thumb, and only from the
 					  paths that can (jpeg-fast); freed with the result */
 };
