@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/bqueue.h"
 #include "tests/common/vhtest.h"
@@ -234,15 +235,18 @@ static void *mpmc_consumer(void *arg)
 	return NULL;
 }
 
-Test(bqueue, many_producers_many_consumers_exactly_once, .timeout = 60)
+/* NPROD producers and NCONS consumers (each running consumer) through a queue of 8:
+ * every item is seen exactly once (and mpmc_consumer checks each producer's order). */
+static void mpmc_run(void *(*consumer)(void *))
 {
 	static struct mpmc m;
 	struct prod_arg pa[NPROD];
 	pthread_t prod[NPROD], cons[NCONS];
 
+	memset(&m, 0, sizeof(m));
 	m.q = bqueue_new(8);
 	for (int i = 0; i < NCONS; i++)
-		cr_assert_eq(pthread_create(&cons[i], NULL, mpmc_consumer, &m), 0);
+		cr_assert_eq(pthread_create(&cons[i], NULL, consumer, &m), 0);
 	for (int i = 0; i < NPROD; i++) {
 		pa[i] = (struct prod_arg){.m = &m, .id = i};
 		cr_assert_eq(pthread_create(&prod[i], NULL, mpmc_producer, &pa[i]), 0);
@@ -257,6 +261,11 @@ Test(bqueue, many_producers_many_consumers_exactly_once, .timeout = 60)
 		cr_assert_eq(atomic_load(&m.seen[i]), 1, "item %d seen %d times", i,
 			     atomic_load(&m.seen[i]));
 	bqueue_free(m.q);
+}
+
+Test(bqueue, many_producers_many_consumers_exactly_once, .timeout = 60)
+{
+	mpmc_run(mpmc_consumer);
 }
 
 Test(bqueue, pop_many_takes_up_to_max_and_a_fair_share)
@@ -339,25 +348,5 @@ static void *mpmc_batch_consumer(void *arg)
 
 Test(bqueue, pop_many_consumers_see_every_item_exactly_once, .timeout = 60)
 {
-	static struct mpmc m;
-	struct prod_arg pa[NPROD];
-	pthread_t prod[NPROD], cons[NCONS];
-
-	m.q = bqueue_new(8);
-	for (int i = 0; i < NCONS; i++)
-		cr_assert_eq(pthread_create(&cons[i], NULL, mpmc_batch_consumer, &m), 0);
-	for (int i = 0; i < NPROD; i++) {
-		pa[i] = (struct prod_arg){.m = &m, .id = i};
-		cr_assert_eq(pthread_create(&prod[i], NULL, mpmc_producer, &pa[i]), 0);
-	}
-	for (int i = 0; i < NPROD; i++)
-		pthread_join(prod[i], NULL);
-	bqueue_close(m.q);
-	for (int i = 0; i < NCONS; i++)
-		pthread_join(cons[i], NULL);
-	cr_assert_eq(atomic_load(&m.order_errors), 0);
-	for (int i = 0; i < NPROD * PER_PROD; i++)
-		cr_assert_eq(atomic_load(&m.seen[i]), 1, "item %d seen %d times", i,
-			     atomic_load(&m.seen[i]));
-	bqueue_free(m.q);
+	mpmc_run(mpmc_batch_consumer);
 }
