@@ -318,18 +318,6 @@ static int check_overlap(const struct config *cfg, struct vherr *err)
 	return 0;
 }
 
-static const char *default_outputs(void)
-{
-	struct stat st;
-	const char *env = getenv("VH_OUTPUTS_DIR");
-
-	if (env && *env)
-		return env;
-	if (stat("/valohai/outputs", &st) == 0 && S_ISDIR(st.st_mode))
-		return "/valohai/outputs";
-	return "outputs";
-}
-
 /* Valohai's outputs root: $VH_OUTPUTS_DIR, else /valohai/outputs when it exists, else
  * NULL (not inside Valohai). */
 static const char *valohai_outputs_root(void)
@@ -342,6 +330,14 @@ static const char *valohai_outputs_root(void)
 	if (stat("/valohai/outputs", &st) == 0 && S_ISDIR(st.st_mode))
 		return "/valohai/outputs";
 	return NULL;
+}
+
+/* The outputs dir when -o is not given: Valohai's outputs root, else ./outputs. */
+static const char *default_outputs(void)
+{
+	const char *root = valohai_outputs_root();
+
+	return root ? root : "outputs";
 }
 
 /* An outputs dir below Valohai's outputs root (-o $VH_OUTPUTS_DIR/train): Valohai reads
