@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: install the Debian packages, build three
-# times (release and ASan/UBSan with gcc, ThreadSanitizer with clang), run every test in
-# the first two and the concurrent part of the suite under TSan. Integration tests that
-# need FUSE mount bench/latencyfs themselves (as root).
+# times (release and ASan/UBSan with gcc, ThreadSanitizer with clang) and a fourth for
+# libFuzzer, run every test in the release build, all but the benchmark tools' tests
+# (label bench) under ASan, the fuzz targets for a few seconds each, and the concurrent
+# part of the suite under TSan. Integration tests that need FUSE mount bench/latencyfs
+# themselves (as root). Each stage's header says how long the run has taken so far.
 #
 # VHPREP_CI=1: every component a test needs (nfs-ganesha, FUSE, nginx, root, zstd...) is
 # installed by .ci/install-deps.sh, so a missing one FAILS its test instead of skipping it
@@ -14,9 +16,12 @@ root=$PWD
 jobs=$(nproc)
 export VHPREP_CI=1
 
+# stage TITLE: a stage's header, with the minutes and seconds since the start
+stage() { echo "== $1 [$((SECONDS / 60))m$((SECONDS % 60))s]"; }
+
 bash .ci/install-deps.sh
 
-echo "== format (.clang-format; .ci/format-exempt.txt lists the files that predate it)"
+stage "format (.clang-format; .ci/format-exempt.txt lists the files that predate it)"
 bash .ci/format-check.sh
 
 build() { # build DIR [cmake args...]
@@ -26,11 +31,11 @@ build() { # build DIR [cmake args...]
 	cmake --build "$dir" -j "$jobs" >/dev/null
 }
 
-echo "== build (release)"
+stage "build (release)"
 build build
-echo "== build (ASan + UBSan)"
+stage "build (ASan + UBSan)"
 build build-asan -DVHPREP_SANITIZE=ON
-echo "== build (ThreadSanitizer, clang + LLVM OpenMP): the binaries the tests drive"
+stage "build (ThreadSanitizer, clang + LLVM OpenMP): the binaries the tests drive"
 # Criterion cannot start under TSan ("Could not initialize inheritable arena", Criterion
 # issue #274), so this build makes only what the integration tests run and the fuzz
 # replays; the tests themselves come from build/ (VHPREP_TEST_BUILD_DIR below).
@@ -56,18 +61,18 @@ ctest_ci() { # ctest_ci DIR [ctest args...]: ctest, and a skipped test is a fail
 	return "$rc"
 }
 
-echo "== tests (release)"
+stage "tests (release)"
 ctest_ci build
 
-echo "== tests (ASan + UBSan)"
+stage "tests (ASan + UBSan)"
 # glib/libvips keep process-lifetime caches that LeakSanitizer reports as leaks: the
 # suppressions name them, so a leak of ours still fails.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-ctest_ci build-asan
+ctest_ci build-asan -LE '^bench$' # the benchmark tools' tests: see tests/bench/CMakeLists.txt
 
-echo "== fuzz (libFuzzer + ASan/UBSan, clang): each target from its corpus for ${VHPREP_FUZZ_SECONDS:=15} s"
+stage "fuzz (libFuzzer + ASan/UBSan, clang): each target from its corpus for ${VHPREP_FUZZ_SECONDS:=5} s"
 # The replays of tests/fuzz/corpus already ran above as ctests (gcc); this runs the
 # targets themselves for a fixed budget, so CI also explores a little past the corpus.
 # New inputs go to a scratch dir, never into the corpus; a failing input is printed.
@@ -93,7 +98,7 @@ for f in $fuzzers; do
 	rm -rf "$scratch"
 done
 
-echo "== tests (ThreadSanitizer: the concurrent integration tests and the fuzz replays)"
+stage "tests (ThreadSanitizer: the concurrent integration tests and the fuzz replays)"
 # Every thread of vhprep (workers, I/O pool, NFS and HTTP event loops, progress monitor,
 # records) runs in the binary, so the integration tests built in build/ drive the TSan
 # vhprep of build-tsan. TSan runs the code 5-15x slower: the whole suite would not fit
@@ -120,4 +125,5 @@ if compgen -G "$tsan_logs/report*" >/dev/null; then
 	echo "run.sh: ThreadSanitizer reported (above)" >&2
 	tsan_rc=1
 fi
+stage "done"
 exit "$tsan_rc"
