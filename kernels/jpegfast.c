@@ -308,9 +308,14 @@ static int plan(struct jfjob *j, struct vherr *err)
 
 /* ---- libvips' reading, for a file without an EOI --------------------------- */
 
+/* libvips' JPEG reader turns the 100th warning of a file into a fatal error, whatever
+ * fail_on (jpeg2vips.c: readjpeg_emit_message). */
+#define LIBVIPS_MAX_WARNINGS 100
+
 struct probe_err {
 	struct jpeg_error_mgr pub;
 	jmp_buf jmp;
+	int warnings; /* met in the reading, up to LIBVIPS_MAX_WARNINGS */
 };
 
 struct probe_src {
@@ -325,7 +330,16 @@ static void probe_error_exit(j_common_ptr c)
 
 static void probe_output_message(j_common_ptr c)
 {
-	(void)c; /* silent: only whether the end was met matters */
+	(void)c; /* silent: only whether the end was met, and how many warnings */
+}
+
+/* Counts a warning; the 100th ends the reading, as libvips' reader fails there. */
+static void probe_emit_message(j_common_ptr c, int level)
+{
+	struct probe_err *e = (struct probe_err *)c->err;
+
+	if (level < 0 && ++e->warnings >= LIBVIPS_MAX_WARNINGS)
+		longjmp(e->jmp, 1);
 }
 
 static void probe_init_source(j_decompress_ptr d)
@@ -380,6 +394,7 @@ static void probe_read(struct probe *p, const uint8_t *in, size_t len)
 	p->d.err = jpeg_std_error(&p->e.pub);
 	p->e.pub.error_exit = probe_error_exit;
 	p->e.pub.output_message = probe_output_message;
+	p->e.pub.emit_message = probe_emit_message;
 	if (setjmp(p->e.jmp)) {
 		jpeg_destroy_decompress(&p->d);
 		return;
@@ -415,6 +430,16 @@ static int read_past_end(const uint8_t *in, size_t len)
 	memset(&p, 0, sizeof(p));
 	probe_read(&p, in, len);
 	return p.s.hit_end;
+}
+
+/* Whether libvips' reading of in..len meets LIBVIPS_MAX_WARNINGS warnings. */
+static int too_many_warnings(const uint8_t *in, size_t len)
+{
+	struct probe p;
+
+	memset(&p, 0, sizeof(p));
+	probe_read(&p, in, len);
+	return p.e.warnings >= LIBVIPS_MAX_WARNINGS;
 }
 
 /* ---- decode ---------------------------------------------------------------- */
@@ -471,9 +496,9 @@ static int pick_dct_shift(const struct jfjob *j)
  * emitted in the call, tjGetErrorCode says TJERR_WARNING even when a later fatal error
  * ("Bogus Huffman table definition") stopped the decode before one row was written,
  * and only one message survives. So the planes themselves say how far the decode got:
- * rows are written top to bottom, a whole iMCU row of every plane at a time, so the
- * decode finished every row iff the last row of each plane was written (tj_decode's
- * done, told by a canary pattern written there before the call).
+ * rows are written top to bottom, a block of every row of an iMCU row at a time, so the
+ * decode finished every row iff every byte of the last row of each plane was written
+ * (decode_rows' done, told by canary patterns written there before the call).
  *   - rows unfinished: the file fails (a fatal error, or the warning fail_on stopped
  *     at), whatever fail_on: libvips fails on a fatal error at every level.
  *   - rows finished: whatever was said after them (e.g. "extraneous bytes before marker
@@ -485,55 +510,113 @@ static int pick_dct_shift(const struct jfjob *j)
  *     "premature end of data segment" means the rows after it are libjpeg's grey, not
  *     the file's, and the file fails; any other first warning leaves the rows whole,
  *     and the decode runs again without stopping.
- *   - read_past_end fails as truncated unless fail_on is none. */
+ *   - read_past_end fails as truncated unless fail_on is none.
+ *   - rows whole after warnings: libvips' reader gives up at its 100th warning, at
+ *     every level (too_many_warnings repeats its reading), so the file fails as
+ *     corrupt. */
 
-/* Canaries for done: a decoded row equal to one of them is checked again with the
- * other, so a row the decoder wrote is never taken for one it did not. */
+/* Canaries for done (decode_rows): A first; where a byte of a last row still holds A's
+ * value after a decode that stopped, B tells. */
 #define CANARY_A 0x5a
 #define CANARY_B 0xa5
 
-/* Fills the last row of each of the n planes with the pattern of canary c (its byte,
- * then its complement, alternating). */
-static void canary_set(const struct plane *pl, int n, uint8_t c)
+/* Canary c's value at column x: its byte, then its complement, alternating (so A's and
+ * B's values differ at every column). */
+static uint8_t canary_at(uint8_t c, int x)
 {
-	for (int i = 0; i < n; i++) {
-		uint8_t *row = pl[i].p + (size_t)(pl[i].h - 1) * pl[i].stride;
-
-		for (int x = 0; x < pl[i].w; x++)
-			row[x] = x & 1 ? (uint8_t)~c : c;
-	}
+	return x & 1 ? (uint8_t)~c : c;
 }
 
-/* Whether the last row of any of the n planes still holds canary c's pattern. */
-static int canary_left(const struct plane *pl, int n, uint8_t c)
+static uint8_t *last_row(const struct plane *pl)
 {
-	for (int i = 0; i < n; i++) {
-		const uint8_t *row = pl[i].p + (size_t)(pl[i].h - 1) * pl[i].stride;
-		int x = 0;
+	return pl->p + (size_t)(pl->h - 1) * pl->stride;
+}
 
-		while (x < pl[i].w && row[x] == (x & 1 ? (uint8_t)~c : c))
-			x++;
-		if (x == pl[i].w)
-			return 1;
+/* Fills the last row of each of the n planes with canary c. */
+static void canary_set(const struct plane *pl, int n, uint8_t c)
+{
+	for (int i = 0; i < n; i++)
+		for (int x = 0; x < pl[i].w; x++)
+			last_row(&pl[i])[x] = canary_at(c, x);
+}
+
+/* Whether a byte of the last row of one of the n planes holds canary c's value. */
+static int canary_any(const struct plane *pl, int n, uint8_t c)
+{
+	for (int i = 0; i < n; i++)
+		for (int x = 0; x < pl[i].w; x++)
+			if (last_row(&pl[i])[x] == canary_at(c, x))
+				return 1;
+	return 0;
+}
+
+/* Copies the last rows of the n planes one after another into out (NULL: copies
+ * nothing). Returns their total length. */
+static size_t last_rows_copy(const struct plane *pl, int n, uint8_t *out)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (out)
+			memcpy(out + len, last_row(&pl[i]), (size_t)pl[i].w);
+		len += (size_t)pl[i].w;
 	}
+	return len;
+}
+
+/* Whether a byte of the last rows was written by neither decode: it held canary A's
+ * value after the first (saved, laid out by last_rows_copy) and holds B's now. */
+static int canary_unwritten(const struct plane *pl, int n, const uint8_t *saved)
+{
+	for (int i = 0; i < n; saved += pl[i].w, i++)
+		for (int x = 0; x < pl[i].w; x++)
+			if (saved[x] == canary_at(CANARY_A, x) &&
+			    last_row(&pl[i])[x] == canary_at(CANARY_B, x))
+				return 1;
 	return 0;
 }
 
 /* One tjDecompressToYUVPlanes into the planes pl[0..n) with canary c in their last
- * rows. Returns its result; *done is whether every row was written. */
+ * rows. Returns its result. */
 static int tj_decode(struct jfjob *j, const struct plane *pl, int n, int dw, int dh, int flags,
-		     uint8_t c, int *done)
+		     uint8_t c)
 {
 	unsigned char *dst[3] = {NULL, NULL, NULL};
-	int strides[3] = {0, 0, 0}, rc;
+	int strides[3] = {0, 0, 0};
 
 	for (int i = 0; i < n; i++) {
 		dst[i] = pl[i].p;
 		strides[i] = pl[i].stride;
 	}
 	canary_set(pl, n, c);
-	rc = tjDecompressToYUVPlanes(j->jf->dec, j->in, j->len, dst, dw, strides, dh, flags);
-	*done = !canary_left(pl, n, c);
+	return tjDecompressToYUVPlanes(j->jf->dec, j->in, j->len, dst, dw, strides, dh, flags);
+}
+
+/* Decodes into j->cur; *done is whether every row of every plane was written. A call
+ * that returns 0 met no warning and no error: it wrote them all. One that stopped (an
+ * error, or the first warning under TJFLAG_STOPONWARNING) may have stopped between two
+ * blocks of the last iMCU row, whose rows then hold the file's pixels on the left and
+ * what the buffers held before on the right. So the last rows are judged byte by byte:
+ * when a byte still holds canary A's value the file is decoded again under B, and a
+ * byte that held A's value then and holds B's now was never written (a written byte is
+ * the same in both decodes). Returns the result of the last tjDecompressToYUVPlanes. */
+static int decode_rows(struct jfjob *j, int n, int dw, int dh, int flags, int *done)
+{
+	int rc = tj_decode(j, j->cur, n, dw, dh, flags, CANARY_A);
+	uint8_t *saved;
+
+	*done = 1;
+	if (rc == 0 || !canary_any(j->cur, n, CANARY_A))
+		return rc;
+	saved = malloc(last_rows_copy(j->cur, n, NULL));
+	if (!saved) {
+		*done = 0; /* cannot tell: the file fails */
+		return rc;
+	}
+	last_rows_copy(j->cur, n, saved);
+	rc = tj_decode(j, j->cur, n, dw, dh, flags, CANARY_B);
+	*done = !canary_unwritten(j->cur, n, saved);
+	free(saved);
 	return rc;
 }
 
@@ -556,7 +639,7 @@ static int decode(struct jfjob *j, struct vherr *err)
 	rc = plane_alloc(&j->jf->decoded, j->cur, n, w, h, err);
 	if (rc)
 		return rc;
-	rc = tj_decode(j, j->cur, n, dw, dh, flags, CANARY_A, &done);
+	rc = decode_rows(j, n, dw, dh, flags, &done);
 	if (!done && !truncated && rc && f != KFAIL_WARNING &&
 	    tjGetErrorCode(j->jf->dec) == TJERR_WARNING) { /* stopped at the first warning */
 		take_tj_error(j->jf->dec, line, sizeof(line));
@@ -565,11 +648,8 @@ static int decode(struct jfjob *j, struct vherr *err)
 			return vherr_set(err, code, VHSTAGE_DECODE, "cannot decode image: %s",
 					 line);
 		line[0] = '\0'; /* it leaves the rows whole: decode on past it, as libvips */
-		flags = 0;
-		rc = tj_decode(j, j->cur, n, dw, dh, flags, CANARY_A, &done);
+		rc = decode_rows(j, n, dw, dh, 0, &done);
 	}
-	if (!done && !truncated) /* or a last row that decodes to canary A: B tells */
-		rc = tj_decode(j, j->cur, n, dw, dh, flags, CANARY_B, &done);
 	if (rc)
 		take_tj_error(j->jf->dec, line, sizeof(line));
 	if (truncated) /* libvips' code comes from its first message, as decode_code does */
@@ -583,6 +663,10 @@ static int decode(struct jfjob *j, struct vherr *err)
 				 VHSTAGE_DECODE, "cannot decode image: %s",
 				 line[0] ? line : "the decoder stopped before the last row");
 	}
+	if (rc && too_many_warnings(j->in, j->len)) /* rows whole, but libvips gives up */
+		return vherr_set(err, VHERR_CORRUPT, VHSTAGE_DECODE,
+				 "cannot decode image: %d warnings or more, the first: %s",
+				 LIBVIPS_MAX_WARNINGS, line);
 	j->cur[0].w = dw; /* the Y plane may be padded to even sizes; chroma is exact */
 	j->cur[0].h = dh;
 	return 0;

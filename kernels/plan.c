@@ -49,6 +49,8 @@ enum vherr_code plan_jpeg_warning(const char *msg, enum kernel_fail_on f)
 {
 	if (f == KFAIL_NONE)
 		return 0;
+	if (f == KFAIL_WARNING) /* any warning, as libvips' reader fails it there */
+		return VHERR_CORRUPT;
 	if (strcasestr(msg, "premature end"))
 		return VHERR_TRUNCATED;
 	if (strcasestr(msg, "instead of RST"))

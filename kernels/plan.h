@@ -21,7 +21,8 @@ int plan_image(const struct kernel_params *p, int in_w, int in_h, int swap,
  * decoder fills the rest with grey: "premature end of data segment", "Premature end
  * of JPEG file"), VHERR_CORRUPT when it skipped data to resynchronise ("found marker
  * ... instead of RST"), each only when f is not KFAIL_NONE; 0 when the rows were all
- * decoded from the data (e.g. "extraneous bytes before marker"). */
+ * decoded from the data (e.g. "extraneous bytes before marker"). At KFAIL_WARNING every
+ * warning is VHERR_CORRUPT, libvips' verdict there. */
 enum vherr_code plan_jpeg_warning(const char *msg, enum kernel_fail_on f);
 
 #endif

@@ -1225,7 +1225,9 @@ Test(jpegfast, fuzz_findings_deterministic_and_judged_as_libvips)
 		const char *name;
 		enum vherr_code code; /* at fail_on truncated; VHERR_OK: an output */
 	} cases[] = {{"jpegfast_finding_fatal_after_warning", VHERR_CORRUPT},
-		     {"jpegfast_finding_second_sos_no_eoi", VHERR_OK}};
+		     {"jpegfast_finding_second_sos_no_eoi", VHERR_OK},
+		     {"jpegfast_finding_stop_inside_last_row", VHERR_TRUNCATED},
+		     {"jpegfast_finding_hundred_warnings", VHERR_CORRUPT}};
 
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		struct buf in = corpus_file(cases[c].name);
