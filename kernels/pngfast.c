@@ -320,13 +320,35 @@ static int idat_cut(const uint8_t *in, size_t len)
 	return len - pos >= 8 && memcmp(in + pos + 4, "IDAT", 4) == 0;
 }
 
-/* The verdict on the chunks after a complete image (rc from spng_decode_chunks): the
- * data may end after the last IDAT (libvips 8.14 passes a PNG whose IEND is missing
- * or cut), not inside it; a bad CRC on the last IDAT fails. */
+/* Whether the walk over whole chunks meets an IDAT, and the last one it meets has a
+ * good CRC. */
+static int last_idat_ok(const uint8_t *in, size_t len)
+{
+	const uint8_t *c, *last = NULL;
+	size_t pos = 8;
+	uint32_t n, last_n = 0;
+
+	while ((c = chunk_at(in, len, pos, &n))) {
+		if (!memcmp(c + 4, "IDAT", 4)) {
+			last = c;
+			last_n = n;
+		}
+		pos += 12 + (size_t)n;
+	}
+	return last && crc_ok(last, last_n);
+}
+
+/* The verdict on the chunks after a complete image (rc from spng_decode_chunks).
+ * libvips 8.14 reads through libpng up to the last IDAT's CRC and never calls
+ * png_read_end: the data may end after the last IDAT (a missing or cut IEND), not
+ * inside it; a bad CRC on the last IDAT fails; what follows it (a bad IEND CRC,
+ * garbage) is never read. */
 static int after_image(const struct pfjob *j, int rc)
 {
 	if (rc == SPNG_IO_EOF || rc == SPNG_EOF)
 		return idat_cut(j->in, j->len) ? SPNG_EOF : 0;
+	if (rc && rc != SPNG_EMEM && last_idat_ok(j->in, j->len))
+		return 0;
 	return rc;
 }
 
