@@ -32,7 +32,8 @@ for tool in "$vhprep" "$mkimages" /usr/bin/time /usr/bin/python3 jq; do
 done
 work=$(mktemp -d "${TMPDIR:-/tmp}/memlimits.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-data=$build/bench-data/memlimits$([ $smoke = 1 ] && echo -smoke)
+data=$build/bench-data/memlimits
+[ $smoke = 0 ] || data=$data-smoke
 if [ $smoke = 1 ]; then nclaims=(4) nbig=6 bigw=4000 bigh=3000; else nclaims=(32 64) nbig=50 bigw=8000 bigh=6000; fi
 
 # copies N NAME SRC: N hard links of SRC in $data/NAME
