@@ -425,9 +425,8 @@ static void probe_read(struct probe *p, const uint8_t *in, size_t len)
  * there (libvips fails on it too; decode() fails it on its own). */
 static int read_past_end(const uint8_t *in, size_t len)
 {
-	struct probe p;
+	struct probe p = {0};
 
-	memset(&p, 0, sizeof(p));
 	probe_read(&p, in, len);
 	return p.s.hit_end;
 }
@@ -435,9 +434,8 @@ static int read_past_end(const uint8_t *in, size_t len)
 /* Whether libvips' reading of in..len meets LIBVIPS_MAX_WARNINGS warnings. */
 static int too_many_warnings(const uint8_t *in, size_t len)
 {
-	struct probe p;
+	struct probe p = {0};
 
-	memset(&p, 0, sizeof(p));
 	probe_read(&p, in, len);
 	return p.e.warnings >= LIBVIPS_MAX_WARNINGS;
 }
