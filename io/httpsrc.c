@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -50,13 +51,16 @@ struct hreq {
 	const char *extra; /* in req->hint.handle: JSON text, or "" */
 	CURL *easy;	   /* ACTIVE/PAUSED only */
 	enum hstate state;
-	int attempts;	   /* attempts started */
-	uint64_t due_ms;   /* BACKOFF: when to start again */
-	uint64_t t0_ns;	   /* the current attempt's start (oplat clock) */
-	uint64_t want;	   /* PAUSED: bytes asked of the budget thread */
-	bool grant_failed; /* PAUSED: the budget was cancelled */
-	bool judged;	   /* req->judge has seen the head (once, whatever the attempts) */
-	bool conditional;  /* v holds validators sent with every attempt */
+	int attempts;	 /* attempts started */
+	uint64_t due_ms; /* BACKOFF: when to start again */
+	uint64_t t0_ns;	 /* the current attempt's start (oplat clock) */
+	uint64_t
+	    deadline_ms;    /* ACTIVE: when the attempt times out; 0 while libcurl queues it */
+	uint64_t paused_ms; /* PAUSED: since when (the wait moves the deadline) */
+	uint64_t want;	    /* PAUSED: bytes asked of the budget thread */
+	bool grant_failed;  /* PAUSED: the budget was cancelled */
+	bool judged;	    /* req->judge has seen the head (once, whatever the attempts) */
+	bool conditional;   /* v holds validators sent with every attempt */
 	struct source_validators v; /* from req->revalidate */
 	struct curl_slist *hdrs;    /* the conditional request's headers, or NULL */
 	/* the current response, reset by each status line */
@@ -185,11 +189,29 @@ int httpsrc_metadata_addr(const void *addr, size_t len)
 	return 0;
 }
 
+/* The attempt's clock starts when libcurl leaves its own queue (a transfer over the
+ * per-host connections waits there): at its first socket, or its first request on a
+ * reused connection. CURLOPT_TIMEOUT_MS would count that wait too, and fail transfers
+ * that never started. */
+static void attempt_clock(struct hreq *r)
+{
+	if (!r->deadline_ms)
+		r->deadline_ms = vhclock_ms() + (uint64_t)(r->s->h.timeout_s * 1000);
+}
+
+static int before_request(void *clientp, char *ip, char *local_ip, int port, int local_port)
+{
+	(void)ip, (void)local_ip, (void)port, (void)local_port;
+	attempt_clock(clientp);
+	return CURL_PREREQFUNC_OK;
+}
+
 static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct hreq *r = clientp;
 
 	(void)purpose;
+	attempt_clock(r);
 	if (!r->s->h.allow_metadata_ip && httpsrc_metadata_addr(&a->addr, a->addrlen)) {
 		r->verdict = V_FAIL;
 		vherr_set(&r->err, VHERR_METADATA_IP, VHSTAGE_READ,
@@ -398,6 +420,7 @@ static size_t pause_for_budget(struct hreq *r, uint64_t want)
 	struct httpsrc *s = r->s;
 
 	r->want = want;
+	r->paused_ms = vhclock_ms();
 	hreq_set(r, H_PAUSED);
 	pthread_mutex_lock(&s->lock);
 	hl_push(&s->want_budget, r);
@@ -718,7 +741,8 @@ static int easy_setup(struct hreq *r)
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ct_ms);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(s->h.timeout_s * 1000));
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, before_request);
+	curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
 	curl_easy_setopt(e, CURLOPT_FILETIME, 1L);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "vhprep/" VHPREP_VERSION);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -769,6 +793,7 @@ static void start(struct hreq *r)
 		return;
 	r->attempts++;
 	r->t0_ns = oplat_now();
+	r->deadline_ms = 0;
 	r->verdict = V_NONE;
 	r->errbuf[0] = '\0';
 	vherr_clear(&r->err);
@@ -807,6 +832,8 @@ static void resume(struct hreq *r)
 	}
 	r->req->charged += r->want;
 	r->want = 0;
+	if (r->deadline_ms) /* waiting for memory is not the server's time */
+		r->deadline_ms += vhclock_ms() - r->paused_ms;
 	hreq_set(r, H_ACTIVE);
 	curl_easy_pause(r->easy, CURLPAUSE_CONT);
 }
@@ -844,6 +871,32 @@ static void start_due(struct httpsrc *s, uint64_t *next_due)
 		}
 	}
 	s->backoff = keep;
+}
+
+/* Ends the attempts past their deadline as libcurl's own timeout would; *next_due: the
+ * nearest deadline still ahead. */
+static void expire(struct httpsrc *s, uint64_t *next_due)
+{
+	uint64_t now = vhclock_ms();
+	struct hreq *r, *next;
+
+	for (r = s->active; r; r = next) {
+		next = r->anext;
+		if (r->state != H_ACTIVE || !r->deadline_ms)
+			continue;
+		if (r->deadline_ms > now) {
+			if (r->deadline_ms < *next_due)
+				*next_due = r->deadline_ms;
+			continue;
+		}
+		if (r->verdict == V_NONE) {
+			r->verdict = V_FAIL;
+			vherr_set(&r->err, VHERR_TIMEOUT, VHSTAGE_READ,
+				  "no complete answer within %g s (%" PRIu64 " bytes received)",
+				  r->s->h.timeout_s, r->len);
+		}
+		transfer_done(r, CURLE_OPERATION_TIMEDOUT);
+	}
 }
 
 static void read_messages(struct httpsrc *s)
@@ -886,6 +939,7 @@ static void *loop_main(void *arg)
 		start_due(s, &next_due);
 		curl_multi_perform(s->multi, &running);
 		read_messages(s);
+		expire(s, &next_due);
 		now = vhclock_ms();
 		if (next_due <= now)
 			wait_ms = 0;

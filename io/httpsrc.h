@@ -27,7 +27,9 @@
  * read's min/max size skips it (as for files); a body above the cap (max_size, else
  * HTTPSRC_BODY_CAP) fails VHERR_BODY_TOO_LARGE, cut off where it crossed the cap.
  * Transport faults: DNS (VHERR_DNS), refused (VHERR_REFUSED), TLS (VHERR_TLS), connect
- * and total timeouts (VHERR_TIMEOUT), too many redirects or one to another scheme
+ * and total timeouts (VHERR_TIMEOUT: an attempt's timeout_s counts from its first socket
+ * or request, not while it waits for one of the per_host connections, and not while it
+ * is paused for the budget), too many redirects or one to another scheme
  * (VHERR_REDIRECTS); a reset or truncated transfer is retried like a 5xx (VHERR_NET
  * when retries run out). A response body never reaches a message or a record.
  *

@@ -406,6 +406,35 @@ Test(http, faults_are_recorded_retried_and_counted)
 	free(cpath);
 }
 
+/* A transfer waiting for one of the host's connections has not started: its timeout
+ * must not run out there (six 0.5 s answers through one connection take 3 s, each well
+ * within the 1.5 s of its own attempt). */
+Test(http, a_queued_transfer_keeps_its_whole_timeout)
+{
+	struct itest_proc p;
+	char *list, *text = malloc(4096), *sumpath;
+	json_t *sum;
+	size_t n = 0;
+
+	serve();
+	for (int i = 0; i < 6; i++)
+		n += (size_t)sprintf(text + n, "%s/slow/q%d.jpg?s=0.5\n", fault_url, i);
+	list = itest_path("queued.txt");
+	itest_write_file(list, text, n);
+	run_list(&p, list, "out", "--per-host", "1", "--http-timeout", "1.5", "--retries", "0",
+		 NULL);
+	itest_assert_exit(&p, 0);
+	itest_proc_release(&p);
+	sumpath = itest_path("out/vhprep-summary.json");
+	sum = itest_read_json(sumpath);
+	cr_assert_eq(itest_jint(itest_jget(sum, "files"), "processed"), 6);
+	cr_assert_eq(itest_jint(itest_jget(sum, "files"), "failed"), 0);
+	json_decref(sum);
+	free(sumpath);
+	free(list);
+	free(text);
+}
+
 Test(http, columns_keys_redaction_and_stdin)
 {
 	struct itest_proc p;
