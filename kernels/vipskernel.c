@@ -59,8 +59,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <vips/vips.h>
+#include <vips/vector.h> /* vips_vector_set_enabled: not in vips.h in 8.14 */
 
 #include "kernels/geometry.h"
+#include "kernels/orclock.h"
 #include "kernels/plan.h"
 
 /* libjpeg's JPEG_MAX_DIMENSION and libwebp's WEBP_MAX_DIMENSION. */
@@ -402,8 +404,10 @@ static int open_header(struct vjob *j, struct vherr *err)
 	j->has_icc = vips_image_get_typeof(hdr, VIPS_META_ICC_NAME) != 0;
 	j->in_bands = hdr->Bands;
 	j->in_interp = hdr->Type;
-	j->wide = hdr->Type == VIPS_INTERPRETATION_RGB16 || hdr->Type == VIPS_INTERPRETATION_GREY16;
-	j->colours = vips_isprefix("tiffload", loader_of(hdr)) ? tiff_colours(j->in, j->len) : 0;
+	j->wide =
+	    hdr->Type == VIPS_INTERPRETATION_RGB16 || hdr->Type == VIPS_INTERPRETATION_GREY16;
+	j->colours =
+	    vips_isprefix("tiffload", loader_of(hdr)) ? tiff_colours(j->in, j->len) : 0;
 	j->frames = VIPS_MAX(1, vips_image_get_n_pages(hdr));
 	j->out_fmt = j->p->format == KFMT_KEEP ? keep_format(hdr) : j->p->format;
 	g_object_unref(hdr); /* frees the decoder state before the real load */
@@ -579,21 +583,26 @@ static int gray(struct vjob *j, struct vherr *err)
 	int rc;
 
 	if (!m)
-		return fail_vips(j, err, VHERR_NOMEM, VHSTAGE_TRANSFORM, "cannot convert to grey");
+		return fail_vips(j, err, VHERR_NOMEM, VHSTAGE_TRANSFORM,
+				 "cannot convert to grey");
 	rc = j->cur->Bands == 3 ? vips_recomb(j->cur, &luma, m, NULL)
 				: vips_extract_band(j->cur, &luma, 0, NULL);
 	g_object_unref(m); /* the operation holds its own reference */
 	if (rc)
-		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
+		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
+				 "cannot convert to grey");
 	vjob_push(j, luma);
 	if (vips_linear1(j->cur, &out, 1.0, 0.5, NULL)) /* round, then truncate */
-		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
+		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
+				 "cannot convert to grey");
 	vjob_push(j, out);
 	if (vips_cast_uchar(j->cur, &out, NULL))
-		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
+		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
+				 "cannot convert to grey");
 	vjob_push(j, out);
 	if (vips_copy(j->cur, &out, "interpretation", VIPS_INTERPRETATION_B_W, NULL))
-		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM, "cannot convert to grey");
+		return fail_vips(j, err, VHERR_TRANSFORM, VHSTAGE_TRANSFORM,
+				 "cannot convert to grey");
 	vjob_push(j, out);
 	return 0;
 }
@@ -753,6 +762,10 @@ int vipskernel_global_init(const char *argv0, struct vherr *err)
 				 "cannot initialise libvips: %s", line);
 	}
 	vips_concurrency_set(1);
+	/* liborc's code memory is not thread-safe (orclock.h): without the lock, libvips'
+	 * C loops instead of its vector code */
+	if (!orclock_active())
+		vips_vector_set_enabled(FALSE);
 	vips_cache_set_max(0);
 	vips_cache_set_max_mem(0);
 	vips_cache_set_max_files(0);
