@@ -134,9 +134,9 @@ test_photos() {
 }
 
 test_sample() {
-	gen sample1 --preset sample --count 60 || return
-	gen sample2 --preset sample --count 60 --threads 1 || return
-	check "sample: 60 files" equal "$(nfiles "$tmp/sample1")" 60
+	gen sample1 --preset sample --count 32 || return
+	gen sample2 --preset sample --count 32 --threads 1 || return
+	check "sample: 32 files" equal "$(nfiles "$tmp/sample1")" 32
 	check "sample: identical across runs and thread counts" same_tree "$tmp/sample1" "$tmp/sample2"
 	check "sample: identical manifests" cmp -s "$tmp/sample1.tsv" "$tmp/sample2.tsv"
 	check "sample: every file reads at its size and decodes" check_manifest sample1

@@ -14,7 +14,7 @@
 #include "kernels/orclock.h"
 
 #define WORKERS 8
-#define RESIZES 1000
+#define RESIZES 400
 
 static void setup(void)
 {
