@@ -79,7 +79,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 # container four times larger and proves nothing the release stage has not); and
 # itest_modes and itest_shard (170 s under ASan, 1/7 of the stage): the geometry and the
 # shard environments they drive run under ASan in test_geometry, test_vipskernel,
-# test_jpegfast, test_config and itest_select.
+# test_jpegfast, test_config, test_shardenv and itest_select.
 ctest_ci build-asan -LE '^bench$' -E '^itest_(memory|modes|shard)$'
 
 stage "fuzz (libFuzzer + ASan/UBSan, clang): each target from its corpus for ${VHPREP_FUZZ_SECONDS:=5} s"
