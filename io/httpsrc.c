@@ -51,16 +51,15 @@ struct hreq {
 	const char *extra; /* in req->hint.handle: JSON text, or "" */
 	CURL *easy;	   /* ACTIVE/PAUSED only */
 	enum hstate state;
-	int attempts;	 /* attempts started */
-	uint64_t due_ms; /* BACKOFF: when to start again */
-	uint64_t t0_ns;	 /* the current attempt's start (oplat clock) */
-	uint64_t
-	    deadline_ms;    /* ACTIVE: when the attempt times out; 0 while libcurl queues it */
-	uint64_t paused_ms; /* PAUSED: since when (the wait moves the deadline) */
-	uint64_t want;	    /* PAUSED: bytes asked of the budget thread */
-	bool grant_failed;  /* PAUSED: the budget was cancelled */
-	bool judged;	    /* req->judge has seen the head (once, whatever the attempts) */
-	bool conditional;   /* v holds validators sent with every attempt */
+	int attempts;	      /* attempts started */
+	uint64_t due_ms;      /* BACKOFF: when to start again */
+	uint64_t t0_ns;	      /* the current attempt's start (oplat clock) */
+	uint64_t deadline_ms; /* ACTIVE: the attempt's end; 0 while queued in libcurl */
+	uint64_t paused_ms;   /* PAUSED: since when (the wait moves the deadline) */
+	uint64_t want;	      /* PAUSED: bytes asked of the budget thread */
+	bool grant_failed;    /* PAUSED: the budget was cancelled */
+	bool judged;	      /* req->judge has seen the head (once, whatever the attempts) */
+	bool conditional;     /* v holds validators sent with every attempt */
 	struct source_validators v; /* from req->revalidate */
 	struct curl_slist *hdrs;    /* the conditional request's headers, or NULL */
 	/* the current response, reset by each status line */
